@@ -1,0 +1,142 @@
+// Starting a confined child: clone3(CLONE_PIDFD | CLONE_INTO_CGROUP), then
+// in the child only raw syscalls until execve. Everything the child needs is
+// prepared here in the parent; a failing step comes back over a pipe as the
+// step's name and errno, and the child is reaped before spawn() throws.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sandbox/capabilities.h"
+#include "sandbox/process.h"
+#include "sandbox/seccomp.h"
+
+namespace sandbox {
+
+// New namespaces for the child. `net` gives it a network namespace whose
+// only interface is `lo`, brought up. `pid` together with `mount` also
+// mounts a fresh /proc, so the child cannot see the host's processes there.
+struct Namespaces {
+    bool mount = false;
+    bool pid = false;
+    bool ipc = false;
+    bool uts = false;
+    bool user = false;
+    bool net = false;
+    bool any() const { return mount || pid || ipc || uts || user || net; }
+};
+
+// With Namespaces::user: uid and gid `inside` map to `outside` (one id each).
+struct UserNamespaceMap {
+    uid_t inside_uid = 0;
+    uid_t outside_uid = 65534;  // nobody
+    gid_t inside_gid = 0;
+    gid_t outside_gid = 65534;  // nogroup
+};
+
+struct Credentials {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> supplementary_groups;
+};
+
+struct ResourceLimit {
+    int resource = 0;  // RLIMIT_NOFILE, RLIMIT_CORE, ...
+    rlim_t soft = 0;
+    rlim_t hard = 0;
+};
+
+// A socket (or any fd) handed to the child as fd 3, 4, ... in order, with
+// LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID set as sd_listen_fds(3) expects.
+struct PassedFd {
+    int fd = -1;       // the parent's fd; the parent keeps ownership
+    std::string name;  // the LISTEN_FDNAMES entry; [A-Za-z0-9_.-]{1,255}
+};
+
+struct SpawnSpec {
+    std::string executable;               // absolute path, exec'd as is
+    std::vector<std::string> argv;        // argv[0] included; empty: {executable}
+    std::vector<std::string> environment; // "NAME=value"; LISTEN_* are added by spawn
+    std::string working_directory;        // empty: inherit
+
+    int stdout_fd = -1;  // -1: /dev/null. stdin is always /dev/null.
+    int stderr_fd = -1;  // -1: /dev/null
+    std::vector<PassedFd> passed_fds;
+
+    int cgroup_fd = -1;  // Cgroup::dir_fd(); -1: stay in the caller's cgroup
+    Namespaces namespaces;
+    UserNamespaceMap user_map;  // used with namespaces.user
+
+    std::optional<Credentials> credentials;  // unset: keep the caller's ids
+    std::vector<ResourceLimit> resource_limits;
+
+    CapabilityMask capabilities = 0;          // bounding, permitted, effective, inheritable
+    CapabilityMask ambient_capabilities = 0;  // must be a subset of `capabilities`
+    bool no_new_privs = true;
+    const BpfProgram* seccomp = nullptr;  // requires no_new_privs; must outlive spawn()
+
+    bool new_session = true;
+    int parent_death_signal = 0;  // 0: the child outlives the caller
+};
+
+// The steps of the child between clone and exec, in order.
+enum class ChildStep : int {
+    kJoinCgroup = 1,
+    kUserNamespaceSync,
+    kNewSession,
+    kLoopbackUp,
+    kMountProc,
+    kFdPlan,
+    kCloseFds,
+    kWorkingDirectory,
+    kResourceLimits,
+    kParentDeathSignal,
+    kDropBoundingSet,
+    kKeepCapabilities,
+    kSetGroups,
+    kSetGid,
+    kSetUid,
+    kSetCapabilities,
+    kAmbientCapabilities,
+    kResetSignals,
+    kNoNewPrivs,
+    kSeccomp,
+    kExec,
+};
+
+const char* child_step_name(ChildStep step) noexcept;
+
+class SpawnError : public std::runtime_error {
+public:
+    SpawnError(std::string executable, ChildStep step, int err);
+    ChildStep step() const noexcept { return step_; }
+    int error_code() const noexcept { return err_; }
+
+private:
+    ChildStep step_;
+    int err_;
+};
+
+struct SpawnResult {
+    Process process;
+    // False when the kernel refused CLONE_INTO_CGROUP and the child joined
+    // its cgroup by writing cgroup.procs instead.
+    bool joined_cgroup_at_clone = false;
+};
+
+// Starts the child. Throws ConfigError for a spec that cannot be right,
+// SysError when the parent's own preparation or clone3 fails, and SpawnError
+// when a step in the child fails (the child has then been reaped).
+SpawnResult spawn(const SpawnSpec& spec);
+
+// False once the kernel has refused CLONE_INTO_CGROUP (E2BIG on 5.3-5.6,
+// EOPNOTSUPP for threaded groups, EPERM); spawn() then remembers to use the
+// cgroup.procs fallback.
+bool clone_into_cgroup_available() noexcept;
+
+}  // namespace sandbox
