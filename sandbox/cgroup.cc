@@ -202,9 +202,11 @@ Cgroup Cgroup::create_child(std::string_view name) const {
     return create(path_ + "/" + std::string(name));
 }
 
-std::vector<std::string> Cgroup::available_controllers() const {
-    return split_words(read_file(file("cgroup.controllers")));
+std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir) {
+    return split_words(read_file(cgroup_dir + "/cgroup.controllers"));
 }
+
+std::vector<std::string> Cgroup::available_controllers() const { return cgroup_controllers(path_); }
 
 std::vector<std::string> Cgroup::enabled_controllers() const {
     return split_words(read_file(file("cgroup.subtree_control")));
@@ -381,7 +383,7 @@ Cgroup CgroupTree::create_group(std::string_view name) const {
 }
 
 std::vector<std::string> CgroupTree::available_controllers() const {
-    return split_words(read_file(root_path_ + "/cgroup.controllers"));
+    return cgroup_controllers(root_path_);
 }
 
 void CgroupTree::ensure_controller_path(const std::string& group_path,

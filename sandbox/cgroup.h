@@ -30,6 +30,10 @@ bool is_valid_cgroup_name(std::string_view name) noexcept;
 // Throws ConfigError naming the bad name and the rule it breaks.
 void validate_cgroup_name(std::string_view name);
 
+// The controllers a cgroup directory can hand to its children (its
+// cgroup.controllers), without taking ownership of the directory.
+std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir);
+
 struct CgroupUsage {
     std::optional<std::uint64_t> memory_current;      // memory.current (memory controller)
     std::optional<std::uint64_t> cpu_usage_usec;      // cpu.stat usage_usec (always on v2)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Developer entry point. Works as root on a fresh Debian 12 machine: it
+# installs what is missing (from packaging/debian/control), builds into
+# ./build and then runs or tests.
+#
+#   ./dev.sh run    build, then run the echo pattern in a sandbox (Ctrl-C stops it)
+#   ./dev.sh test   build with warnings as errors, then run every test (ctest)
+#   ./dev.sh build  only build
+#
+# Environment: BUILD_DIR (default ./build), PL_SANITIZE=1 for an ASan/UBSan build,
+# CTEST_PARALLEL_LEVEL (default: number of cores).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")" && pwd)
+build_dir=${BUILD_DIR:-$top/build}
+cmd=${1:-}
+
+need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "dev.sh $cmd: needs root (cgroups, namespaces and id changes are the point of this project)" >&2
+        exit 1
+    fi
+}
+
+build() {
+    "$top/scripts/install-deps.sh"
+    cmake -S "$top" -B "$build_dir" -DPL_WERROR=ON -DPL_SANITIZE="${PL_SANITIZE:-OFF}" >/dev/null
+    cmake --build "$build_dir" -j "$(nproc)"
+}
+
+case "$cmd" in
+    build)
+        build
+        ;;
+    test)
+        need_root
+        build
+        cd "$build_dir"
+        rc=0
+        ctest --output-on-failure -j "${CTEST_PARALLEL_LEVEL:-$(nproc)}" || rc=$?
+        # ctest lists skipped tests without the reason; the reason is in the log.
+        awk '/: Skipped$/ { getline reason; getline name
+                            sub(/^\[  SKIPPED \] /, "", name); sub(/ \(.*$/, "", name)
+                            print "skipped " name ": " reason }' Testing/Temporary/LastTest.log
+        exit "$rc"
+        ;;
+    run)
+        need_root
+        build
+        shift
+        exec "$build_dir/src/pattern-launcher" run-one "$build_dir/patterns/echo/echo" \
+            --port 7070 --health-port 7071 "$@"
+        ;;
+    *)
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac
