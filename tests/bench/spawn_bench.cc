@@ -2,6 +2,8 @@
 //
 // Variants, from no sandbox to the full per-start cost a launcher pays:
 //   posix_spawn                 posix_spawn + waitpid, the baseline
+//   sandbox/no-cgroup           sandbox::spawn with the default spec, child left
+//                               in the caller's cgroup (isolates the cgroup cost)
 //   sandbox/cgroup              sandbox::spawn into a pre-made group (clone3
 //                               CLONE_PIDFD | CLONE_INTO_CGROUP), caps dropped,
 //                               no_new_privs (the default spec) + Process::reap
@@ -99,9 +101,10 @@ sandbox::SpawnSpec base_spec() {
     return spec;
 }
 
-// One spawn + reap per iteration with `spec` into the shared group.
-void BM_Sandbox(benchmark::State& state, sandbox::SpawnSpec spec) {
-    spec.cgroup_fd = g_fixture.group->dir_fd();
+// One spawn + reap per iteration with `spec`, into the shared group unless
+// `into_group` is false (then the child stays in the caller's cgroup).
+void BM_Sandbox(benchmark::State& state, sandbox::SpawnSpec spec, bool into_group) {
+    if (into_group) spec.cgroup_fd = g_fixture.group->dir_fd();
     bool fell_back = false;
     for (auto _ : state) {
         try {
@@ -113,7 +116,7 @@ void BM_Sandbox(benchmark::State& state, sandbox::SpawnSpec spec) {
             break;
         }
     }
-    if (fell_back) state.SetLabel("cgroup.procs fallback, not CLONE_INTO_CGROUP");
+    if (into_group && fell_back) state.SetLabel("cgroup.procs fallback, not CLONE_INTO_CGROUP");
 }
 
 // Per iteration: a fresh group, one spawn into it, reap, remove the group.
@@ -123,7 +126,8 @@ void BM_Lifecycle(benchmark::State& state) {
     bool fell_back = false;
     for (auto _ : state) {
         try {
-            sandbox::Cgroup group = g_fixture.tree->create_group("life-" + std::to_string(counter++));
+            sandbox::Cgroup group =
+                g_fixture.tree->create_group("life-" + std::to_string(counter++));
             spec.cgroup_fd = group.dir_fd();
             sandbox::SpawnResult result = sandbox::spawn(spec);
             fell_back = fell_back || !result.joined_cgroup_at_clone;
@@ -155,11 +159,12 @@ void register_benchmarks() {
     sandbox::SpawnSpec seccomp = plain;
     seccomp.seccomp = &g_fixture.default_profile;
 
-    auto with = [](sandbox::SpawnSpec spec) {
-        return [spec](benchmark::State& state) { BM_Sandbox(state, spec); };
+    auto with = [](sandbox::SpawnSpec spec, bool into_group = true) {
+        return [spec, into_group](benchmark::State& state) { BM_Sandbox(state, spec, into_group); };
     };
     std::vector<benchmark::internal::Benchmark*> registered = {
         benchmark::RegisterBenchmark("posix_spawn", BM_PosixSpawn),
+        benchmark::RegisterBenchmark("sandbox/no-cgroup", with(plain, false)),
         benchmark::RegisterBenchmark("sandbox/cgroup", with(plain)),
         benchmark::RegisterBenchmark("sandbox/cgroup+ns", with(ns)),
         benchmark::RegisterBenchmark("sandbox/cgroup+ns+net", with(net)),
@@ -181,7 +186,9 @@ std::vector<char*> with_default_flags(int argc, char** argv) {
     args.push_back(argv[0]);
     args.push_back(repetitions);
     args.push_back(aggregates);
-    for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+    for (int i = 1; i < argc; ++i) {
+        args.push_back(argv[i]);
+    }
     args.push_back(nullptr);
     return args;
 }
