@@ -3,7 +3,7 @@
 # installs what is missing (from packaging/debian/control), builds into
 # ./build and then runs or tests.
 #
-#   ./dev.sh run    build, then run the echo pattern in a sandbox (Ctrl-C stops it)
+#   ./dev.sh run    build, then run the daemon with config/pattern-launcher.yaml (Ctrl-C stops it)
 #   ./dev.sh test   build with warnings as errors, then run every test (ctest)
 #   ./dev.sh build  only build
 #
@@ -48,8 +48,10 @@ case "$cmd" in
         need_root
         build
         shift
-        exec "$build_dir/src/pattern-launcher" run-one "$build_dir/patterns/echo/echo" \
-            --port 7070 --health-port 7071 "$@"
+        # The repository's config finds the patterns in ./build; another
+        # BUILD_DIR is passed on as a flag.
+        exec "$build_dir/src/pattern-launcher" --config "$top/config/pattern-launcher.yaml" \
+            --patterns-dir "$build_dir/patterns" "$@"
         ;;
     *)
         sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'

@@ -1,43 +1,43 @@
 // pattern-launcher: starts pattern executables in sandboxes.
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "manifest.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: pattern-launcher <command> [options]
+constexpr const char* kUsage = R"(usage: pattern-launcher [--config FILE] [flags]   run the daemon
+       pattern-launcher check                      report what this host gives the sandbox
 
-commands:
-  check                      report what this host gives the sandbox
-  run-one EXECUTABLE [opts]  run one pattern in a sandbox until SIGINT/SIGTERM
-      --port N               listen on 127.0.0.1:N and hand the socket over as 'grpc' (default 7070)
-      --health-port N        also hand over 127.0.0.1:N as 'health'
-      --cgroup-root PATH     cgroup subtree to use (default <cgroup2 mount>/pattern-launcher)
-      --network host|isolated  isolated: own network namespace with only lo (default)
-      --seccomp NAME|none    seccomp profile (default: default)
-      --grace-period SECONDS SIGTERM-to-SIGKILL grace period at shutdown (default 10)
+flags (override the config file):
+  --patterns-dir DIR          where <pattern>/manifest.yaml live
+  --grpc-socket PATH          unix socket of the API (default <runtime_dir>/api.sock)
+  --grpc-port N               also serve on 127.0.0.1:N (0: no TCP)
+  --runtime-dir DIR           sockets and state (default /run/pattern-launcher)
+  --cgroup-root PATH          cgroup subtree to own (default <cgroup2 mount>/pattern-launcher)
+  --limits-enforcement strict|warn
+  --default-isolation none|namespace|session
+See docs/configuration.md for the config file.
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines interleave with the pattern's output
+    std::setvbuf(stderr, nullptr, _IOLBF, 0);
     std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.empty() || args[0] == "-h" || args[0] == "--help") {
-        std::fputs(kUsage, args.empty() ? stderr : stdout);
-        return args.empty() ? 2 : 0;
+    if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+        std::fputs(kUsage, stdout);
+        return 0;
     }
     try {
-        const std::string command = args[0];
-        args.erase(args.begin());
-        if (command == "check") return launcher::run_host_check();
-        if (command == "run-one") return launcher::run_one(args);
-        std::fprintf(stderr, "pattern-launcher: unknown command '%s'\n%s", command.c_str(), kUsage);
-        return 2;
+        if (!args.empty() && args[0] == "check") return launcher::run_host_check();
+        return launcher::run_daemon(args);
+    } catch (const launcher::FileError& e) {
+        std::fprintf(stderr, "pattern-launcher: %s\n", e.what());
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "pattern-launcher: %s\n", e.what());
         return 1;

@@ -1,0 +1,58 @@
+// The launcher's configuration: the RFC-035 `launcher:` YAML plus what a
+// real deployment needs. Parsed strictly (unknown keys are errors with
+// file:line); every key is documented in docs/configuration.md.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "manifest.h"
+
+namespace launcher {
+
+enum class LimitsEnforcement { kStrict, kWarn };
+
+struct PortRange {
+    int first = 20000;
+    int last = 29999;
+};
+
+struct LauncherConfig {
+    // API endpoints: the unix socket is the default; grpc_port 0 means no TCP.
+    std::filesystem::path grpc_socket;  // default: <runtime_dir>/api.sock
+    int grpc_port = 0;
+
+    std::filesystem::path patterns_dir = "patterns";
+    Isolation default_isolation = Isolation::kNamespace;
+
+    struct ProcessManager {
+        std::chrono::milliseconds resync_interval{30000};
+        std::chrono::milliseconds backoff_period{5000};
+        int max_concurrent_starts = 10;
+    } process_manager;
+
+    // Defaults for patterns whose manifest sets no such limit.
+    Resources resources;
+
+    struct Endpoint {
+        int port = 0;  // 0: disabled
+        std::string path;
+    };
+    Endpoint metrics{0, "/metrics"};
+    Endpoint health{0, "/health"};
+
+    std::filesystem::path runtime_dir = "/run/pattern-launcher";
+    // Empty: the delegated cgroup under systemd, else <cgroup2 mount>/pattern-launcher.
+    std::filesystem::path cgroup_root;
+    PortRange pattern_ports;
+    LimitsEnforcement limits_enforcement = LimitsEnforcement::kStrict;
+    std::chrono::milliseconds default_grace_period{10000};
+};
+
+// Reads a config file. Relative paths in it are resolved against the
+// file's directory. Throws FileError.
+LauncherConfig load_config(const std::filesystem::path& file);
+
+}  // namespace launcher

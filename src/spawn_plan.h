@@ -1,0 +1,41 @@
+// From manifest and request to a sandbox::SpawnSpec: the pattern's
+// environment (reserved names first and never overridable), its
+// namespaces, identity, capabilities and seccomp profile.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "isolation_key.h"
+#include "manifest.h"
+#include "sandbox/spawn.h"
+
+namespace launcher {
+
+// Empty when the request's config is acceptable, else what is wrong with
+// which key: bad name, reserved name, too long, too many, too large.
+std::string request_config_problem(const std::map<std::string, std::string>& config);
+
+struct PatternEndpoints {
+    int grpc_fd = -1;
+    int grpc_port = 0;
+    int health_fd = -1;   // -1: not handed over (tcp health checks bind their own)
+    int health_port = 0;
+    std::filesystem::path notify_socket;  // empty: none
+};
+
+// The environment, in order: PATH, the reserved names, the manifest's
+// environment, the request's config.
+std::vector<std::string> pattern_environment(const Manifest& manifest, const IsolationKey& key,
+                                             const std::map<std::string, std::string>& config,
+                                             const PatternEndpoints& endpoints);
+
+// Everything but the cgroup fd and the seccomp program, which the caller owns.
+// Throws sandbox::ConfigError for a user or group that does not exist.
+sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey& key,
+                                    const std::map<std::string, std::string>& config,
+                                    const PatternEndpoints& endpoints);
+
+}  // namespace launcher

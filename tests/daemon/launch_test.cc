@@ -1,0 +1,305 @@
+// LaunchPattern through the real API: get-or-create, keys, readiness gating.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "sandbox/cgroup_mount.h"
+#include "test_daemon.h"
+
+namespace {
+
+using namespace pltest;
+
+std::string roundtrip(const std::string& address, const std::string& message) {
+    int port = std::stoi(address.substr(address.rfind(':') + 1));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::write(fd, message.data(), message.size()) == static_cast<ssize_t>(message.size())) {
+        while (reply.size() < message.size()) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 5000) <= 0) break;
+            char buf[256];
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n <= 0) break;
+            reply.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    ::close(fd);
+    return reply;
+}
+
+class LaunchTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        d.add_pattern("echo", echo_manifest("http"), PL_ECHO);
+        d.add_pattern("echo-notify", echo_manifest("notify"), PL_ECHO);
+        d.add_pattern("sleeper", misbehave_manifest("sleep"));
+        d.start();
+    }
+    TestDaemon d;
+};
+
+TEST_F(LaunchTest, ColdLaunchServesAndReuseReturnsTheSameProcess) {
+    pb::LaunchResponse first, second;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "tenant-a", "", &first).ok()) << d.log();
+    EXPECT_EQ(first.process_id(), "ns:tenant-a:echo");
+    EXPECT_EQ(first.state(), pb::RUNNING);
+    EXPECT_TRUE(first.healthy());
+    EXPECT_GT(first.pid(), 0);
+    EXPECT_FALSE(first.reused());
+    EXPECT_EQ(roundtrip(first.address(), "hello pattern"), "hello pattern");
+
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "tenant-a", "", &second).ok());
+    EXPECT_EQ(second.process_id(), first.process_id());
+    EXPECT_EQ(second.pid(), first.pid());
+    EXPECT_EQ(second.address(), first.address());
+    EXPECT_TRUE(second.reused());
+    EXPECT_EQ(d.list().total_count(), 1);
+}
+
+TEST_F(LaunchTest, SixtyFourConcurrentLaunchesOfOneKeyMakeOneProcess) {
+    std::vector<pb::LaunchResponse> responses(64);
+    std::vector<grpc::Status> statuses(64);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 64; ++i) {
+        threads.emplace_back([&, i] {
+            statuses[i] = d.launch("echo-notify", pb::ISOLATION_NAMESPACE, "busy", "", &responses[i]);
+        });
+    }
+    for (auto& t : threads) t.join();
+    std::set<int> pids;
+    std::set<std::string> addresses;
+    int fresh = 0;
+    for (int i = 0; i < 64; ++i) {
+        ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+        pids.insert(responses[i].pid());
+        addresses.insert(responses[i].address());
+        fresh += responses[i].reused() ? 0 : 1;
+    }
+    EXPECT_EQ(pids.size(), 1u);
+    EXPECT_EQ(addresses.size(), 1u);
+    EXPECT_EQ(fresh, 1) << "exactly one caller started it";
+    EXPECT_EQ(d.list().total_count(), 1);
+}
+
+TEST_F(LaunchTest, IsolationKeysFollowTheRfc) {
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NONE, "", "", &r).ok());
+    EXPECT_EQ(r.process_id(), "shared:echo");
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_SESSION, "tenant-a", "s1", &r).ok());
+    EXPECT_EQ(r.process_id(), "session:s1:echo");
+    // UNSPECIFIED falls back to the manifest's isolation_level (namespace).
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_LEVEL_UNSPECIFIED, "tenant-b", "", &r).ok());
+    EXPECT_EQ(r.process_id(), "ns:tenant-b:echo");
+}
+
+TEST_F(LaunchTest, TwoPatternsInOneNamespaceAreTwoProcesses) {
+    pb::LaunchResponse echo, sleeper;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "shared-ns", "", &echo).ok());
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_NAMESPACE, "shared-ns", "", &sleeper).ok());
+    EXPECT_EQ(echo.process_id(), "ns:shared-ns:echo");
+    EXPECT_EQ(sleeper.process_id(), "ns:shared-ns:sleeper");
+    EXPECT_NE(echo.pid(), sleeper.pid());
+    // Each key has its own cgroup below its namespace's.
+    auto groups = d.tenant_cgroups();
+    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:echo"), groups.end());
+    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:sleeper"),
+              groups.end());
+}
+
+TEST_F(LaunchTest, ASessionBelongsToTheNamespaceThatFirstLaunchedIt) {
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_SESSION, "tenant-a", "sess-1", &r).ok());
+    grpc::Status other = d.launch("sleeper", pb::ISOLATION_SESSION, "tenant-b", "sess-1", &r);
+    EXPECT_EQ(other.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(other.error_message().find("sess-1"), std::string::npos) << other.error_message();
+    // The owner may start other patterns in its session.
+    EXPECT_TRUE(d.launch("echo", pb::ISOLATION_SESSION, "tenant-a", "sess-1", &r).ok());
+}
+
+TEST_F(LaunchTest, PatternIsBornInItsCgroupWithTheReservedEnvironment) {
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_SESSION, "tenant-a", "s-9", &r,
+                         {{"LOG_LEVEL", "debug"}, {"EXTRA", "1"}})
+                    .ok());
+    std::ifstream cg("/proc/" + std::to_string(r.pid()) + "/cgroup");
+    std::string line, self;
+    while (std::getline(cg, line)) {
+        if (line.starts_with("0::")) self = line.substr(3);
+    }
+    std::string mount = sandbox::find_cgroup2_mount().path;
+    EXPECT_EQ(mount + self, d.cgroup_root() + "/ns:tenant-a/session:s-9:sleeper");
+    EXPECT_EQ(read_environ(r.pid(), "PATTERN_NAME"), "sleeper");
+    EXPECT_EQ(read_environ(r.pid(), "NAMESPACE"), "tenant-a");
+    EXPECT_EQ(read_environ(r.pid(), "SESSION_ID"), "s-9");
+    EXPECT_EQ(read_environ(r.pid(), "PROCESS_ID"), "session:s-9:sleeper");
+    EXPECT_EQ(read_environ(r.pid(), "GRPC_PORT"), r.address().substr(r.address().rfind(':') + 1));
+    EXPECT_EQ(read_environ(r.pid(), "LOG_LEVEL"), "debug");
+    EXPECT_EQ(read_environ(r.pid(), "EXTRA"), "1");
+    EXPECT_EQ(read_environ(r.pid(), "LISTEN_FDNAMES"), "grpc");
+}
+
+TEST_F(LaunchTest, ReservedEnvironmentCannotBeOverridden) {
+    pb::LaunchResponse r;
+    for (const char* reserved : {"GRPC_PORT", "PROCESS_ID", "LISTEN_FDS", "NOTIFY_SOCKET"}) {
+        grpc::Status s = d.launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", &r, {{reserved, "1"}});
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << reserved;
+        EXPECT_NE(s.error_message().find(reserved), std::string::npos) << s.error_message();
+    }
+    EXPECT_EQ(d.list().total_count(), 0);
+}
+
+TEST_F(LaunchTest, IsolatedPatternIsReachableThroughItsHandedOverSocket) {
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "netns", "", &r).ok());
+    char self_ns[64] = {}, their_ns[64] = {};
+    ::readlink("/proc/self/ns/net", self_ns, sizeof self_ns - 1);
+    ::readlink(("/proc/" + std::to_string(r.pid()) + "/ns/net").c_str(), their_ns,
+               sizeof their_ns - 1);
+    EXPECT_STRNE(self_ns, their_ns) << "network: isolated gives the pattern its own namespace";
+    EXPECT_EQ(roundtrip(r.address(), "through the wall"), "through the wall");
+}
+
+TEST_F(LaunchTest, StatusListAndHealthTellTheTruth) {
+    pb::LaunchResponse a, b;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "t1", "", &a).ok());
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_NONE, "", "", &b).ok());
+
+    grpc::ClientContext ctx;
+    pb::GetProcessStatusRequest req;
+    req.set_process_id(a.process_id());
+    pb::GetProcessStatusResponse status;
+    ASSERT_TRUE(d.api().GetProcessStatus(&ctx, req, &status).ok());
+    EXPECT_FALSE(status.not_found());
+    EXPECT_EQ(status.process().pid(), a.pid());
+    EXPECT_EQ(status.process().state(), pb::RUNNING);
+    EXPECT_TRUE(status.process().healthy());
+    EXPECT_EQ(status.process().namespace_(), "t1");
+    EXPECT_EQ(status.process().isolation(), pb::ISOLATION_NAMESPACE);
+    EXPECT_EQ(status.process().cgroup(), d.cgroup_root() + "/ns:t1/ns:t1:echo");
+
+    grpc::ClientContext ctx2;
+    pb::ListPatternsRequest filter;
+    filter.set_namespace_("t1");
+    pb::ListPatternsResponse listed;
+    ASSERT_TRUE(d.api().ListPatterns(&ctx2, filter, &listed).ok());
+    ASSERT_EQ(listed.total_count(), 1);
+    EXPECT_EQ(listed.patterns(0).process_id(), "ns:t1:echo");
+
+    grpc::ClientContext ctx3;
+    pb::HealthRequest hreq;
+    hreq.set_include_processes(true);
+    pb::HealthResponse health;
+    ASSERT_TRUE(d.api().Health(&ctx3, hreq, &health).ok());
+    EXPECT_TRUE(health.healthy());
+    EXPECT_EQ(health.total_processes(), 2);
+    EXPECT_EQ(health.running_processes(), 2);
+    EXPECT_EQ(health.isolation_distribution().at("namespace"), 1);
+    EXPECT_EQ(health.isolation_distribution().at("none"), 1);
+    EXPECT_EQ(health.isolation_distribution().at("session"), 0);
+    EXPECT_EQ(health.processes_size(), 2);
+    EXPECT_EQ(health.patterns_loaded(), 3);
+}
+
+// ---- failures leave nothing behind -----------------------------------------
+
+class FailedStartTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        d.add_pattern("never", misbehave_manifest("never-healthy", "", ""));
+        d.add_pattern("quitter", misbehave_manifest("exit", "3"));
+        std::filesystem::create_directories(d.patterns_dir() + "/badexec");
+        std::ofstream script(d.patterns_dir() + "/badexec/run.sh");
+        script << "#!/nonexistent/interpreter\n";
+        script.close();
+        std::filesystem::permissions(d.patterns_dir() + "/badexec/run.sh",
+                                     std::filesystem::perms::owner_all);
+        d.add_pattern("badexec", misbehave_manifest("sleep"), "./run.sh");
+        d.start();
+    }
+    void expect_nothing_left() {
+        EXPECT_EQ(d.list().total_count(), 0);
+        EXPECT_TRUE(d.tenant_cgroups().empty());
+        std::filesystem::path notify = d.dir() + "/run/notify";
+        EXPECT_TRUE(std::filesystem::is_empty(notify)) << "notify sockets left behind";
+    }
+    TestDaemon d;
+};
+
+TEST_F(FailedStartTest, NeverHealthyFailsAtItsStartTimeoutAndLeaksNothing) {
+    pb::LaunchResponse r;
+    grpc::Status s = d.launch("never", pb::ISOLATION_NAMESPACE, "a", "", &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_NE(s.error_message().find("did not become healthy within 2000 ms"), std::string::npos)
+        << s.error_message();
+    expect_nothing_left();
+}
+
+TEST_F(FailedStartTest, ExitBeforeHealthyReportsTheExitCode) {
+    pb::LaunchResponse r;
+    grpc::Status s = d.launch("quitter", pb::ISOLATION_NAMESPACE, "a", "", &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_NE(s.error_message().find("exited with code 3"), std::string::npos) << s.error_message();
+    expect_nothing_left();
+}
+
+TEST_F(FailedStartTest, ExecFailureReportsStepAndErrno) {
+    pb::LaunchResponse r;
+    grpc::Status s = d.launch("badexec", pb::ISOLATION_NAMESPACE, "a", "", &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_NE(s.error_message().find("execve failed: No such file or directory"), std::string::npos)
+        << s.error_message();
+    expect_nothing_left();
+    // The key can be launched again (and fails again the same way).
+    EXPECT_EQ(d.launch("badexec", pb::ISOLATION_NAMESPACE, "a", "", &r).error_code(),
+              grpc::StatusCode::INTERNAL);
+}
+
+// ---- limits -------------------------------------------------------------------
+
+TEST(Limits, StrictModeRefusesLimitsItCannotEnforce) {
+    TestDaemon d;
+    d.add_pattern("limited", misbehave_manifest("sleep", "", "resources:\n  memory_limit: 64Mi\n"));
+    d.add_config("limits_enforcement: strict");
+    d.start();
+    std::string root_controllers;
+    std::ifstream(d.cgroup_root() + "/cgroup.controllers") >> root_controllers;
+    if (root_controllers.find("memory") != std::string::npos) {
+        GTEST_SKIP() << "this host can enforce memory.max; the refusal is for hosts that cannot";
+    }
+    pb::LaunchResponse r;
+    grpc::Status s = d.launch("limited", pb::ISOLATION_NAMESPACE, "a", "", &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(s.error_message().find("controller 'memory'"), std::string::npos) << s.error_message();
+    EXPECT_TRUE(d.tenant_cgroups().empty());
+}
+
+TEST(Limits, WarnModeLaunchesAndSaysLimitsAreNotEnforced) {
+    TestDaemon d;
+    d.add_pattern("limited", misbehave_manifest("sleep", "", "resources:\n  memory_limit: 64Mi\n"));
+    d.add_config("limits_enforcement: warn");
+    d.start();
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("limited", pb::ISOLATION_NAMESPACE, "a", "", &r).ok());
+    std::string controllers;
+    std::getline(std::ifstream(d.cgroup_root() + "/cgroup.controllers"), controllers);
+    EXPECT_EQ(r.limits_enforced(), controllers.find("memory") != std::string::npos);
+    if (!r.limits_enforced()) {
+        EXPECT_NE(d.log().find("launched without some limits"), std::string::npos);
+    }
+}
+
+}  // namespace

@@ -1,0 +1,339 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#ifndef PL_SOURCE_DIR
+#error "PL_SOURCE_DIR must name the source tree (target_compile_definitions)"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using launcher::FileError;
+using launcher::LauncherConfig;
+
+// A fresh directory under /tmp for one test, removed afterwards.
+class ConfigTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "pl-config-test.XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        root_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(root_, ec);
+    }
+
+    // Writes <root>/etc/launcher.yaml and loads it.
+    LauncherConfig load(const std::string& text) { return launcher::load_config(write(text)); }
+
+    fs::path write(const std::string& text) {
+        const fs::path file = root_ / "etc" / "launcher.yaml";
+        fs::create_directories(file.parent_path());
+        std::ofstream(file) << text;
+        return file;
+    }
+
+    FileError error_of(const std::string& text) {
+        const fs::path file = write(text);
+        try {
+            launcher::load_config(file);
+        } catch (const FileError& e) {
+            EXPECT_EQ(e.file(), file);
+            return e;
+        }
+        ADD_FAILURE() << "no error for:\n" << text;
+        return FileError(file, -1, "no error");
+    }
+
+    fs::path root_;
+};
+
+#define EXPECT_FILE_ERROR(text, want_line, want_message)    \
+    do {                                                    \
+        const FileError e_ = error_of(text);                \
+        EXPECT_EQ(e_.line(), want_line) << e_.what();       \
+        EXPECT_EQ(e_.message(), want_message) << e_.what(); \
+    } while (0)
+
+// The example from RFC-035 "Configuration", verbatim.
+const char* const kRfcExample = R"(launcher:
+  # Port for gRPC API
+  grpc_port: 8982
+
+  # Pattern discovery
+  patterns_dir: ./patterns
+
+  # Default isolation level (can be overridden per pattern)
+  default_isolation: namespace
+
+  # Process manager settings
+  process_manager:
+    resync_interval: 30s
+    backoff_period: 5s
+    max_concurrent_starts: 10
+
+  # Resource limits (applied to all pattern processes)
+  resources:
+    cpu_limit: 2.0
+    memory_limit: 1Gi
+
+  # Metrics and observability
+  metrics:
+    port: 9092
+    path: /metrics
+
+  health:
+    port: 9093
+    path: /health
+)";
+
+TEST_F(ConfigTest, RfcExampleParses) {
+    const LauncherConfig c = load(kRfcExample);
+    EXPECT_EQ(c.grpc_port, 8982);
+    EXPECT_EQ(c.patterns_dir, root_ / "etc" / "patterns");
+    EXPECT_EQ(c.default_isolation, launcher::Isolation::kNamespace);
+    EXPECT_EQ(c.process_manager.resync_interval, 30s);
+    EXPECT_EQ(c.process_manager.backoff_period, 5s);
+    EXPECT_EQ(c.process_manager.max_concurrent_starts, 10);
+    EXPECT_EQ(c.resources.cpu_limit, 2.0);
+    EXPECT_EQ(c.resources.memory_limit, 1024u * 1024 * 1024);
+    EXPECT_FALSE(c.resources.pids_limit.has_value());
+    EXPECT_EQ(c.metrics.port, 9092);
+    EXPECT_EQ(c.metrics.path, "/metrics");
+    EXPECT_EQ(c.health.port, 9093);
+    EXPECT_EQ(c.health.path, "/health");
+    // Not in the RFC: defaults.
+    EXPECT_EQ(c.runtime_dir, fs::path("/run/pattern-launcher"));
+    EXPECT_EQ(c.grpc_socket, fs::path("/run/pattern-launcher/api.sock"));
+    EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kStrict);
+}
+
+TEST_F(ConfigTest, EveryKeyParses) {
+    const LauncherConfig c = load(R"(launcher:
+  grpc_port: 0
+  grpc_socket: /tmp/x/api.sock
+  patterns_dir: /opt/patterns/
+  default_isolation: session
+  process_manager: {resync_interval: 1m, backoff_period: 250ms, max_concurrent_starts: 1}
+  resources:
+    cpu_limit: 0.25
+    memory_limit: 512Mi
+    memory_swap_limit: 0
+    pids_limit: 64
+    cpu_weight: 50
+  metrics: {port: 9100, path: /m}
+  health: {port: 9101}
+  runtime_dir: /var/run/pl
+  cgroup_root: /sys/fs/cgroup/pl.slice/pl
+  pattern_ports: {first: 30000, last: 30010}
+  limits_enforcement: warn
+  default_grace_period: 2s
+)");
+    EXPECT_EQ(c.grpc_port, 0);
+    EXPECT_EQ(c.grpc_socket, fs::path("/tmp/x/api.sock"));
+    EXPECT_EQ(c.patterns_dir, fs::path("/opt/patterns"));
+    EXPECT_EQ(c.default_isolation, launcher::Isolation::kSession);
+    EXPECT_EQ(c.process_manager.resync_interval, 1min);
+    EXPECT_EQ(c.process_manager.backoff_period, 250ms);
+    EXPECT_EQ(c.process_manager.max_concurrent_starts, 1);
+    EXPECT_EQ(c.resources.cpu_limit, 0.25);
+    EXPECT_EQ(c.resources.memory_limit, 512u * 1024 * 1024);
+    EXPECT_EQ(c.resources.memory_swap_limit, 0u);
+    EXPECT_EQ(c.resources.pids_limit, 64u);
+    EXPECT_EQ(c.resources.cpu_weight, 50u);
+    EXPECT_EQ(c.metrics.port, 9100);
+    EXPECT_EQ(c.metrics.path, "/m");
+    EXPECT_EQ(c.health.port, 9101);
+    EXPECT_EQ(c.health.path, "/health");
+    EXPECT_EQ(c.runtime_dir, fs::path("/var/run/pl"));
+    EXPECT_EQ(c.cgroup_root, fs::path("/sys/fs/cgroup/pl.slice/pl"));
+    EXPECT_EQ(c.pattern_ports.first, 30000);
+    EXPECT_EQ(c.pattern_ports.last, 30010);
+    EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kWarn);
+    EXPECT_EQ(c.default_grace_period, 2s);
+}
+
+TEST_F(ConfigTest, Defaults) {
+    for (const char* text : {"launcher:\n", "launcher: {}\n"}) {
+        const LauncherConfig c = load(text);
+        EXPECT_EQ(c.grpc_port, 0);
+        EXPECT_EQ(c.patterns_dir, root_ / "etc" / "patterns");
+        EXPECT_EQ(c.default_isolation, launcher::Isolation::kNamespace);
+        EXPECT_EQ(c.process_manager.resync_interval, 30s);
+        EXPECT_EQ(c.process_manager.backoff_period, 5s);
+        EXPECT_EQ(c.process_manager.max_concurrent_starts, 10);
+        EXPECT_FALSE(c.resources.cpu_limit.has_value());
+        EXPECT_FALSE(c.resources.memory_limit.has_value());
+        EXPECT_EQ(c.metrics.port, 0);
+        EXPECT_EQ(c.metrics.path, "/metrics");
+        EXPECT_EQ(c.health.port, 0);
+        EXPECT_EQ(c.health.path, "/health");
+        EXPECT_EQ(c.runtime_dir, fs::path("/run/pattern-launcher"));
+        EXPECT_EQ(c.grpc_socket, fs::path("/run/pattern-launcher/api.sock"));
+        EXPECT_TRUE(c.cgroup_root.empty());
+        EXPECT_EQ(c.pattern_ports.first, 20000);
+        EXPECT_EQ(c.pattern_ports.last, 29999);
+        EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kStrict);
+        EXPECT_EQ(c.default_grace_period, 10s);
+    }
+}
+
+TEST_F(ConfigTest, GrpcSocketDefaultsToTheRuntimeDir) {
+    EXPECT_EQ(load("launcher:\n  runtime_dir: /run/other/\n").grpc_socket,
+              fs::path("/run/other/api.sock"));
+    // Given explicitly, it stays where it was put.
+    const LauncherConfig c =
+        load("launcher:\n  runtime_dir: /run/other\n  grpc_socket: /run/api.sock\n");
+    EXPECT_EQ(c.grpc_socket, fs::path("/run/api.sock"));
+}
+
+TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigDirectory) {
+    const LauncherConfig c = load(
+        "launcher:\n"
+        "  patterns_dir: ../build/patterns\n"
+        "  runtime_dir: run\n"
+        "  grpc_socket: ./sock/api.sock\n");
+    EXPECT_EQ(c.patterns_dir, root_ / "build" / "patterns");
+    EXPECT_EQ(c.runtime_dir, root_ / "etc" / "run");
+    EXPECT_EQ(c.grpc_socket, root_ / "etc" / "sock" / "api.sock");
+}
+
+TEST_F(ConfigTest, RelativeConfigPathStillGivesAbsolutePaths) {
+    write("launcher:\n  patterns_dir: p\n");
+    const fs::path cwd = fs::current_path();
+    fs::current_path(root_);
+    const LauncherConfig c = launcher::load_config("etc/launcher.yaml");
+    fs::current_path(cwd);
+    EXPECT_EQ(c.patterns_dir, root_ / "etc" / "p");
+    EXPECT_TRUE(c.patterns_dir.is_absolute());
+}
+
+TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
+    EXPECT_FILE_ERROR("launcher:\n  grpc_port: 1\n  patern_dir: x\n", 3,
+                      "unknown key 'patern_dir' in launcher (known: grpc_port, grpc_socket, "
+                      "patterns_dir, default_isolation, process_manager, resources, metrics, "
+                      "health, runtime_dir, cgroup_root, pattern_ports, limits_enforcement, "
+                      "default_grace_period)");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
+                      "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
+                      "backoff_period, max_concurrent_starts)");
+    EXPECT_FILE_ERROR("launcher:\n  resources:\n\n    memroy_limit: 1Gi\n", 4,
+                      "unknown key 'memroy_limit' in launcher.resources (known: cpu_limit, "
+                      "memory_limit, memory_swap_limit, pids_limit, cpu_weight)");
+    EXPECT_FILE_ERROR("launcher:\n  metrics: {port: 1, url: /x}\n", 2,
+                      "unknown key 'url' in launcher.metrics (known: port, path)");
+    EXPECT_FILE_ERROR("# comment\ngrpc_port: 8982\n", 2,
+                      "unknown key 'grpc_port' at the top level (known: launcher; every setting "
+                      "goes under 'launcher:')");
+    EXPECT_FILE_ERROR("launcher: {}\nlauncher: {}\n", 2,
+                      "duplicate key 'launcher' (first at line 1)");
+}
+
+TEST_F(ConfigTest, StructureErrors) {
+    EXPECT_FILE_ERROR("", 1, "the file is empty (expected a mapping of keys)");
+    EXPECT_FILE_ERROR("# only comments\n", 1, "the file is empty (expected a mapping of keys)");
+    EXPECT_FILE_ERROR("- launcher\n", 1, "expected a mapping of keys at the top level, got a list");
+    EXPECT_FILE_ERROR("launcher: 5\n", 1, "launcher: expected a mapping, got '5'");
+    const FileError syntax = error_of("launcher:\n  grpc_port: 1\n grpc_socket: x\n");
+    EXPECT_EQ(syntax.line(), 3);
+    EXPECT_TRUE(syntax.message().starts_with("YAML syntax error: ")) << syntax.what();
+}
+
+TEST_F(ConfigTest, BadValues) {
+    EXPECT_FILE_ERROR("launcher:\n  grpc_port: 70000\n", 2,
+                      "launcher.grpc_port: must be between 0 and 65535, got 70000");
+    EXPECT_FILE_ERROR("launcher:\n  grpc_port: -1\n", 2,
+                      "launcher.grpc_port: must be between 0 and 65535, got -1");
+    EXPECT_FILE_ERROR("launcher:\n  metrics:\n    port: http\n", 3,
+                      "launcher.metrics.port: expected an integer, got 'http'");
+    EXPECT_FILE_ERROR("launcher:\n  health:\n    path: health\n", 3,
+                      "launcher.health.path: must start with '/', got 'health'");
+    EXPECT_FILE_ERROR("launcher:\n  default_isolation: full\n", 2,
+                      "launcher.default_isolation: unknown isolation level 'full' (known: none, "
+                      "namespace, session)");
+    EXPECT_FILE_ERROR("launcher:\n  limits_enforcement: lenient\n", 2,
+                      "launcher.limits_enforcement: unknown mode 'lenient' (known: strict, warn)");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    max_concurrent_starts: 0\n", 3,
+                      "launcher.process_manager.max_concurrent_starts: must be at least 1, got 0");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    backoff_period: 5\n", 3,
+                      "launcher.process_manager.backoff_period: invalid duration '5': missing unit "
+                      "(ms, s, m or h)");
+    EXPECT_FILE_ERROR("launcher:\n  resources:\n    memory_limit: 12Mx\n", 3,
+                      "launcher.resources.memory_limit: invalid size '12Mx': unknown suffix 'Mx' "
+                      "(use Ki, Mi, Gi, Ti, Pi, Ei or K, M, G, T, P, E)");
+    EXPECT_FILE_ERROR("launcher:\n  resources:\n    cpu_limit: 0\n", 3,
+                      "launcher.resources.cpu_limit: must be greater than 0, got 0");
+    EXPECT_FILE_ERROR("launcher:\n  cgroup_root: pattern-launcher\n", 2,
+                      "launcher.cgroup_root: must be an absolute path (e.g. "
+                      "/sys/fs/cgroup/pattern-launcher), got 'pattern-launcher'");
+    EXPECT_FILE_ERROR("launcher:\n  runtime_dir: ''\n", 2,
+                      "launcher.runtime_dir: must not be empty");
+    EXPECT_FILE_ERROR("launcher:\n  patterns_dir: [a, b]\n", 2,
+                      "launcher.patterns_dir: expected a string, got a list");
+}
+
+TEST_F(ConfigTest, BadPortRanges) {
+    EXPECT_FILE_ERROR("launcher:\n  pattern_ports:\n    first: 30000\n    last: 29999\n", 4,
+                      "launcher.pattern_ports.last: first (30000) must not be greater than last "
+                      "(29999)");
+    EXPECT_FILE_ERROR("launcher:\n  pattern_ports:\n    first: 30000\n", 3,
+                      "launcher.pattern_ports.first: first (30000) must not be greater than last "
+                      "(29999)");
+    EXPECT_FILE_ERROR("launcher:\n  pattern_ports: {first: 0, last: 10}\n", 2,
+                      "launcher.pattern_ports.first: must be between 1 and 65535, got 0");
+    EXPECT_FILE_ERROR("launcher:\n  pattern_ports: {first: 1, last: 65536}\n", 2,
+                      "launcher.pattern_ports.last: must be between 1 and 65535, got 65536");
+    EXPECT_FILE_ERROR("launcher:\n  pattern_ports: [20000, 29999]\n", 2,
+                      "launcher.pattern_ports: expected a mapping, got a list");
+    EXPECT_FILE_ERROR("launcher:\n  grpc_port: 8982\n  metrics:\n    port: 25000\n", 4,
+                      "launcher.metrics.port: port 25000 is inside launcher.pattern_ports "
+                      "(20000-29999), which are handed out to patterns");
+    EXPECT_FILE_ERROR("launcher:\n  grpc_port: 8982\n  health: {port: 8982}\n", 3,
+                      "launcher.health.port: port 8982 is already used by launcher.grpc_port");
+    // A single-port range is fine.
+    const LauncherConfig c = load("launcher:\n  pattern_ports: {first: 5, last: 5}\n");
+    EXPECT_EQ(c.pattern_ports.first, 5);
+    EXPECT_EQ(c.pattern_ports.last, 5);
+}
+
+TEST_F(ConfigTest, MissingFile) {
+    try {
+        launcher::load_config(root_ / "nope.yaml");
+        FAIL();
+    } catch (const FileError& e) {
+        EXPECT_EQ(e.line(), 0);
+        EXPECT_EQ(e.message(), "cannot read: No such file or directory");
+    }
+}
+
+TEST(RepositoryConfig, DevelopmentConfigParses) {
+    const fs::path source(PL_SOURCE_DIR);
+    const LauncherConfig c = launcher::load_config(source / "config" / "pattern-launcher.yaml");
+    EXPECT_EQ(c.patterns_dir, (source / "build" / "patterns").lexically_normal());
+    EXPECT_EQ(c.grpc_socket, fs::path("/run/pattern-launcher/api.sock"));
+    EXPECT_EQ(c.grpc_port, 0);
+    EXPECT_EQ(c.runtime_dir, fs::path("/run/pattern-launcher"));
+    EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kWarn);
+    EXPECT_EQ(c.default_isolation, launcher::Isolation::kNamespace);
+    EXPECT_EQ(c.process_manager.resync_interval, 30s);
+    EXPECT_EQ(c.process_manager.backoff_period, 5s);
+    EXPECT_EQ(c.process_manager.max_concurrent_starts, 10);
+    EXPECT_EQ(c.metrics.port, 0);
+    EXPECT_EQ(c.metrics.path, "/metrics");
+    EXPECT_EQ(c.health.port, 0);
+    EXPECT_EQ(c.health.path, "/health");
+    EXPECT_EQ(c.pattern_ports.first, 20000);
+    EXPECT_EQ(c.pattern_ports.last, 29999);
+    EXPECT_TRUE(c.cgroup_root.empty());
+}
+
+}  // namespace

@@ -1,0 +1,572 @@
+#include "manifest.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#ifndef PL_SOURCE_DIR
+#error "PL_SOURCE_DIR must name the source tree (target_compile_definitions)"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using launcher::FileError;
+
+// A fresh directory under /tmp for one test, removed afterwards.
+class ManifestTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "pl-manifest-test.XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        root_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(root_, ec);
+    }
+
+    static void write(const fs::path& path, const std::string& text,
+                      fs::perms perms = fs::perms(0644)) {
+        fs::create_directories(path.parent_path());
+        std::ofstream(path) << text;
+        fs::permissions(path, perms);
+    }
+    static void write_executable(const fs::path& path) {
+        write(path, "#!/bin/sh\nexit 0\n", fs::perms(0755));
+    }
+
+    // <root>/<dir>/manifest.yaml with `text`, next to an executable `run`.
+    fs::path pattern(const std::string& dir, const std::string& text) {
+        const fs::path file = root_ / dir / "manifest.yaml";
+        write(file, text);
+        write_executable(root_ / dir / "run");
+        return file;
+    }
+
+    // Parses `text` as a manifest and returns the FileError it must raise.
+    FileError error_of(const std::string& text) {
+        const fs::path file = pattern("p", text);
+        try {
+            launcher::parse_manifest(file);
+        } catch (const FileError& e) {
+            EXPECT_EQ(e.file(), file);
+            return e;
+        }
+        ADD_FAILURE() << "no error for:\n" << text;
+        return FileError(file, -1, "no error");
+    }
+
+    fs::path root_;
+};
+
+const std::string kHeader =
+    "name: demo\n"          // 1
+    "version: \"1.0\"\n"    // 2
+    "executable: ./run\n";  // 3
+
+#define EXPECT_FILE_ERROR(text, want_line, want_message)    \
+    do {                                                    \
+        const FileError e_ = error_of(text);                \
+        EXPECT_EQ(e_.line(), want_line) << e_.what();       \
+        EXPECT_EQ(e_.message(), want_message) << e_.what(); \
+    } while (0)
+
+TEST_F(ManifestTest, EchoManifestFromTheRepositoryParses) {
+    std::ifstream in(fs::path(PL_SOURCE_DIR) / "patterns/echo/manifest.yaml");
+    ASSERT_TRUE(in) << "cannot open the echo manifest";
+    std::stringstream text;
+    text << in.rdbuf();
+    const fs::path file = root_ / "echo" / "manifest.yaml";
+    write(file, text.str());
+    write_executable(root_ / "echo" / "echo");
+
+    const launcher::Manifest m = launcher::parse_manifest(file);
+    EXPECT_EQ(m.file, file);
+    EXPECT_EQ(m.directory, fs::canonical(root_ / "echo"));
+    EXPECT_EQ(m.name, "echo");
+    EXPECT_EQ(m.version, "1.0.0");
+    EXPECT_EQ(m.description, "");
+    EXPECT_EQ(m.executable, fs::canonical(root_ / "echo" / "echo"));
+    EXPECT_TRUE(m.executable.is_absolute());
+    EXPECT_EQ(m.isolation_level, launcher::Isolation::kNamespace);
+    EXPECT_FALSE(m.grace_period.has_value());
+    EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kHttp);
+    EXPECT_EQ(m.healthcheck.path, "/health");
+    EXPECT_EQ(m.healthcheck.interval, 30s);
+    EXPECT_EQ(m.healthcheck.timeout, 5s);
+    EXPECT_EQ(m.healthcheck.failure_threshold, 3);
+    EXPECT_EQ(m.healthcheck.start_timeout, 10s);
+    EXPECT_EQ(m.resources.cpu_limit, 0.5);
+    EXPECT_EQ(m.resources.memory_limit, 64u * 1024 * 1024);
+    EXPECT_FALSE(m.resources.memory_swap_limit.has_value());
+    EXPECT_EQ(m.resources.pids_limit, 32u);
+    EXPECT_FALSE(m.resources.cpu_weight.has_value());
+    EXPECT_TRUE(m.backend_slots.empty());
+    EXPECT_EQ(m.environment, (std::map<std::string, std::string>{{"LOG_LEVEL", "info"}}));
+    EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
+    EXPECT_EQ(m.sandbox.seccomp, "default");
+    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"mount", "ipc", "uts"}));
+    EXPECT_TRUE(m.sandbox.capabilities.empty());
+    EXPECT_FALSE(m.sandbox.user.has_value());
+}
+
+TEST_F(ManifestTest, MinimalManifestGetsDefaults) {
+    const launcher::Manifest m = launcher::parse_manifest(pattern("p", kHeader));
+    EXPECT_EQ(m.version, "1.0");
+    EXPECT_EQ(m.isolation_level, launcher::Isolation::kNamespace);
+    EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kHttp);
+    EXPECT_EQ(m.healthcheck.path, "/health");
+    EXPECT_EQ(m.healthcheck.interval, 30s);
+    EXPECT_FALSE(m.resources.cpu_limit.has_value());
+    EXPECT_EQ(m.sandbox.seccomp, "default");
+    EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
+    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"mount", "ipc", "uts"}));
+}
+
+TEST_F(ManifestTest, EveryKeyParses) {
+    const launcher::Manifest m =
+        launcher::parse_manifest(pattern("p",
+                                         "name: consumer.v2_x-y\n"
+                                         "version: 1.0.0\n"
+                                         "description: Consumes things\n"
+                                         "author: someone@example.com\n"
+                                         "executable: run\n"
+                                         "isolation_level: session\n"
+                                         "grace_period: 1500ms\n"
+                                         "healthcheck:\n"
+                                         "  type: tcp\n"
+                                         "  port: 9090\n"
+                                         "  path: /ready\n"
+                                         "  interval: 1m\n"
+                                         "  timeout: 2s\n"
+                                         "  start_timeout: 1h\n"
+                                         "  failure_threshold: 5\n"
+                                         "resources:\n"
+                                         "  cpu_limit: 2\n"
+                                         "  memory_limit: 1048576\n"
+                                         "  memory_swap_limit: 0\n"
+                                         "  pids_limit: \"100\"\n"
+                                         "  cpu_weight: 10000\n"
+                                         "backend_slots:\n"
+                                         "  - name: storage\n"
+                                         "    type: postgres\n"
+                                         "    required: true\n"
+                                         "    config_schema:\n"
+                                         "      anything: [goes, here]\n"
+                                         "      nested: {deeply: 1}\n"
+                                         "  - {name: messaging, type: kafka}\n"
+                                         "environment:\n"
+                                         "  METRICS_PORT: \"9091\"\n"
+                                         "  RAW_NUMBER: 0x10\n"
+                                         "  _x1: ''\n"
+                                         "sandbox:\n"
+                                         "  network: host\n"
+                                         "  seccomp: none\n"
+                                         "  namespaces: [user, pid]\n"
+                                         "  user: nobody\n"
+                                         "  group: 65534\n"
+                                         "  capabilities: [CAP_NET_BIND_SERVICE, kill]\n"));
+    EXPECT_EQ(m.name, "consumer.v2_x-y");
+    EXPECT_EQ(m.description, "Consumes things");
+    EXPECT_EQ(m.author, "someone@example.com");
+    EXPECT_EQ(m.isolation_level, launcher::Isolation::kSession);
+    EXPECT_EQ(m.grace_period, 1500ms);
+    EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kTcp);
+    EXPECT_EQ(m.healthcheck.path, "/ready");
+    EXPECT_EQ(m.healthcheck.interval, 1min);
+    EXPECT_EQ(m.healthcheck.timeout, 2s);
+    EXPECT_EQ(m.healthcheck.start_timeout, 1h);
+    EXPECT_EQ(m.healthcheck.failure_threshold, 5);
+    EXPECT_EQ(m.resources.cpu_limit, 2.0);
+    EXPECT_EQ(m.resources.memory_limit, 1048576u);
+    EXPECT_EQ(m.resources.memory_swap_limit, 0u);
+    EXPECT_EQ(m.resources.pids_limit, 100u);
+    EXPECT_EQ(m.resources.cpu_weight, 10000u);
+    ASSERT_EQ(m.backend_slots.size(), 2u);
+    EXPECT_EQ(m.backend_slots[0].name, "storage");
+    EXPECT_EQ(m.backend_slots[0].type, "postgres");
+    EXPECT_TRUE(m.backend_slots[0].required);
+    EXPECT_EQ(m.backend_slots[1].name, "messaging");
+    EXPECT_FALSE(m.backend_slots[1].required);
+    EXPECT_EQ(m.environment, (std::map<std::string, std::string>{
+                                 {"METRICS_PORT", "9091"}, {"RAW_NUMBER", "0x10"}, {"_x1", ""}}));
+    EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kHost);
+    EXPECT_EQ(m.sandbox.seccomp, "none");
+    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"user", "pid"}));
+    EXPECT_EQ(m.sandbox.user, "nobody");
+    EXPECT_EQ(m.sandbox.group, "65534");
+    EXPECT_EQ(m.sandbox.capabilities, (std::vector<std::string>{"CAP_NET_BIND_SERVICE", "kill"}));
+}
+
+TEST_F(ManifestTest, WhatNamesFileAndLine) {
+    const FileError e = error_of(kHeader + "isolation_level: sesion\n");
+    EXPECT_EQ(std::string(e.what()), (root_ / "p" / "manifest.yaml").string() +
+                                         ":4: isolation_level: unknown isolation level 'sesion' "
+                                         "(known: none, namespace, session)");
+}
+
+TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "resources:\n"            // 4
+                          "  cpu_limit: 1\n"        // 5
+                          "  memroy_limit: 1Gi\n",  // 6
+                      6,
+                      "unknown key 'memroy_limit' in resources (known: cpu_limit, memory_limit, "
+                      "memory_swap_limit, pids_limit, cpu_weight)");
+    EXPECT_FILE_ERROR(kHeader + "\n# comment\nisolation: none\n", 6,
+                      "unknown key 'isolation' (known: name, version, description, author, "
+                      "executable, isolation_level, grace_period, healthcheck, resources, "
+                      "backend_slots, environment, sandbox)");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
+                      "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
+                      "group, capabilities)");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  intervall: 5s\n", 5,
+                      "unknown key 'intervall' in healthcheck (known: type, port, path, interval, "
+                      "timeout, start_timeout, failure_threshold)");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - name: a\n    type: b\n    requried: true\n", 7,
+                      "unknown key 'requried' in backend_slots[0] (known: name, type, required, "
+                      "config_schema)");
+}
+
+TEST_F(ManifestTest, BadSizes) {
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  memory_limit: 12Mx\n", 5,
+                      "resources.memory_limit: invalid size '12Mx': unknown suffix 'Mx' (use Ki, "
+                      "Mi, Gi, Ti, Pi, Ei or K, M, G, T, P, E)");
+    EXPECT_FILE_ERROR(
+        kHeader + "resources:\n  memory_swap_limit: -1\n", 5,
+        "resources.memory_swap_limit: invalid size '-1': negative sizes are not allowed");
+    EXPECT_FILE_ERROR(
+        kHeader + "resources:\n  memory_limit: 0\n", 5,
+        "resources.memory_limit: must be greater than 0 (a limit of 0 bytes leaves no "
+        "memory)");
+}
+
+TEST_F(ManifestTest, BadCpuLimits) {
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  cpu_limit: 0\n", 5,
+                      "resources.cpu_limit: must be greater than 0, got 0");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  cpu_limit: -1\n", 5,
+                      "resources.cpu_limit: must be greater than 0, got -1");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  cpu_limit: half\n", 5,
+                      "resources.cpu_limit: expected a number, got 'half'");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  cpu_limit: .nan\n", 5,
+                      "resources.cpu_limit: expected a number, got '.nan'");
+    const FileError tiny = error_of(kHeader + "resources:\n  cpu_limit: 0.001\n");
+    EXPECT_EQ(tiny.line(), 5);
+    EXPECT_NE(tiny.message().find("below the kernel's minimum"), std::string::npos) << tiny.what();
+}
+
+TEST_F(ManifestTest, BadIntegers) {
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  pids_limit: -1\n", 5,
+                      "resources.pids_limit: must be at least 1, got -1");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  pids_limit: 0\n", 5,
+                      "resources.pids_limit: must be at least 1, got 0");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  pids_limit: 1.5\n", 5,
+                      "resources.pids_limit: expected an integer, got '1.5'");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  cpu_weight: 10001\n", 5,
+                      "resources.cpu_weight: must be between 1 and 10000, got 10001");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  pids_limit: 99999999999999999999\n", 5,
+                      "resources.pids_limit: '99999999999999999999' is out of range");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  failure_threshold: 0\n", 5,
+                      "healthcheck.failure_threshold: must be at least 1, got 0");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  port: 70000\n", 5,
+                      "healthcheck.port: must be between 1 and 65535, got 70000");
+}
+
+TEST_F(ManifestTest, BadDurationsAndHealthcheck) {
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  interval: 30\n", 5,
+                      "healthcheck.interval: invalid duration '30': missing unit (ms, s, m or h)");
+    EXPECT_FILE_ERROR(kHeader + "grace_period: 0s\n", 4,
+                      "grace_period: invalid duration '0s': must be positive");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  type: grpc\n", 5,
+                      "healthcheck.type: unknown type 'grpc' (known: http, notify, tcp)");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  path: health\n", 5,
+                      "healthcheck.path: must start with '/', got 'health'");
+}
+
+TEST_F(ManifestTest, RequiredKeys) {
+    EXPECT_FILE_ERROR("# a pattern\nname: demo\nversion: 1.0\n", 2,
+                      "missing required key 'executable'");
+    EXPECT_FILE_ERROR("version: 1.0\nexecutable: ./run\n", 1, "missing required key 'name'");
+    EXPECT_FILE_ERROR("name: demo\nexecutable: ./run\n", 1, "missing required key 'version'");
+    EXPECT_FILE_ERROR("name: demo\nversion: ''\nexecutable: ./run\n", 2,
+                      "version: must not be empty");
+    EXPECT_FILE_ERROR("name: Demo\nversion: 1\nexecutable: ./run\n", 1,
+                      "name: invalid pattern name 'Demo' (1 to 63 of a-z, 0-9, '.', '_', '-', "
+                      "starting with a letter or digit)");
+    EXPECT_FILE_ERROR("name: -demo\nversion: 1\nexecutable: ./run\n", 1,
+                      "name: invalid pattern name '-demo' (1 to 63 of a-z, 0-9, '.', '_', '-', "
+                      "starting with a letter or digit)");
+    EXPECT_FILE_ERROR(
+        "name: " + std::string(64, 'a') + "\nversion: 1\nexecutable: ./run\n", 1,
+        "name: invalid pattern name '" + std::string(64, 'a') +
+            "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - name: a\n", 5,
+                      "missing required key 'type' in backend_slots[0]");
+}
+
+TEST_F(ManifestTest, MissingExecutable) {
+    const FileError e = error_of("name: demo\nversion: 1\nexecutable: ./nope\n");
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_EQ(e.message(), "executable: './nope' (" +
+                               (fs::canonical(root_ / "p") / "nope").string() + ") does not exist");
+}
+
+TEST_F(ManifestTest, NonExecutableFile) {
+    write(root_ / "p" / "data", "not a program\n", fs::perms(0644));
+    const FileError e = error_of("name: demo\nversion: 1\nexecutable: data\n");
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_EQ(e.message(), "executable: 'data' (" + (fs::canonical(root_ / "p") / "data").string() +
+                               ") is not executable");
+
+    fs::create_directories(root_ / "p" / "dir");
+    const FileError d = error_of("name: demo\nversion: 1\nexecutable: dir\n");
+    EXPECT_EQ(d.line(), 3);
+    EXPECT_NE(d.message().find("is not a regular file"), std::string::npos) << d.what();
+}
+
+TEST_F(ManifestTest, RelativeExecutableMustStayInThePatternDirectory) {
+    write_executable(root_ / "outside");
+    fs::create_directories(root_ / "p");
+    const std::string dir = fs::canonical(root_ / "p").string();
+    FileError e = error_of("name: demo\nversion: 1\nexecutable: ../outside\n");
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_EQ(e.message(), "executable: '../outside' resolves to " +
+                               fs::canonical(root_ / "outside").string() +
+                               ", outside the pattern directory " + dir +
+                               " (use an absolute path for a program kept elsewhere)");
+
+    // Via a symlink that points outside.
+    fs::create_symlink(root_ / "outside", root_ / "p" / "link");
+    e = error_of("name: demo\nversion: 1\nexecutable: ./link\n");
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_NE(e.message().find("outside the pattern directory"), std::string::npos) << e.what();
+
+    // Going out and back in is fine.
+    const launcher::Manifest m =
+        launcher::parse_manifest(pattern("p", "name: demo\nversion: 1\nexecutable: ../p/./run\n"));
+    EXPECT_EQ(m.executable, fs::canonical(root_ / "p" / "run"));
+}
+
+TEST_F(ManifestTest, AbsoluteExecutableIsAcceptedAnywhere) {
+    write_executable(root_ / "elsewhere" / "prog");
+    const fs::path prog = fs::canonical(root_ / "elsewhere" / "prog");
+    const launcher::Manifest m = launcher::parse_manifest(
+        pattern("p", "name: demo\nversion: 1\nexecutable: " + prog.string() + "\n"));
+    EXPECT_EQ(m.executable, prog);
+}
+
+TEST_F(ManifestTest, BadIsolationLevel) {
+    EXPECT_FILE_ERROR(kHeader + "isolation_level: NAMESPACE\n", 4,
+                      "isolation_level: unknown isolation level 'NAMESPACE' (known: none, "
+                      "namespace, session)");
+}
+
+TEST_F(ManifestTest, BadEnvironment) {
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  OK: 1\n  1BAD: x\n", 6,
+                      "environment: invalid variable name '1BAD' (letters, digits and '_', not "
+                      "starting with a digit)");
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  BAD-NAME: x\n", 5,
+                      "environment: invalid variable name 'BAD-NAME' (letters, digits and '_', not "
+                      "starting with a digit)");
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  A: [1, 2]\n", 5,
+                      "environment.A: expected a string, got a list");
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  A:\n", 5,
+                      "environment.A: expected a string, got an empty value");
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  A: 1\n  A: 2\n", 6,
+                      "duplicate key 'A' in environment");
+    EXPECT_FILE_ERROR(kHeader + "environment:\n  PATH: /bin\n  GRPC_PORT: 1\n", 6,
+                      "environment: 'GRPC_PORT' is set by the launcher (reserved: PATTERN_NAME, "
+                      "NAMESPACE, SESSION_ID, PROCESS_ID, GRPC_PORT, HEALTH_PORT, NOTIFY_SOCKET, "
+                      "LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID)");
+    EXPECT_FILE_ERROR(kHeader + "environment: [A=1]\n", 4,
+                      "environment: expected a mapping of NAME: value, got a list");
+}
+
+TEST_F(ManifestTest, DuplicateKeys) {
+    EXPECT_FILE_ERROR(kHeader + "version: 2\n", 4, "duplicate key 'version' (first at line 2)");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  pids_limit: 1\n  pids_limit: 2\n", 6,
+                      "duplicate key 'pids_limit' in resources (first at line 5)");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - {name: a, type: b}\n  - {name: a, type: c}\n",
+                      6, "backend_slots[1].name: duplicate backend slot 'a'");
+}
+
+TEST_F(ManifestTest, SandboxValidation) {
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccomp: paranoid\n", 5,
+                      "sandbox.seccomp: unknown seccomp profile 'paranoid' (known: default, "
+                      "strict, none)");
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n  capabilities:\n    - net_bind_service\n    - "
+                          "net_bind_servce\n",
+                      7, "sandbox.capabilities[1]: unknown capability 'net_bind_servce'");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  capabilities: [kill, CAP_KILL]\n", 5,
+                      "sandbox.capabilities[1]: capability 'CAP_KILL' is listed twice");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: [mount, pid, mount]\n", 5,
+                      "sandbox.namespaces[2]: namespace 'mount' is listed twice");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: [net]\n", 5,
+                      "sandbox.namespaces[0]: unknown namespace 'net' (known: mount, pid, ipc, "
+                      "uts, user; the network namespace is set by sandbox.network)");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: mount\n", 5,
+                      "sandbox.namespaces: expected a list, got 'mount'");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  network: none\n", 5,
+                      "sandbox.network: unknown network mode 'none' (known: host, isolated)");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  user: -1\n", 5,
+                      "sandbox.user: expected a name or a non-negative number, got '-1'");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  group: 4294967295\n", 5,
+                      "sandbox.group: id 4294967295 is out of range");
+}
+
+TEST_F(ManifestTest, WrongTypes) {
+    EXPECT_FILE_ERROR("name: demo\nversion: [1, 2]\nexecutable: ./run\n", 2,
+                      "version: expected a string, got a list");
+    EXPECT_FILE_ERROR(kHeader + "resources: 5\n", 4, "resources: expected a mapping, got '5'");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  - interval: 5s\n", 5,
+                      "healthcheck: expected a mapping, got a list");
+    EXPECT_FILE_ERROR(kHeader + "resources:\n  memory_limit: {a: 1}\n", 5,
+                      "resources.memory_limit: expected a size such as 512Mi, got a mapping");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - {name: a, type: b, required: yes}\n", 5,
+                      "backend_slots[0].required: expected true or false, got 'yes'");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - storage\n", 5,
+                      "backend_slots[0]: expected a mapping with name and type, got 'storage'");
+    EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - {name: a, type: b, config_schema: [x]}\n", 5,
+                      "backend_slots[0].config_schema: expected a mapping, got a list");
+    EXPECT_FILE_ERROR(kHeader + "grace_period:\n", 4,
+                      "grace_period: expected a duration such as 30s, got an empty value");
+    EXPECT_FILE_ERROR(kHeader + "[a]: 1\n", 4, "keys must be plain strings, got a list");
+}
+
+TEST_F(ManifestTest, YamlSyntaxErrorLine) {
+    const FileError e = error_of(kHeader + "resources:\n  cpu_limit: 1\n   memory_limit: 1Gi\n");
+    EXPECT_EQ(e.line(), 6);
+    EXPECT_TRUE(e.message().starts_with("YAML syntax error: ")) << e.what();
+
+    const FileError flow = error_of(kHeader + "environment: {A: 1\n");
+    EXPECT_EQ(flow.line(), 5);
+    EXPECT_TRUE(flow.message().starts_with("YAML syntax error: ")) << flow.what();
+}
+
+TEST_F(ManifestTest, EmptyAndNonMappingFiles) {
+    EXPECT_FILE_ERROR("", 1, "the file is empty (expected a mapping of keys)");
+    EXPECT_FILE_ERROR("# nothing here\n\n", 1, "the file is empty (expected a mapping of keys)");
+    EXPECT_FILE_ERROR("# a list\n- name: demo\n", 2,
+                      "expected a mapping of keys at the top level, got a list");
+    EXPECT_FILE_ERROR("just a string\n", 1,
+                      "expected a mapping of keys at the top level, got 'just a string'");
+    EXPECT_FILE_ERROR(kHeader + "---\nname: other\n", 5,
+                      "more than one YAML document (a file holds exactly one)");
+}
+
+TEST_F(ManifestTest, UnreadableFile) {
+    try {
+        launcher::parse_manifest(root_ / "missing" / "manifest.yaml");
+        FAIL();
+    } catch (const FileError& e) {
+        EXPECT_EQ(e.line(), 0);
+        EXPECT_EQ(e.message(), "cannot read: No such file or directory");
+        EXPECT_EQ(std::string(e.what()), (root_ / "missing" / "manifest.yaml").string() +
+                                             ": cannot read: No such file or directory");
+    }
+}
+
+TEST_F(ManifestTest, DiscoveryLoadsValidSkipsInvalidAndDuplicates) {
+    pattern("a-first", "name: alpha\nversion: 1\nexecutable: ./run\n");
+    pattern("b-broken",
+            "name: beta\nversion: 1\nexecutable: ./run\nresources:\n  memroy_limit: 1\n");
+    pattern("c-dup", "# same name as a-first\nversion: 2\nname: alpha\nexecutable: ./run\n");
+    pattern("d-other", "name: delta\nversion: 1\nexecutable: ./run\n");
+    fs::create_directories(root_ / "e-no-manifest");
+    write(root_ / "f-file", "not a directory\n");
+
+    const launcher::Discovery d = launcher::discover_patterns(root_);
+    ASSERT_EQ(d.patterns.size(), 2u);
+    EXPECT_EQ(d.patterns.at("alpha").file, root_ / "a-first" / "manifest.yaml");
+    EXPECT_EQ(d.patterns.at("alpha").version, "1");
+    EXPECT_EQ(d.patterns.at("delta").file, root_ / "d-other" / "manifest.yaml");
+
+    ASSERT_EQ(d.errors.size(), 2u);
+    EXPECT_EQ(d.errors[0].file(), root_ / "b-broken" / "manifest.yaml");
+    EXPECT_EQ(d.errors[0].line(), 5);
+    EXPECT_TRUE(d.errors[0].message().starts_with("unknown key 'memroy_limit' in resources"));
+    EXPECT_EQ(d.errors[1].file(), root_ / "c-dup" / "manifest.yaml");
+    EXPECT_EQ(d.errors[1].line(), 3);
+    EXPECT_EQ(d.errors[1].message(), "duplicate pattern name 'alpha' (also defined in " +
+                                         (root_ / "a-first" / "manifest.yaml").string() + ")");
+}
+
+TEST_F(ManifestTest, DiscoveryOfAnEmptyDirectory) {
+    const launcher::Discovery d = launcher::discover_patterns(root_);
+    EXPECT_TRUE(d.patterns.empty());
+    EXPECT_TRUE(d.errors.empty());
+}
+
+TEST_F(ManifestTest, DiscoveryOfAMissingDirectoryThrows) {
+    try {
+        launcher::discover_patterns(root_ / "nope");
+        FAIL();
+    } catch (const FileError& e) {
+        EXPECT_EQ(e.file(), root_ / "nope");
+        EXPECT_EQ(e.line(), 0);
+        EXPECT_EQ(e.message(), "cannot read the patterns directory: No such file or directory");
+    }
+}
+
+TEST(ParseDuration, Accepts) {
+    EXPECT_EQ(launcher::parse_duration("100ms"), 100ms);
+    EXPECT_EQ(launcher::parse_duration("5s"), 5s);
+    EXPECT_EQ(launcher::parse_duration("2m"), 2min);
+    EXPECT_EQ(launcher::parse_duration("1h"), 1h);
+    EXPECT_EQ(launcher::parse_duration("0010s"), 10s);
+}
+
+TEST(ParseDuration, RejectsWithReason) {
+    auto reason = [](std::string_view text) {
+        try {
+            launcher::parse_duration(text);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    EXPECT_EQ(reason(""), "invalid duration '': empty");
+    EXPECT_EQ(reason("30"), "invalid duration '30': missing unit (ms, s, m or h)");
+    EXPECT_EQ(reason("0s"), "invalid duration '0s': must be positive");
+    EXPECT_EQ(reason("-5s"), "invalid duration '-5s': must be positive");
+    EXPECT_EQ(reason("5sec"), "invalid duration '5sec': unknown unit 'sec' (use ms, s, m or h)");
+    EXPECT_EQ(reason("5 s"), "invalid duration '5 s': no spaces allowed (write 30s, not 30 s)");
+    EXPECT_EQ(
+        reason(" 5s"),
+        "invalid duration ' 5s': expected a whole number and a unit (ms, s, m or h), e.g. 30s");
+    EXPECT_EQ(reason("1.5s"),
+              "invalid duration '1.5s': fractions are not allowed; use a smaller unit (1500ms, not "
+              "1.5s)");
+    EXPECT_EQ(reason("s"),
+              "invalid duration 's': expected a whole number and a unit (ms, s, m or h), e.g. 30s");
+    EXPECT_EQ(
+        reason("+5s"),
+        "invalid duration '+5s': expected a whole number and a unit (ms, s, m or h), e.g. 30s");
+    EXPECT_EQ(reason("9223372036854776h"), "invalid duration '9223372036854776h': too large");
+    EXPECT_EQ(reason("99999999999999999999ms"),
+              "invalid duration '99999999999999999999ms': too large");
+    EXPECT_EQ(reason("9223372036854775807ms"), "accepted");
+    EXPECT_EQ(reason("9223372036854775808ms"),
+              "invalid duration '9223372036854775808ms': too large");
+}
+
+TEST(Isolation, NamesRoundTrip) {
+    for (auto level : {launcher::Isolation::kNone, launcher::Isolation::kNamespace,
+                       launcher::Isolation::kSession}) {
+        EXPECT_EQ(launcher::parse_isolation(launcher::isolation_name(level)), level);
+    }
+    EXPECT_EQ(launcher::parse_isolation("Session"), std::nullopt);
+    EXPECT_EQ(launcher::parse_isolation(""), std::nullopt);
+}
+
+}  // namespace
