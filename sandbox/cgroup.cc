@@ -341,9 +341,7 @@ CgroupTree CgroupTree::open(std::string root_path, Options options) {
     tree.root_path_ = root_path;
     tree.original_cgroup_dir_ = cgroup_dir(tree.mount_, self_cgroup());
 
-    if (::mkdir(root_path.c_str(), 0755) == 0) {
-        tree.created_root_ = true;
-    } else if (errno != EEXIST) {
+    if (::mkdir(root_path.c_str(), 0755) != 0 && errno != EEXIST) {
         throw_sys_error(errno, "create cgroup root", root_path);
     }
     tree.open_ = true;  // from here on the destructor undoes what was done
@@ -364,7 +362,6 @@ CgroupTree::CgroupTree(CgroupTree&& other) noexcept
     : mount_(std::move(other.mount_)),
       root_path_(std::move(other.root_path_)),
       original_cgroup_dir_(std::move(other.original_cgroup_dir_)),
-      created_root_(other.created_root_),
       moved_self_(other.moved_self_),
       open_(std::exchange(other.open_, false)) {}
 
@@ -464,7 +461,9 @@ void CgroupTree::close() {
         if (child != "supervisor") group.kill();
         group.remove();
     }
-    if (created_root_ && left_tree && ::rmdir(root_path_.c_str()) != 0 && errno != ENOENT) {
+    // The subtree is ours whether this instance created it or inherited it
+    // from one that died; it goes unless we live in it (a delegated unit).
+    if (left_tree && ::rmdir(root_path_.c_str()) != 0 && errno != ENOENT) {
         throw_sys_error(errno, "remove cgroup root", root_path_);
     }
 }

@@ -143,8 +143,8 @@ public:
         bool move_self_to_supervisor = true;
     };
 
-    // root_path: an absolute directory on the cgroup2 mount. It is created
-    // if missing (and then removed again by close()).
+    // root_path: an absolute directory on the cgroup2 mount, created if
+    // missing. close() removes it again unless the caller came from inside it.
     static CgroupTree open(std::string root_path, Options options);
     static CgroupTree open(std::string root_path) { return open(std::move(root_path), Options{}); }
 
@@ -175,8 +175,8 @@ public:
 
     // Kills and removes every group below the root (not the supervisor), moves
     // the caller back to the cgroup it came from if that lies outside the
-    // root, and removes the root if open() created it. Throws on failure;
-    // the destructor calls it and swallows errors.
+    // root, and then removes the root. Throws on failure; the destructor
+    // calls it and swallows errors.
     void close();
 
 private:
@@ -186,7 +186,6 @@ private:
     CgroupMount mount_;
     std::string root_path_;
     std::string original_cgroup_dir_;  // where the caller was before open()
-    bool created_root_ = false;
     bool moved_self_ = false;
     bool open_ = false;
 };

@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <algorithm>
 #include <limits>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -36,6 +38,66 @@ LauncherConfig::Endpoint to_endpoint(const fs::path& file, const Field& field,
     return endpoint;
 }
 
+int to_count(const fs::path& file, const Field& field) {
+    return static_cast<int>(
+        yaml_strict::to_integer(file, field, 1, std::numeric_limits<int>::max()));
+}
+
+// [a-z0-9][a-z0-9._-]{0,62}: the namespace ids launch requests use.
+bool valid_namespace_id(std::string_view id) {
+    auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (id.empty() || id.size() > 63 || !lower_alnum(id.front())) return false;
+    return std::all_of(id.begin(), id.end(),
+                       [&](char c) { return lower_alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+// `namespace_quotas`: namespace id -> the resources keys plus max_processes.
+// The ids are free-form keys, so Mapping (fixed keys) does not apply to the
+// outer mapping; the duplicate and type checks are the same.
+std::map<std::string, NamespaceQuota> to_namespace_quotas(const fs::path& file,
+                                                          const Field& field) {
+    std::map<std::string, NamespaceQuota> quotas;
+    if (field.value.IsNull()) return quotas;
+    if (!field.value.IsMap()) {
+        yaml_strict::fail(file, field,
+                          "expected a mapping of namespace id to quota, got " +
+                              yaml_strict::describe(field.value));
+    }
+    std::map<std::string, int> key_lines;
+    for (const auto& entry : field.value) {
+        const YAML::Node key = entry.first;  // a copy: the iterator's value is a temporary
+        const int key_line = yaml_strict::line_of(key, field.line());
+        if (!key.IsScalar()) {
+            throw FileError(
+                file, key_line,
+                field.path + ": namespace ids must be strings, got " + yaml_strict::describe(key));
+        }
+        const std::string id = key.Scalar();
+        if (!valid_namespace_id(id)) {
+            throw FileError(file, key_line,
+                            field.path + ": invalid namespace id '" + id +
+                                "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter "
+                                "or digit)");
+        }
+        if (const auto seen = key_lines.find(id); seen != key_lines.end()) {
+            throw FileError(file, key_line,
+                            "duplicate key '" + id + "' in " + field.path + " (first at line " +
+                                std::to_string(seen->second) + ")");
+        }
+        key_lines.emplace(id, key_line);
+
+        const Field value{id, field.path + "." + id, entry.second, key_line};
+        std::vector<std::string_view> keys = yaml_strict::resource_keys();
+        keys.emplace_back("max_processes");
+        const Mapping map(file, value, keys);
+        NamespaceQuota quota;
+        quota.resources = yaml_strict::to_resources(file, map);
+        if (const Field* f = map.find("max_processes")) quota.max_processes = to_count(file, *f);
+        quotas.emplace(id, std::move(quota));
+    }
+    return quotas;
+}
+
 // A port the launcher itself listens on, for the conflict checks.
 struct OwnPort {
     std::string key;
@@ -57,11 +119,11 @@ LauncherConfig load_config(const fs::path& file) {
         }
     }
     const Mapping top(file, root, "", {"launcher"}, 1);
-    const Mapping map(
-        file, top.require("launcher"),
-        {"grpc_port", "grpc_socket", "patterns_dir", "default_isolation", "process_manager",
-         "resources", "metrics", "health", "runtime_dir", "cgroup_root", "pattern_ports",
-         "limits_enforcement", "default_grace_period"});
+    const Mapping map(file, top.require("launcher"),
+                      {"grpc_port", "grpc_socket", "patterns_dir", "default_isolation",
+                       "process_manager", "resources", "metrics", "health", "runtime_dir",
+                       "cgroup_root", "pattern_ports", "limits_enforcement", "default_grace_period",
+                       "quotas", "namespace_quotas", "orphan_policy"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -90,7 +152,9 @@ LauncherConfig load_config(const fs::path& file) {
         config.default_isolation = *level;
     }
     if (const Field* f = map.find("process_manager")) {
-        const Mapping pm(file, *f, {"resync_interval", "backoff_period", "max_concurrent_starts"});
+        const Mapping pm(file, *f,
+                         {"resync_interval", "backoff_period", "max_concurrent_starts",
+                          "circuit_breaker_threshold"});
         if (const Field* g = pm.find("resync_interval")) {
             config.process_manager.resync_interval = yaml_strict::to_duration(file, *g);
         }
@@ -98,8 +162,10 @@ LauncherConfig load_config(const fs::path& file) {
             config.process_manager.backoff_period = yaml_strict::to_duration(file, *g);
         }
         if (const Field* g = pm.find("max_concurrent_starts")) {
-            config.process_manager.max_concurrent_starts = static_cast<int>(
-                yaml_strict::to_integer(file, *g, 1, std::numeric_limits<int>::max()));
+            config.process_manager.max_concurrent_starts = to_count(file, *g);
+        }
+        if (const Field* g = pm.find("circuit_breaker_threshold")) {
+            config.process_manager.circuit_breaker_threshold = to_count(file, *g);
         }
     }
     if (const Field* f = map.find("resources"))
@@ -156,6 +222,28 @@ LauncherConfig load_config(const fs::path& file) {
     }
     if (const Field* f = map.find("default_grace_period")) {
         config.default_grace_period = yaml_strict::to_duration(file, *f);
+    }
+    if (const Field* f = map.find("quotas")) {
+        const Mapping quotas(file, *f, {"max_processes", "max_processes_per_namespace"});
+        if (const Field* g = quotas.find("max_processes")) {
+            config.quotas.max_processes = to_count(file, *g);
+        }
+        if (const Field* g = quotas.find("max_processes_per_namespace")) {
+            config.quotas.max_processes_per_namespace = to_count(file, *g);
+        }
+    }
+    if (const Field* f = map.find("namespace_quotas")) {
+        config.namespace_quotas = to_namespace_quotas(file, *f);
+    }
+    if (const Field* f = map.find("orphan_policy")) {
+        const std::string text = yaml_strict::to_string(file, *f);
+        if (text == "adopt") {
+            config.orphan_policy = OrphanPolicy::kAdopt;
+        } else if (text == "kill") {
+            config.orphan_policy = OrphanPolicy::kKill;
+        } else {
+            yaml_strict::fail(file, *f, "unknown policy '" + text + "' (known: adopt, kill)");
+        }
     }
 
     // The launcher's own listeners must not collide with each other or with

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -13,6 +14,15 @@
 namespace launcher {
 
 enum class LimitsEnforcement { kStrict, kWarn };
+// What a restarted launcher does with pattern processes it finds still
+// running in its cgroup subtree.
+enum class OrphanPolicy { kAdopt, kKill };
+
+// A ceiling shared by all of one namespace's processes (its parent cgroup).
+struct NamespaceQuota {
+    Resources resources;            // cpu_limit, memory_limit, pids_limit, ... on ns:<name>
+    std::optional<int> max_processes;  // overrides quotas.max_processes_per_namespace
+};
 
 struct PortRange {
     int first = 20000;
@@ -31,7 +41,16 @@ struct LauncherConfig {
         std::chrono::milliseconds resync_interval{30000};
         std::chrono::milliseconds backoff_period{5000};
         int max_concurrent_starts = 10;
+        // Consecutive failed starts or crashes after which a key stays FAILED.
+        int circuit_breaker_threshold = 5;
     } process_manager;
+
+    struct Quotas {
+        std::optional<int> max_processes;                // whole launcher; unset: no limit
+        std::optional<int> max_processes_per_namespace;  // each namespace; unset: no limit
+    } quotas;
+    std::map<std::string, NamespaceQuota> namespace_quotas;  // by namespace id
+    OrphanPolicy orphan_policy = OrphanPolicy::kAdopt;
 
     // Defaults for patterns whose manifest sets no such limit.
     Resources resources;

@@ -140,6 +140,14 @@ int run_daemon(const std::vector<std::string>& args) {
     EventLoop loop;
     const std::size_t pattern_count = discovery.patterns.size();
     Launcher launcher(loop, config, tree, std::move(discovery));
+    // Before serving: processes a previous instance left running are adopted
+    // (or killed, per orphan_policy); nothing untracked stays in the subtree.
+    Launcher::RecoveryReport recovered = launcher.recover();
+    if (recovered.adopted || recovered.killed || recovered.stale_records || recovered.removed_groups) {
+        say("recovery: adopted " + std::to_string(recovered.adopted) + ", killed " +
+            std::to_string(recovered.killed) + ", removed " + std::to_string(recovered.removed_groups) +
+            " cgroups and " + std::to_string(recovered.stale_records) + " stale state records");
+    }
     PatternLauncherService service(loop, launcher);
 
     grpc::EnableDefaultHealthCheckService(true);

@@ -48,6 +48,8 @@ void to_wire(const ProcessInfo& i, pb::PatternInfo& out) {
     out.set_pids_current(i.pids_current);
     out.set_cgroup(i.cgroup);
     out.set_exit_cause(i.exit_cause);
+    out.set_started_at_unix_ms(i.started_at_unix_ms);
+    out.set_consecutive_failures(i.consecutive_failures);
 }
 
 // Runs `work` on the loop; `work` calls the returned finisher exactly once.

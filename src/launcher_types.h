@@ -58,6 +58,8 @@ struct ProcessInfo {
     std::uint64_t pids_current = 0;
     std::string cgroup;
     std::string exit_cause;
+    std::int64_t started_at_unix_ms = 0;
+    int consecutive_failures = 0;
 };
 
 struct LaunchParams {

@@ -303,11 +303,11 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
 // parse_manifest, also telling where the `name` key is (for duplicate names).
 Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     const YAML::Node root = yaml_strict::load_mapping_file(file);
-    const Mapping map(
-        file, root, "",
-        {"name", "version", "description", "author", "executable", "isolation_level",
-         "grace_period", "healthcheck", "resources", "backend_slots", "environment", "sandbox"},
-        1);
+    const Mapping map(file, root, "",
+                      {"name", "version", "description", "author", "executable", "isolation_level",
+                       "grace_period", "restart", "healthcheck", "resources", "backend_slots",
+                       "environment", "sandbox"},
+                      1);
     Manifest m;
     m.file = file;
     std::error_code ec;
@@ -341,6 +341,20 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     }
     if (const Field* f = map.find("grace_period"))
         m.grace_period = yaml_strict::to_duration(file, *f);
+    if (const Field* f = map.find("restart")) {
+        const std::string text = yaml_strict::to_string(file, *f);
+        if (text == "always") {
+            m.restart = RestartPolicy::kAlways;
+        } else if (text == "on-failure") {
+            m.restart = RestartPolicy::kOnFailure;
+        } else if (text == "never") {
+            m.restart = RestartPolicy::kNever;
+        } else {
+            yaml_strict::fail(
+                file, *f,
+                "unknown restart policy '" + text + "' (known: always, on-failure, never)");
+        }
+    }
     if (const Field* f = map.find("healthcheck")) m.healthcheck = parse_healthcheck(file, *f);
     if (const Field* f = map.find("resources")) m.resources = yaml_strict::to_resources(file, *f);
     if (const Field* f = map.find("backend_slots")) m.backend_slots = parse_backend_slots(file, *f);
@@ -351,7 +365,9 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
 
 }  // namespace
 
-bool is_valid_env_name(std::string_view name) { return env_name_ok(name); }
+bool is_valid_env_name(std::string_view name) {
+    return env_name_ok(name);
+}
 
 bool is_reserved_env_name(std::string_view name) {
     return std::find(kLauncherVariables.begin(), kLauncherVariables.end(), name) !=

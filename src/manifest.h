@@ -16,6 +16,10 @@ namespace launcher {
 enum class Isolation { kNone, kNamespace, kSession };
 enum class HealthcheckType { kHttp, kNotify, kTcp };
 enum class NetworkMode { kHost, kIsolated };
+// When a pattern process that was RUNNING ends: restart it always, only
+// after a failure (non-zero exit, a signal, an OOM kill, a failed liveness
+// check), or never.
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
 // [A-Za-z_][A-Za-z0-9_]*
 bool is_valid_env_name(std::string_view name);
@@ -93,6 +97,7 @@ struct Manifest {
     std::filesystem::path executable;  // absolute, exists, executable
     Isolation isolation_level = Isolation::kNamespace;
     std::optional<std::chrono::milliseconds> grace_period;  // terminate grace period
+    RestartPolicy restart = RestartPolicy::kOnFailure;      // `restart: always|on-failure|never`
     Healthcheck healthcheck;
     Resources resources;
     std::vector<BackendSlot> backend_slots;

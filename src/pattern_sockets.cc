@@ -13,25 +13,44 @@
 
 namespace launcher {
 
+namespace {
+
+// Binds and listens on 127.0.0.1:port; returns an empty fd with errno set
+// when the port is taken.
+sandbox::UniqueFd try_listen(int port) {
+    sandbox::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) sandbox::throw_sys_error(errno, "socket for a pattern");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        if (errno == EADDRINUSE || errno == EACCES) return {};
+        sandbox::throw_sys_error(errno, "bind 127.0.0.1:" + std::to_string(port));
+    }
+    if (::listen(fd.get(), SOMAXCONN) != 0) {
+        sandbox::throw_sys_error(errno, "listen on 127.0.0.1:" + std::to_string(port));
+    }
+    return fd;
+}
+
+}  // namespace
+
+BoundSocket PortAllocator::bind_port(int port) {
+    sandbox::UniqueFd fd = try_listen(port);
+    if (!fd) sandbox::throw_sys_error(errno, "bind 127.0.0.1:" + std::to_string(port) + " again");
+    in_use_.insert(port);
+    return BoundSocket{std::move(fd), port};
+}
+
 BoundSocket PortAllocator::bind_next() {
     const int span = range_.last - range_.first + 1;
     for (int tried = 0; tried < span; ++tried) {
         int port = next_;
         next_ = next_ == range_.last ? range_.first : next_ + 1;
         if (in_use_.count(port)) continue;
-        sandbox::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (!fd) sandbox::throw_sys_error(errno, "socket for a pattern");
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = htons(static_cast<uint16_t>(port));
-        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            if (errno == EADDRINUSE || errno == EACCES) continue;  // someone else's: skip it
-            sandbox::throw_sys_error(errno, "bind 127.0.0.1:" + std::to_string(port));
-        }
-        if (::listen(fd.get(), SOMAXCONN) != 0) {
-            sandbox::throw_sys_error(errno, "listen on 127.0.0.1:" + std::to_string(port));
-        }
+        sandbox::UniqueFd fd = try_listen(port);
+        if (!fd) continue;  // someone else's: skip it
         in_use_.insert(port);
         return BoundSocket{std::move(fd), port};
     }

@@ -23,6 +23,11 @@ public:
     // Binds and listens on 127.0.0.1 at the next free port. Throws
     // SysError(EADDRINUSE) naming the range when every port is taken.
     BoundSocket bind_next();
+    // Binds one given port again (a restart whose socket was lost with a
+    // previous launcher instance); throws SysError naming the port.
+    BoundSocket bind_port(int port);
+    // Marks a port as ours without binding it (held by an adopted pattern).
+    void reserve(int port) { in_use_.insert(port); }
     void release(int port) { in_use_.erase(port); }
     std::size_t in_use() const { return in_use_.size(); }
 

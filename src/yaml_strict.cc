@@ -110,16 +110,20 @@ YAML::Node load_mapping_file(const fs::path& file) {
 Mapping::Mapping(const fs::path& file, const YAML::Node& node, std::string where,
                  std::initializer_list<std::string_view> known, int line)
     : file_(file), where_(std::move(where)), line_(line) {
-    load(node, known);
+    load(node, std::vector<std::string_view>(known));
 }
 
 Mapping::Mapping(const fs::path& file, const Field& field,
                  std::initializer_list<std::string_view> known)
+    : Mapping(file, field, std::vector<std::string_view>(known)) {}
+
+Mapping::Mapping(const fs::path& file, const Field& field,
+                 const std::vector<std::string_view>& known)
     : file_(file), where_(field.path), line_(field.line()) {
     load(field.value, known);
 }
 
-void Mapping::load(const YAML::Node& node, std::initializer_list<std::string_view> known) {
+void Mapping::load(const YAML::Node& node, const std::vector<std::string_view>& known) {
     if (!node.IsDefined() || node.IsNull()) return;  // an empty section
     if (!node.IsMap()) {
         std::string prefix = where_.empty() ? std::string() : where_ + ": ";
@@ -273,10 +277,15 @@ std::vector<Field> to_items(const fs::path& file, const Field& field) {
     return items;
 }
 
+std::vector<std::string_view> resource_keys() {
+    return {"cpu_limit", "memory_limit", "memory_swap_limit", "pids_limit", "cpu_weight"};
+}
+
 Resources to_resources(const fs::path& file, const Field& field) {
-    const Mapping map(
-        file, field,
-        {"cpu_limit", "memory_limit", "memory_swap_limit", "pids_limit", "cpu_weight"});
+    return to_resources(file, Mapping(file, field, resource_keys()));
+}
+
+Resources to_resources(const fs::path& file, const Mapping& map) {
     Resources resources;
     if (const Field* f = map.find("cpu_limit")) {
         const double cpus = to_number(file, *f);

@@ -65,6 +65,9 @@ class Mapping {
     // The mapping that is the value of `field` (where = field.path).
     Mapping(const std::filesystem::path& file, const Field& field,
             std::initializer_list<std::string_view> known);
+    // The same, for a key list built at run time (e.g. resource_keys() plus more).
+    Mapping(const std::filesystem::path& file, const Field& field,
+            const std::vector<std::string_view>& known);
 
     // The field for `key`, or nullptr when the mapping does not have it.
     const Field* find(std::string_view key) const;
@@ -77,7 +80,7 @@ class Mapping {
     const std::vector<Field>& fields() const { return fields_; }
 
   private:
-    void load(const YAML::Node& node, std::initializer_list<std::string_view> known);
+    void load(const YAML::Node& node, const std::vector<std::string_view>& known);
 
     std::filesystem::path file_;
     std::string where_;
@@ -113,6 +116,12 @@ std::vector<Field> to_items(const std::filesystem::path& file, const Field& fiel
 // The `resources` section, shared by manifests and the launcher config:
 // cpu_limit, memory_limit, memory_swap_limit, pids_limit, cpu_weight.
 Resources to_resources(const std::filesystem::path& file, const Field& field);
+// The keys of a `resources` section, in the order messages list them.
+std::vector<std::string_view> resource_keys();
+// The resources keys of a mapping that may have more keys than those (built
+// with resource_keys() plus its own, e.g. namespace_quotas' max_processes);
+// the caller reads the others. Same validation as the overload above.
+Resources to_resources(const std::filesystem::path& file, const Mapping& map);
 
 // "a, b, c"
 std::string join(const std::vector<std::string>& items);

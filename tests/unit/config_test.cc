@@ -123,7 +123,8 @@ TEST_F(ConfigTest, EveryKeyParses) {
   grpc_socket: /tmp/x/api.sock
   patterns_dir: /opt/patterns/
   default_isolation: session
-  process_manager: {resync_interval: 1m, backoff_period: 250ms, max_concurrent_starts: 1}
+  process_manager: {resync_interval: 1m, backoff_period: 250ms, max_concurrent_starts: 1,
+                    circuit_breaker_threshold: 2}
   resources:
     cpu_limit: 0.25
     memory_limit: 512Mi
@@ -137,6 +138,11 @@ TEST_F(ConfigTest, EveryKeyParses) {
   pattern_ports: {first: 30000, last: 30010}
   limits_enforcement: warn
   default_grace_period: 2s
+  quotas: {max_processes: 100, max_processes_per_namespace: 10}
+  namespace_quotas:
+    tenant-a: {cpu_limit: 4, memory_limit: 8Gi, memory_swap_limit: 0, pids_limit: 1000,
+               cpu_weight: 200, max_processes: 20}
+  orphan_policy: kill
 )");
     EXPECT_EQ(c.grpc_port, 0);
     EXPECT_EQ(c.grpc_socket, fs::path("/tmp/x/api.sock"));
@@ -145,6 +151,7 @@ TEST_F(ConfigTest, EveryKeyParses) {
     EXPECT_EQ(c.process_manager.resync_interval, 1min);
     EXPECT_EQ(c.process_manager.backoff_period, 250ms);
     EXPECT_EQ(c.process_manager.max_concurrent_starts, 1);
+    EXPECT_EQ(c.process_manager.circuit_breaker_threshold, 2);
     EXPECT_EQ(c.resources.cpu_limit, 0.25);
     EXPECT_EQ(c.resources.memory_limit, 512u * 1024 * 1024);
     EXPECT_EQ(c.resources.memory_swap_limit, 0u);
@@ -160,6 +167,17 @@ TEST_F(ConfigTest, EveryKeyParses) {
     EXPECT_EQ(c.pattern_ports.last, 30010);
     EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kWarn);
     EXPECT_EQ(c.default_grace_period, 2s);
+    EXPECT_EQ(c.quotas.max_processes, 100);
+    EXPECT_EQ(c.quotas.max_processes_per_namespace, 10);
+    ASSERT_EQ(c.namespace_quotas.size(), 1u);
+    const launcher::NamespaceQuota& q = c.namespace_quotas.at("tenant-a");
+    EXPECT_EQ(q.resources.cpu_limit, 4.0);
+    EXPECT_EQ(q.resources.memory_limit, 8ull * 1024 * 1024 * 1024);
+    EXPECT_EQ(q.resources.memory_swap_limit, 0u);
+    EXPECT_EQ(q.resources.pids_limit, 1000u);
+    EXPECT_EQ(q.resources.cpu_weight, 200u);
+    EXPECT_EQ(q.max_processes, 20);
+    EXPECT_EQ(c.orphan_policy, launcher::OrphanPolicy::kKill);
 }
 
 TEST_F(ConfigTest, Defaults) {
@@ -184,7 +202,164 @@ TEST_F(ConfigTest, Defaults) {
         EXPECT_EQ(c.pattern_ports.last, 29999);
         EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kStrict);
         EXPECT_EQ(c.default_grace_period, 10s);
+        EXPECT_EQ(c.process_manager.circuit_breaker_threshold, 5);
+        EXPECT_FALSE(c.quotas.max_processes.has_value());
+        EXPECT_FALSE(c.quotas.max_processes_per_namespace.has_value());
+        EXPECT_TRUE(c.namespace_quotas.empty());
+        EXPECT_EQ(c.orphan_policy, launcher::OrphanPolicy::kAdopt);
     }
+}
+
+TEST_F(ConfigTest, CircuitBreakerThreshold) {
+    EXPECT_EQ(load("launcher:\n  process_manager:\n    circuit_breaker_threshold: 1\n")
+                  .process_manager.circuit_breaker_threshold,
+              1);
+    EXPECT_EQ(load("launcher:\n  process_manager: {circuit_breaker_threshold: \"30\"}\n")
+                  .process_manager.circuit_breaker_threshold,
+              30);
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    circuit_breaker_threshold: 0\n", 3,
+                      "launcher.process_manager.circuit_breaker_threshold: must be at least 1, "
+                      "got 0");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    circuit_breaker_threshold: -3\n", 3,
+                      "launcher.process_manager.circuit_breaker_threshold: must be at least 1, "
+                      "got -3");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    circuit_breaker_threshold: 2.5\n", 3,
+                      "launcher.process_manager.circuit_breaker_threshold: expected an integer, "
+                      "got '2.5'");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  process_manager:\n    circuit_breaker_threshold: 2147483648\n", 3,
+        "launcher.process_manager.circuit_breaker_threshold: must be at most 2147483647, got "
+        "2147483648");
+    EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    circuit_breaker_threshold:\n", 3,
+                      "launcher.process_manager.circuit_breaker_threshold: expected an integer, "
+                      "got an empty value");
+}
+
+TEST_F(ConfigTest, Quotas) {
+    LauncherConfig c = load("launcher:\n  quotas:\n    max_processes: 1\n");
+    EXPECT_EQ(c.quotas.max_processes, 1);
+    EXPECT_FALSE(c.quotas.max_processes_per_namespace.has_value());
+    c = load("launcher:\n  quotas: {max_processes_per_namespace: 3}\n");
+    EXPECT_FALSE(c.quotas.max_processes.has_value());
+    EXPECT_EQ(c.quotas.max_processes_per_namespace, 3);
+    // An empty section is no section.
+    c = load("launcher:\n  quotas:\n");
+    EXPECT_FALSE(c.quotas.max_processes.has_value());
+    EXPECT_FALSE(c.quotas.max_processes_per_namespace.has_value());
+
+    EXPECT_FILE_ERROR("launcher:\n  quotas:\n    max_procs: 5\n", 3,
+                      "unknown key 'max_procs' in launcher.quotas (known: max_processes, "
+                      "max_processes_per_namespace)");
+    EXPECT_FILE_ERROR("launcher:\n  quotas:\n    max_processes: 0\n", 3,
+                      "launcher.quotas.max_processes: must be at least 1, got 0");
+    EXPECT_FILE_ERROR("launcher:\n  quotas:\n    max_processes_per_namespace: -1\n", 3,
+                      "launcher.quotas.max_processes_per_namespace: must be at least 1, got -1");
+    EXPECT_FILE_ERROR("launcher:\n  quotas:\n    max_processes: lots\n", 3,
+                      "launcher.quotas.max_processes: expected an integer, got 'lots'");
+    EXPECT_FILE_ERROR("launcher:\n  quotas: [max_processes]\n", 2,
+                      "launcher.quotas: expected a mapping, got a list");
+    EXPECT_FILE_ERROR("launcher:\n  quotas: 10\n", 2,
+                      "launcher.quotas: expected a mapping, got '10'");
+    EXPECT_FILE_ERROR("launcher:\n  quotas:\n    max_processes: 1\n    max_processes: 2\n", 4,
+                      "duplicate key 'max_processes' in launcher.quotas (first at line 3)");
+}
+
+TEST_F(ConfigTest, NamespaceQuotas) {
+    const LauncherConfig c = load(R"(launcher:
+  namespace_quotas:
+    tenant-a:
+      memory_limit: 1Gi
+      max_processes: 3
+    b.2_x-y:
+      cpu_limit: 0.5
+    empty:
+    "7":
+      pids_limit: "64"
+)");
+    ASSERT_EQ(c.namespace_quotas.size(), 4u);
+    const launcher::NamespaceQuota& a = c.namespace_quotas.at("tenant-a");
+    EXPECT_EQ(a.resources.memory_limit, 1024u * 1024 * 1024);
+    EXPECT_FALSE(a.resources.cpu_limit.has_value());
+    EXPECT_EQ(a.max_processes, 3);
+    const launcher::NamespaceQuota& b = c.namespace_quotas.at("b.2_x-y");
+    EXPECT_EQ(b.resources.cpu_limit, 0.5);
+    EXPECT_FALSE(b.max_processes.has_value());
+    const launcher::NamespaceQuota& empty = c.namespace_quotas.at("empty");
+    EXPECT_FALSE(empty.resources.memory_limit.has_value());
+    EXPECT_FALSE(empty.max_processes.has_value());
+    EXPECT_EQ(c.namespace_quotas.at("7").resources.pids_limit, 64u);
+    // The longest id: 63 characters.
+    const std::string longest(63, 'n');
+    EXPECT_EQ(load("launcher:\n  namespace_quotas:\n    " + longest + ": {max_processes: 1}\n")
+                  .namespace_quotas.count(longest),
+              1u);
+    EXPECT_TRUE(load("launcher:\n  namespace_quotas: {}\n").namespace_quotas.empty());
+    EXPECT_TRUE(load("launcher:\n  namespace_quotas:\n").namespace_quotas.empty());
+}
+
+TEST_F(ConfigTest, BadNamespaceQuotas) {
+    const std::string id_rule =
+        "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)";
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    tenant-a: {}\n    Tenant-B: {}\n", 4,
+                      "launcher.namespace_quotas: invalid namespace id 'Tenant-B" + id_rule);
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    .hidden: {}\n", 3,
+                      "launcher.namespace_quotas: invalid namespace id '.hidden" + id_rule);
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    a:b: {}\n", 3,
+                      "launcher.namespace_quotas: invalid namespace id 'a:b" + id_rule);
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    \"\": {}\n", 3,
+                      "launcher.namespace_quotas: invalid namespace id '" + id_rule);
+    const std::string too_long(64, 'n');
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    " + too_long + ": {}\n", 3,
+                      "launcher.namespace_quotas: invalid namespace id '" + too_long + id_rule);
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    ? [a, b]\n    : {}\n", 3,
+                      "launcher.namespace_quotas: namespace ids must be strings, got a list");
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    a: {}\n\n    a: {}\n", 5,
+                      "duplicate key 'a' in launcher.namespace_quotas (first at line 3)");
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    - tenant-a\n", 3,
+                      "launcher.namespace_quotas: expected a mapping of namespace id to quota, got "
+                      "a list");
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    tenant-a: 5\n", 3,
+                      "launcher.namespace_quotas.tenant-a: expected a mapping, got '5'");
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    tenant-a:\n      memroy_limit: 1Gi\n", 4,
+                      "unknown key 'memroy_limit' in launcher.namespace_quotas.tenant-a (known: "
+                      "cpu_limit, memory_limit, memory_swap_limit, pids_limit, cpu_weight, "
+                      "max_processes)");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      cpu_limit: 0\n", 4,
+        "launcher.namespace_quotas.tenant-a.cpu_limit: must be greater than 0, got 0");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      memory_limit: 12Mx\n", 4,
+        "launcher.namespace_quotas.tenant-a.memory_limit: invalid size '12Mx': unknown suffix "
+        "'Mx' (use Ki, Mi, Gi, Ti, Pi, Ei or K, M, G, T, P, E)");
+    EXPECT_FILE_ERROR("launcher:\n  namespace_quotas:\n    tenant-a:\n      pids_limit: 0\n", 4,
+                      "launcher.namespace_quotas.tenant-a.pids_limit: must be at least 1, got 0");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      cpu_weight: 10001\n", 4,
+        "launcher.namespace_quotas.tenant-a.cpu_weight: must be between 1 and 10000, got 10001");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      max_processes: 0\n", 4,
+        "launcher.namespace_quotas.tenant-a.max_processes: must be at least 1, got 0");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      max_processes: [1]\n", 4,
+        "launcher.namespace_quotas.tenant-a.max_processes: expected an integer, got a list");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  namespace_quotas:\n    tenant-a:\n      pids_limit: 1\n      pids_limit: 2\n",
+        5, "duplicate key 'pids_limit' in launcher.namespace_quotas.tenant-a (first at line 4)");
+}
+
+TEST_F(ConfigTest, OrphanPolicy) {
+    EXPECT_EQ(load("launcher:\n  orphan_policy: adopt\n").orphan_policy,
+              launcher::OrphanPolicy::kAdopt);
+    EXPECT_EQ(load("launcher:\n  orphan_policy: kill\n").orphan_policy,
+              launcher::OrphanPolicy::kKill);
+    EXPECT_FILE_ERROR("launcher:\n  orphan_policy: keep\n", 2,
+                      "launcher.orphan_policy: unknown policy 'keep' (known: adopt, kill)");
+    EXPECT_FILE_ERROR("launcher:\n  orphan_policy: Kill\n", 2,
+                      "launcher.orphan_policy: unknown policy 'Kill' (known: adopt, kill)");
+    EXPECT_FILE_ERROR("launcher:\n  orphan_policy: [kill]\n", 2,
+                      "launcher.orphan_policy: expected a string, got a list");
+    EXPECT_FILE_ERROR("launcher:\n  orphan_policy:\n", 2,
+                      "launcher.orphan_policy: expected a string, got an empty value");
 }
 
 TEST_F(ConfigTest, GrpcSocketDefaultsToTheRuntimeDir) {
@@ -222,10 +397,10 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
                       "unknown key 'patern_dir' in launcher (known: grpc_port, grpc_socket, "
                       "patterns_dir, default_isolation, process_manager, resources, metrics, "
                       "health, runtime_dir, cgroup_root, pattern_ports, limits_enforcement, "
-                      "default_grace_period)");
+                      "default_grace_period, quotas, namespace_quotas, orphan_policy)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
-                      "backoff_period, max_concurrent_starts)");
+                      "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");
     EXPECT_FILE_ERROR("launcher:\n  resources:\n\n    memroy_limit: 1Gi\n", 4,
                       "unknown key 'memroy_limit' in launcher.resources (known: cpu_limit, "
                       "memory_limit, memory_swap_limit, pids_limit, cpu_weight)");
@@ -334,6 +509,11 @@ TEST(RepositoryConfig, DevelopmentConfigParses) {
     EXPECT_EQ(c.pattern_ports.first, 20000);
     EXPECT_EQ(c.pattern_ports.last, 29999);
     EXPECT_TRUE(c.cgroup_root.empty());
+    EXPECT_EQ(c.process_manager.circuit_breaker_threshold, 5);
+    EXPECT_FALSE(c.quotas.max_processes.has_value());
+    EXPECT_FALSE(c.quotas.max_processes_per_namespace.has_value());
+    EXPECT_TRUE(c.namespace_quotas.empty());
+    EXPECT_EQ(c.orphan_policy, launcher::OrphanPolicy::kAdopt);
 }
 
 }  // namespace

@@ -1,0 +1,76 @@
+// Everything the launcher holds for one isolation key. Internal to the
+// launcher (launcher.cc, supervision.cc, recovery.cc).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "event_loop.h"
+#include "health_probe.h"
+#include "isolation_key.h"
+#include "launcher.h"
+#include "launcher_types.h"
+#include "manifest.h"
+#include "pattern_sockets.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/process.h"
+
+namespace launcher {
+
+struct ManagedProcess {
+    IsolationKey key;
+    std::string id;
+    std::shared_ptr<const Manifest> manifest;
+    std::map<std::string, std::string> config;  // the launch request's, for every restart
+    ProcessState state = ProcessState::kStarting;
+    bool healthy = false;
+    bool limits_enforced = true;
+    std::chrono::milliseconds grace{0};
+
+    // The key's resources; they outlive restarts, so the address never changes.
+    std::unique_ptr<sandbox::Cgroup> group;
+    BoundSocket grpc;
+    BoundSocket health;  // fd unset for tcp checks (the pattern binds the port)
+    std::filesystem::path notify_path;
+    sandbox::UniqueFd notify;
+
+    // The current process.
+    sandbox::Process process;
+    bool process_alive = false;
+    bool adopted = false;  // found after a launcher restart: not our child
+    pid_t pid = 0;
+    EventLoop::Clock::time_point started_at = EventLoop::Clock::now();
+    std::int64_t started_at_unix_ms = 0;
+
+    // In-flight work, each cancelled by stop_timers().
+    std::shared_ptr<HealthProbe> probe;
+    EventLoop::TimerId start_timer = 0;     // start_timeout
+    EventLoop::TimerId retry_timer = 0;     // next readiness probe
+    EventLoop::TimerId grace_timer = 0;     // SIGTERM -> cgroup.kill
+    EventLoop::TimerId restart_timer = 0;   // back-off before a restart
+    EventLoop::TimerId liveness_timer = 0;  // next liveness probe
+    EventLoop::TimerId stable_timer = 0;    // resets consecutive_failures
+    sandbox::UniqueFd cgroup_events;        // watched while the group drains
+    std::function<void(ManagedProcess&)> after_drain;
+    bool queued = false;  // waiting for a max_concurrent_starts slot
+
+    std::vector<Launcher::LaunchDone> launch_waiters;
+    std::vector<Launcher::TerminateDone> terminate_waiters;
+    std::string start_failure;  // a cold start failed: answered once torn down
+    std::string kill_reason;    // why we killed a running process (liveness)
+
+    std::string address;
+    std::string last_error;
+    std::string exit_cause;
+    int error_count = 0;
+    int restart_count = 0;
+    int consecutive_failures = 0;
+    int liveness_failures = 0;
+    bool ever_running = false;
+};
+
+}  // namespace launcher

@@ -1,0 +1,180 @@
+// Taking pattern processes back after the launcher itself was restarted
+// (killed, crashed, upgraded). Only the launcher's own cgroup subtree is
+// searched; a process is adopted only when a state record, its cgroup and
+// its pid all agree. Everything else found there is killed and removed.
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+
+#include "launcher.h"
+#include "managed_process.h"
+#include "sandbox/error.h"
+
+namespace launcher {
+
+using std::chrono::milliseconds;
+
+namespace {
+
+void log_line(const std::string& line) { std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str()); }
+
+std::vector<std::string> subdirectories(const std::string& path) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+        if (entry.is_directory()) out.push_back(entry.path().filename().string());
+    }
+    return out;
+}
+
+// Gets back a listening socket the pattern holds at `fd_number` (its copy
+// of what we handed over), if it is still the one bound to 127.0.0.1:port.
+sandbox::UniqueFd recover_socket(int pidfd, int fd_number, int port) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd_number, 0));
+    if (fd < 0) return {};
+    sandbox::UniqueFd socket(fd);
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET ||
+        ntohs(addr.sin_port) != port ||
+        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening) {
+        return {};
+    }
+    return socket;
+}
+
+}  // namespace
+
+bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
+    auto pattern = patterns_.find(record.pattern);
+    auto level = parse_isolation(record.isolation);
+    if (pattern == patterns_.end() || !level) return false;
+    IsolationKey key{*level, record.pattern, record.namespace_id, record.session_id};
+    if (key.process_id() != record.process_id) return false;
+    auto members = group.processes();
+    if (std::find(members.begin(), members.end(), record.pid) == members.end()) return false;
+    sandbox::Process process = sandbox::Process::open(record.pid);
+    // The pid could have been recycled between the read and pidfd_open:
+    // it must still be in the group now that the pidfd pins the process.
+    members = group.processes();
+    if (std::find(members.begin(), members.end(), record.pid) == members.end()) return false;
+
+    auto owned = std::make_unique<ManagedProcess>();
+    ManagedProcess& p = *owned;
+    p.key = key;
+    p.id = record.process_id;
+    p.manifest = pattern->second;
+    p.config = record.config;
+    p.state = ProcessState::kRunning;
+    p.healthy = true;  // liveness checks confirm it from here on
+    p.ever_running = true;
+    p.adopted = true;
+    p.limits_enforced = record.limits_enforced;
+    p.grace = milliseconds(record.grace_period_ms > 0 ? record.grace_period_ms
+                                                      : config_.default_grace_period.count());
+    p.group = std::make_unique<sandbox::Cgroup>(std::move(group));
+    p.grpc.port = record.grpc_port;
+    p.grpc.fd = recover_socket(process.pidfd(), 3, record.grpc_port);
+    p.health.port = record.health_port;
+    if (record.health_port && p.manifest->healthcheck.type == HealthcheckType::kHttp) {
+        p.health.fd = recover_socket(process.pidfd(), 4, record.health_port);
+    }
+    ports_.reserve(record.grpc_port);
+    if (record.health_port) ports_.reserve(record.health_port);
+    p.address = record.address;
+    p.pid = record.pid;
+    p.process = std::move(process);
+    p.process_alive = true;
+    p.started_at_unix_ms = record.started_at_unix_ms;
+    const auto age = std::chrono::system_clock::now() -
+                     std::chrono::system_clock::time_point(milliseconds(record.started_at_unix_ms));
+    p.started_at = EventLoop::Clock::now() - std::chrono::duration_cast<EventLoop::Clock::duration>(age);
+    p.restart_count = record.restart_count;
+
+    if (!key.namespace_id.empty()) namespace_group(key.namespace_id);
+    if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);
+    processes_[p.id] = std::move(owned);
+    watch_process(p);
+    schedule_liveness(p);
+    persist(p);
+    log_line("adopted " + p.id + " (pid " + std::to_string(p.pid) + ", " + p.address +
+             (p.grpc.fd ? ", socket recovered" : ", socket to be bound again on restart") + ")");
+    return true;
+}
+
+Launcher::RecoveryReport Launcher::recover() {
+    RecoveryReport report;
+    LoadedRecords loaded = state_.load_all();
+    for (const std::string& problem : loaded.problems) {
+        log_line("untrusted state record " + problem + "; whatever it described is killed");
+    }
+    std::map<std::string, ProcessRecord> by_cgroup;
+    for (ProcessRecord& r : loaded.records) by_cgroup[r.cgroup] = std::move(r);
+
+    // One key's group: adopt its process, or kill and remove what is there.
+    auto handle_group = [&](const std::string& path) {
+        sandbox::Cgroup group = sandbox::Cgroup::adopt(path);
+        auto record = by_cgroup.find(path);
+        const std::size_t count = group.processes().size();
+        bool adopted = false;
+        std::string why = "no state record describes it";
+        if (record != by_cgroup.end()) {
+            if (config_.orphan_policy == OrphanPolicy::kKill) {
+                why = "orphan_policy is kill";
+            } else {
+                try {
+                    adopted = count > 0 && adopt(record->second, group);
+                } catch (const std::exception& e) {
+                    log_line("cannot adopt " + record->second.process_id + ": " + e.what());
+                }
+                why = "its state record does not match it";
+            }
+        }
+        if (adopted) {
+            ++report.adopted;
+        } else {
+            if (count > 0) {
+                log_line("killing " + std::to_string(count) + " process(es) in " + path + ": " + why);
+                report.killed += static_cast<int>(count);
+            }
+            group.kill();
+            group.remove(milliseconds(5000));
+            ++report.removed_groups;
+            if (record != by_cgroup.end()) state_.remove(record->second.process_id);
+        }
+        if (record != by_cgroup.end()) by_cgroup.erase(record);
+    };
+
+    const std::string root = tree_.root_path();
+    for (const std::string& name : subdirectories(root)) {
+        if (name == "supervisor") continue;
+        const std::string path = root + "/" + name;
+        if (name.starts_with("ns:") && std::count(name.begin(), name.end(), ':') == 1) {
+            for (const std::string& child : subdirectories(path)) handle_group(path + "/" + child);
+            // A namespace group nobody was adopted into is removed.
+            if (!namespace_groups_.count(name.substr(3))) {
+                sandbox::Cgroup ns = sandbox::Cgroup::adopt(path);
+                ns.kill();
+                ns.remove(milliseconds(5000));
+                ++report.removed_groups;
+            }
+        } else {
+            handle_group(path);
+        }
+    }
+    for (const auto& [cgroup, record] : by_cgroup) {
+        log_line("state record of " + record.process_id + " names " + cgroup +
+                 ", where no process runs; forgetting it");
+        state_.remove(record.process_id);
+        ++report.stale_records;
+    }
+    return report;
+}
+
+}  // namespace launcher

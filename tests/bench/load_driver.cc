@@ -1,0 +1,877 @@
+// load_driver: measures a running pattern-launcher through its gRPC API.
+//
+// Talks to the daemon over its unix socket (--socket) or a loopback TCP
+// address (--address) and, in this order:
+//   1. the floor: Health RPC round trips (what any call costs);
+//   2. cold launches, sequential: N distinct keys (ns:<prefix>-s<i>:<pattern>),
+//      each LaunchPattern timed until it answers RUNNING; then the same keys
+//      terminated one by one (TerminatePattern latency);
+//   3. warm reuse: LaunchPattern of one RUNNING key, sequential and with C
+//      client threads;
+//   4. for each level K of --live (e.g. 1000,10000): cold launches with C
+//      client threads until K keys (ns:<prefix>-<i>:<pattern>) are live, then,
+//      after a settle time, the daemon's RSS, fds and threads, its idle CPU
+//      over --idle-window seconds (utime+stime of /proc/<pid>/stat and the
+//      sum of /proc/<pid>/task/*/schedstat) and a warm-reuse sample;
+//   5. TerminatePattern of every live key with C threads, then the time until
+//      the daemon is idle again (Health reports no process and its CPU stayed
+//      below 1 % for three 100 ms samples).
+// Prints a table and one JSON line (prefixed by nothing, starting with '{').
+//
+// Every phase is bounded: counts by flags, the whole run by --time-limit
+// (launching stops when it is reached; terminating always runs). The first
+// failed launch of a level stops that level and the following ones (the error
+// is reported): a daemon that hits a limit is measured where it stopped.
+// Everything this program launched is terminated before it exits.
+//
+// The daemon's pid comes from --daemon-pid, else from SO_PEERCRED on its unix
+// socket. Reading /proc/<pid>/fd needs the daemon's uid or root.
+#include <dirent.h>
+#include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "prism/launcher/launcher.grpc.pb.h"
+
+namespace {
+
+namespace pb = prism::launcher;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr const char* kUsage = R"(usage: load_driver (--socket PATH | --address 127.0.0.1:PORT) [options]
+
+  --daemon-pid PID        the daemon (default: SO_PEERCRED of --socket)
+  --pattern NAME          pattern to launch (default echo-notify)
+  --prefix ID             namespace prefix of the keys (default bench)
+  --cold N                sequential cold launches (default 200; 0 skips)
+  --concurrency C         client threads for the concurrent phases (default 4)
+  --warm M                sequential warm-reuse calls (default 5000; 0 skips)
+  --live K1,K2,...        live-key levels (default 1000,10000; "" skips)
+  --idle-window S         seconds of idle-CPU measurement per level (default 10)
+  --settle S              seconds to wait before measuring a level (default 2)
+  --time-limit S          stop launching after S seconds in all (default 1200)
+  --rpc-timeout S         deadline of each RPC (default 30)
+  --health-calls N        Health round trips for the floor (default 1000)
+  --label TEXT            free text copied into the output (e.g. "network: isolated")
+  --json FILE             also write the JSON line to FILE
+)";
+
+struct Options {
+    std::string socket;
+    std::string address;
+    pid_t daemon_pid = 0;
+    std::string pattern = "echo-notify";
+    std::string prefix = "bench";
+    int cold = 200;
+    int concurrency = 4;
+    int warm = 5000;
+    std::vector<int> live = {1000, 10000};
+    double idle_window_s = 10;
+    double settle_s = 2;
+    double time_limit_s = 1200;
+    double rpc_timeout_s = 30;
+    int health_calls = 1000;
+    std::string label;
+    std::string json_file;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+    std::fprintf(stderr, "load_driver: %s\n%s", message.c_str(), kUsage);
+    std::exit(2);
+}
+
+template <typename T>
+T parse_number(const std::string& flag, const std::string& text) {
+    T value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        usage_error(flag + " expects a number, got '" + text + "'");
+    }
+    return value;
+}
+
+bool is_loopback_address(const std::string& address) {
+    auto colon = address.rfind(':');
+    if (colon == std::string::npos) return false;
+    const std::string host = address.substr(0, colon);
+    return host == "localhost" || host == "[::1]" || host.starts_with("127.");
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& flag = args[i];
+        if (flag == "-h" || flag == "--help") {
+            std::fputs(kUsage, stdout);
+            std::exit(0);
+        }
+        if (i + 1 >= args.size()) usage_error(flag + " needs a value");
+        const std::string& v = args[++i];
+        if (flag == "--socket") {
+            o.socket = v;
+        } else if (flag == "--address") {
+            o.address = v;
+        } else if (flag == "--daemon-pid") {
+            o.daemon_pid = parse_number<pid_t>(flag, v);
+        } else if (flag == "--pattern") {
+            o.pattern = v;
+        } else if (flag == "--prefix") {
+            o.prefix = v;
+        } else if (flag == "--cold") {
+            o.cold = parse_number<int>(flag, v);
+        } else if (flag == "--concurrency") {
+            o.concurrency = parse_number<int>(flag, v);
+        } else if (flag == "--warm") {
+            o.warm = parse_number<int>(flag, v);
+        } else if (flag == "--live") {
+            o.live.clear();
+            std::stringstream ss(v);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                if (!item.empty()) o.live.push_back(parse_number<int>(flag, item));
+            }
+        } else if (flag == "--idle-window") {
+            o.idle_window_s = parse_number<double>(flag, v);
+        } else if (flag == "--settle") {
+            o.settle_s = parse_number<double>(flag, v);
+        } else if (flag == "--time-limit") {
+            o.time_limit_s = parse_number<double>(flag, v);
+        } else if (flag == "--rpc-timeout") {
+            o.rpc_timeout_s = parse_number<double>(flag, v);
+        } else if (flag == "--health-calls") {
+            o.health_calls = parse_number<int>(flag, v);
+        } else if (flag == "--label") {
+            o.label = v;
+        } else if (flag == "--json") {
+            o.json_file = v;
+        } else {
+            usage_error("unknown argument '" + flag + "'");
+        }
+    }
+    if (o.socket.empty() == o.address.empty()) usage_error("give exactly one of --socket, --address");
+    if (!o.address.empty() && !is_loopback_address(o.address)) {
+        usage_error("--address must be a loopback address (127.x.x.x:PORT, localhost:PORT, [::1]:PORT)");
+    }
+    if (o.concurrency < 1 || o.concurrency > 256) usage_error("--concurrency expects 1..256");
+    if (o.cold < 0 || o.warm < 0 || o.health_calls < 0) usage_error("counts must not be negative");
+    for (int k : o.live) {
+        if (k < 1 || k > 100000) usage_error("--live levels expect 1..100000");
+    }
+    if (!std::is_sorted(o.live.begin(), o.live.end())) usage_error("--live levels must ascend");
+    return o;
+}
+
+// ---- statistics -------------------------------------------------------------
+
+struct Summary {
+    std::size_t n = 0;
+    double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;  // microseconds
+};
+
+// Nearest-rank percentiles.
+Summary summarize(std::vector<double> us) {
+    Summary s;
+    s.n = us.size();
+    if (us.empty()) return s;
+    std::sort(us.begin(), us.end());
+    auto rank = [&](double q) {
+        auto r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(us.size())));
+        return us[std::min(us.size() - 1, r == 0 ? 0 : r - 1)];
+    };
+    s.p50 = rank(0.50);
+    s.p90 = rank(0.90);
+    s.p99 = rank(0.99);
+    s.max = us.back();
+    s.mean = std::accumulate(us.begin(), us.end(), 0.0) / static_cast<double>(us.size());
+    return s;
+}
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double micros_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+// ---- the daemon's /proc ---------------------------------------------------------
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+struct ProcSample {
+    Clock::time_point at = Clock::now();
+    long ticks = 0;                 // utime + stime, clock ticks
+    std::uint64_t sched_ns = 0;     // sum of the threads' time on CPU
+    long rss_kib = 0, rss_anon_kib = 0, hwm_kib = 0;
+    int fds = 0, threads = 0;
+    bool ok = false;
+};
+
+long status_field_kib(const std::string& status, const std::string& name) {
+    auto pos = status.find("\n" + name + ":");
+    if (pos == std::string::npos) return 0;
+    return std::strtol(status.c_str() + pos + name.size() + 2, nullptr, 10);
+}
+
+int count_entries(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return -1;
+    int n = 0;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] != '.') ++n;
+    }
+    ::closedir(d);
+    return n;
+}
+
+ProcSample sample_daemon(pid_t pid, bool with_fds = true) {
+    ProcSample s;
+    const std::string base = "/proc/" + std::to_string(pid);
+    std::string stat = slurp(base + "/stat");
+    auto paren = stat.rfind(')');
+    if (stat.empty() || paren == std::string::npos) return s;
+    // Fields after "(comm)": 3 state, ..., 14 utime, 15 stime.
+    std::stringstream ss(stat.substr(paren + 2));
+    std::vector<std::string> fields;
+    std::string field;
+    while (ss >> field && fields.size() < 13) fields.push_back(field);
+    if (fields.size() < 13) return s;
+    s.ticks = std::strtol(fields[11].c_str(), nullptr, 10) + std::strtol(fields[12].c_str(), nullptr, 10);
+    std::string status = slurp(base + "/status");
+    s.rss_kib = status_field_kib(status, "VmRSS");
+    s.rss_anon_kib = status_field_kib(status, "RssAnon");
+    s.hwm_kib = status_field_kib(status, "VmHWM");
+    s.threads = static_cast<int>(status_field_kib(status, "Threads"));
+    if (DIR* d = ::opendir((base + "/task").c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            std::string sched = slurp(base + "/task/" + e->d_name + "/schedstat");
+            s.sched_ns += std::strtoull(sched.c_str(), nullptr, 10);
+        }
+        ::closedir(d);
+    }
+    s.fds = with_fds ? count_entries(base + "/fd") : -1;
+    s.at = Clock::now();
+    s.ok = true;
+    return s;
+}
+
+// Busy share of all CPUs of the host between two /proc/stat readings.
+struct HostCpu {
+    std::uint64_t busy = 0, total = 0;
+};
+HostCpu host_cpu() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    in >> cpu;
+    HostCpu h;
+    std::uint64_t v[10] = {};
+    for (auto& x : v) in >> x;
+    for (int i = 0; i < 8; ++i) h.total += v[i];  // guest time is part of user
+    h.busy = h.total - v[3] - v[4];               // minus idle and iowait
+    return h;
+}
+double host_busy_percent(const HostCpu& a, const HostCpu& b) {
+    if (b.total <= a.total) return 0;
+    return 100.0 * static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
+}
+
+long meminfo_kib(const std::string& name) {
+    return status_field_kib("\n" + slurp("/proc/meminfo"), name);
+}
+
+std::string loadavg() {
+    std::string l = slurp("/proc/loadavg");
+    auto parts = l.find(' ', l.find(' ', l.find(' ') + 1) + 1);
+    return l.substr(0, parts);
+}
+
+// ---- the API ------------------------------------------------------------------
+
+class Api {
+public:
+    explicit Api(const Options& o) : options_(o) {}
+
+    // Its own connection per stub: client threads never share one HTTP/2 stream pool.
+    std::unique_ptr<pb::PatternLauncher::Stub> stub() const {
+        grpc::ChannelArguments args;
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+        const std::string target = options_.socket.empty() ? options_.address : "unix:" + options_.socket;
+        return pb::PatternLauncher::NewStub(
+            grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+    }
+
+    void deadline(grpc::ClientContext& ctx) const {
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::microseconds(static_cast<long>(options_.rpc_timeout_s * 1e6)));
+    }
+
+    grpc::Status launch(pb::PatternLauncher::Stub& stub, const std::string& ns,
+                        pb::LaunchResponse& response) const {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        pb::LaunchRequest req;
+        req.set_pattern_name(options_.pattern);
+        req.set_isolation(pb::ISOLATION_NAMESPACE);
+        req.set_namespace_(ns);
+        return stub.LaunchPattern(&ctx, req, &response);
+    }
+
+    grpc::Status terminate(pb::PatternLauncher::Stub& stub, const std::string& id,
+                           pb::TerminateResponse& response) const {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        pb::TerminateRequest req;
+        req.set_process_id(id);
+        return stub.TerminatePattern(&ctx, req, &response);
+    }
+
+    grpc::Status health(pb::PatternLauncher::Stub& stub, pb::HealthResponse& response) const {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        pb::HealthRequest req;
+        return stub.Health(&ctx, req, &response);
+    }
+
+private:
+    const Options& options_;
+};
+
+std::string describe(const grpc::Status& status) {
+    return "gRPC " + std::to_string(static_cast<int>(status.error_code())) + ": " + status.error_message();
+}
+
+// ---- batches ----------------------------------------------------------------------
+
+struct Batch {
+    std::vector<double> latency_us;  // successful calls only
+    std::vector<std::string> ids;    // launched process ids (launch batches)
+    std::size_t ok = 0, failed = 0, unexpected = 0;  // unexpected: OK but not RUNNING/reused as expected
+    std::vector<std::string> errors;  // the first few distinct ones
+    double wall_s = 0;
+    bool stopped = false;  // by an error or the time limit
+    std::string stop_reason;
+};
+
+class Runner {
+public:
+    Runner(const Options& o, const Api& api) : api_(api) {
+        for (int i = 0; i < o.concurrency; ++i) stubs_.push_back(api.stub());
+        end_ = Clock::now() + std::chrono::microseconds(static_cast<long>(o.time_limit_s * 1e6));
+    }
+
+    pb::PatternLauncher::Stub& stub(std::size_t i = 0) { return *stubs_[i % stubs_.size()]; }
+    bool out_of_time() const { return Clock::now() >= end_; }
+
+    // Launches every namespace in `names` with `threads` client threads.
+    // expect_reused: the keys are already RUNNING (warm calls).
+    Batch launch(const std::vector<std::string>& names, int threads, bool expect_reused,
+                 bool stop_on_error) {
+        Batch batch;
+        std::mutex mutex;
+        std::atomic<std::size_t> next{0};
+        std::atomic<bool> stop{false};
+        auto worker = [&](int t) {
+            std::vector<double> mine;
+            std::vector<std::string> ids;
+            while (!stop) {
+                std::size_t i = next++;
+                if (i >= names.size()) break;
+                if (!expect_reused && out_of_time()) {
+                    std::lock_guard lock(mutex);
+                    if (!stop.exchange(true)) batch.stop_reason = "time limit reached";
+                    break;
+                }
+                pb::LaunchResponse response;
+                const auto start = Clock::now();
+                grpc::Status status = api_.launch(stub(static_cast<std::size_t>(t)), names[i], response);
+                const double us = micros_since(start);
+                std::lock_guard lock(mutex);
+                if (!status.ok()) {
+                    ++batch.failed;
+                    note_error(batch, names[i] + ": " + describe(status));
+                    if (stop_on_error && !stop.exchange(true)) {
+                        batch.stop_reason = "launch of " + names[i] + " failed: " + describe(status);
+                    }
+                    continue;
+                }
+                ++batch.ok;
+                mine.push_back(us);
+                if (response.state() != pb::RUNNING || response.reused() != expect_reused) {
+                    ++batch.unexpected;
+                    note_error(batch, names[i] + ": state " + pb::ProcessState_Name(response.state()) +
+                                          (response.reused() ? " reused" : " new"));
+                }
+                if (!expect_reused) ids.push_back(response.process_id());
+            }
+            std::lock_guard lock(mutex);
+            batch.latency_us.insert(batch.latency_us.end(), mine.begin(), mine.end());
+            batch.ids.insert(batch.ids.end(), ids.begin(), ids.end());
+        };
+        run(threads, worker, batch);
+        batch.stopped = stop;
+        return batch;
+    }
+
+    Batch terminate(const std::vector<std::string>& ids, int threads) {
+        Batch batch;
+        std::mutex mutex;
+        std::atomic<std::size_t> next{0};
+        auto worker = [&](int t) {
+            std::vector<double> mine;
+            while (true) {
+                std::size_t i = next++;
+                if (i >= ids.size()) break;
+                pb::TerminateResponse response;
+                const auto start = Clock::now();
+                grpc::Status status = api_.terminate(stub(static_cast<std::size_t>(t)), ids[i], response);
+                const double us = micros_since(start);
+                std::lock_guard lock(mutex);
+                if (!status.ok() || !response.success()) {
+                    ++batch.failed;
+                    note_error(batch, ids[i] + ": " + (status.ok() ? response.error() : describe(status)));
+                    continue;
+                }
+                ++batch.ok;
+                mine.push_back(us);
+            }
+            std::lock_guard lock(mutex);
+            batch.latency_us.insert(batch.latency_us.end(), mine.begin(), mine.end());
+        };
+        run(threads, worker, batch);
+        return batch;
+    }
+
+private:
+    static void note_error(Batch& batch, const std::string& error) {
+        if (batch.errors.size() < 3) batch.errors.push_back(error);
+    }
+
+    template <typename Worker>
+    void run(int threads, Worker& worker, Batch& batch) {
+        const auto start = Clock::now();
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
+        for (auto& th : pool) th.join();
+        batch.wall_s = seconds_since(start);
+    }
+
+    const Api& api_;
+    std::vector<std::unique_ptr<pb::PatternLauncher::Stub>> stubs_;
+    Clock::time_point end_;
+};
+
+// ---- report -------------------------------------------------------------------------
+
+struct LatencyRow {
+    std::string name;
+    Summary s;
+    std::string note;
+};
+
+struct LevelResult {
+    int target = 0;
+    int reached = 0;
+    Batch launches;  // the launches that grew to this level
+    ProcSample before, after;  // the idle window
+    HostCpu host_before, host_after;
+    long mem_available_kib = 0;
+    Summary warm;
+    std::string load;
+};
+
+double cpu_percent_ticks(const ProcSample& a, const ProcSample& b) {
+    double wall = std::chrono::duration<double>(b.at - a.at).count();
+    if (wall <= 0) return 0;
+    return 100.0 * static_cast<double>(b.ticks - a.ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall;
+}
+
+double cpu_percent_sched(const ProcSample& a, const ProcSample& b) {
+    double wall = std::chrono::duration<double>(b.at - a.at).count();
+    if (wall <= 0 || b.sched_ns < a.sched_ns) return 0;
+    return 100.0 * static_cast<double>(b.sched_ns - a.sched_ns) / 1e9 / wall;
+}
+
+std::string ms(double us) {
+    char buf[32];
+    if (us >= 100000) {
+        std::snprintf(buf, sizeof buf, "%.0f ms", us / 1000);
+    } else if (us >= 1000) {
+        std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
+    } else {
+        std::snprintf(buf, sizeof buf, "%.0f us", us);
+    }
+    return buf;
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string json_number(double v, int decimals = 1) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+std::string json_summary(const Summary& s) {
+    return "{\"n\":" + std::to_string(s.n) + ",\"p50_us\":" + json_number(s.p50) +
+           ",\"p90_us\":" + json_number(s.p90) + ",\"p99_us\":" + json_number(s.p99) +
+           ",\"max_us\":" + json_number(s.max) + ",\"mean_us\":" + json_number(s.mean) + "}";
+}
+
+std::string json_errors(const std::vector<std::string>& errors) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < errors.size(); ++i) {
+        out += (i ? ",\"" : "\"") + json_escape(errors[i]) + "\"";
+    }
+    return out + "]";
+}
+
+pid_t peer_pid(const std::string& socket_path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof addr.sun_path) {
+        ::close(fd);
+        return 0;
+    }
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    pid_t pid = 0;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) pid = cred.pid;
+    }
+    ::close(fd);
+    return pid;
+}
+
+void progress(const std::string& line) {
+    std::fprintf(stderr, "[load_driver %s] %s\n", loadavg().c_str(), line.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    Api api(o);
+    Runner runner(o, api);
+    const auto run_start = Clock::now();
+
+    // Wait for the API.
+    {
+        pb::HealthResponse h;
+        grpc::Status status;
+        for (int i = 0; i < 100; ++i) {
+            status = api.health(runner.stub(), h);
+            if (status.ok()) break;
+            std::this_thread::sleep_for(100ms);
+        }
+        if (!status.ok()) {
+            std::fprintf(stderr, "load_driver: the daemon does not answer: %s\n", describe(status).c_str());
+            return 1;
+        }
+        if (h.total_processes() != 0) {
+            progress("note: the daemon already has " + std::to_string(h.total_processes()) +
+                     " processes; they count in RSS and CPU");
+        }
+    }
+    pid_t daemon = o.daemon_pid;
+    if (!daemon && !o.socket.empty()) daemon = peer_pid(o.socket);
+    if (!daemon) {
+        std::fprintf(stderr, "load_driver: give --daemon-pid (no unix socket peer to ask)\n");
+        return 2;
+    }
+    const ProcSample initial = sample_daemon(daemon);
+    if (!initial.ok) {
+        std::fprintf(stderr, "load_driver: cannot read /proc/%d\n", daemon);
+        return 2;
+    }
+    const std::string load_at_start = loadavg();
+    std::vector<LatencyRow> rows;
+    std::vector<std::string> all_errors;
+    std::vector<std::string> live_ids;  // everything launched and not yet terminated
+    int exit_code = 0;
+    auto keep_errors = [&](const Batch& b) {
+        for (const auto& e : b.errors) {
+            if (all_errors.size() < 8) all_errors.push_back(e);
+        }
+        if (b.failed || b.unexpected) exit_code = 1;
+    };
+
+    // 1. The floor: what any RPC costs.
+    if (o.health_calls > 0) {
+        std::vector<double> us;
+        for (int i = 0; i < o.health_calls; ++i) {
+            pb::HealthResponse h;
+            const auto start = Clock::now();
+            if (api.health(runner.stub(), h).ok()) us.push_back(micros_since(start));
+        }
+        rows.push_back({"Health RPC (floor)", summarize(us), ""});
+    }
+
+    // 2. Cold, sequential; then terminated one by one.
+    double cold_seq_rate = 0;
+    if (o.cold > 0) {
+        progress("cold sequential: " + std::to_string(o.cold) + " keys");
+        std::vector<std::string> names;
+        for (int i = 0; i < o.cold; ++i) names.push_back(o.prefix + "-s" + std::to_string(i));
+        Batch b = runner.launch(names, 1, false, true);
+        keep_errors(b);
+        live_ids.insert(live_ids.end(), b.ids.begin(), b.ids.end());
+        cold_seq_rate = b.wall_s > 0 ? static_cast<double>(b.ok) / b.wall_s : 0;
+        rows.push_back({"cold launch, sequential", summarize(b.latency_us),
+                        b.stopped ? b.stop_reason : ""});
+        Batch t = runner.terminate(b.ids, 1);
+        keep_errors(t);
+        live_ids.clear();
+        rows.push_back({"terminate, sequential", summarize(t.latency_us), ""});
+    }
+
+    // 3. Warm reuse of one RUNNING key.
+    double warm_concurrent_rate = 0;
+    if (o.warm > 0) {
+        progress("warm reuse: " + std::to_string(o.warm) + " calls");
+        const std::string name = o.prefix + "-warm";
+        Batch first = runner.launch({name}, 1, false, true);
+        keep_errors(first);
+        if (first.ok == 1) {
+            live_ids.push_back(first.ids[0]);
+            std::vector<std::string> names(static_cast<std::size_t>(o.warm), name);
+            Batch w = runner.launch(names, 1, true, false);
+            keep_errors(w);
+            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), ""});
+            Batch wc = runner.launch(names, o.concurrency, true, false);
+            keep_errors(wc);
+            warm_concurrent_rate = wc.wall_s > 0 ? static_cast<double>(wc.ok) / wc.wall_s : 0;
+            rows.push_back({"warm reuse, C=" + std::to_string(o.concurrency), summarize(wc.latency_us),
+                            ""});
+            Batch t = runner.terminate(live_ids, 1);
+            keep_errors(t);
+            live_ids.clear();
+        }
+    }
+
+    // 4. Live-key levels.
+    std::vector<LevelResult> levels;
+    std::vector<double> all_concurrent;
+    double concurrent_launch_s = 0;
+    std::size_t concurrent_launches = 0;
+    bool blocked = false;
+    std::string blocked_reason;
+    for (int target : o.live) {
+        if (blocked) break;
+        LevelResult level;
+        level.target = target;
+        std::vector<std::string> names;
+        for (int i = static_cast<int>(live_ids.size()); i < target; ++i) {
+            names.push_back(o.prefix + "-" + std::to_string(i));
+        }
+        progress("growing to " + std::to_string(target) + " live keys with C=" +
+                 std::to_string(o.concurrency));
+        level.launches = runner.launch(names, o.concurrency, false, true);
+        keep_errors(level.launches);
+        live_ids.insert(live_ids.end(), level.launches.ids.begin(), level.launches.ids.end());
+        level.reached = static_cast<int>(live_ids.size());
+        all_concurrent.insert(all_concurrent.end(), level.launches.latency_us.begin(),
+                              level.launches.latency_us.end());
+        concurrent_launch_s += level.launches.wall_s;
+        concurrent_launches += level.launches.ok;
+        if (level.launches.stopped) {
+            blocked = true;
+            blocked_reason = level.launches.stop_reason;
+            progress("stopped at " + std::to_string(level.reached) + " keys: " + blocked_reason);
+        }
+        progress("measuring at " + std::to_string(level.reached) + " live keys");
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.settle_s * 1e6)));
+        level.before = sample_daemon(daemon, false);
+        level.host_before = host_cpu();
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.idle_window_s * 1e6)));
+        level.after = sample_daemon(daemon);
+        level.host_after = host_cpu();
+        level.mem_available_kib = meminfo_kib("MemAvailable");
+        level.load = loadavg();
+        if (!live_ids.empty()) {
+            // The warm path with this many keys: 1,000 reuses of one key.
+            std::string name = o.prefix + "-0";
+            std::vector<std::string> warm_names(1000, name);
+            Batch w = runner.launch(warm_names, 1, true, false);
+            keep_errors(w);
+            level.warm = summarize(w.latency_us);
+        }
+        levels.push_back(std::move(level));
+    }
+
+    // 5. Terminate everything, then wait for the daemon to be idle.
+    Batch term_all;
+    double idle_after_s = -1;
+    std::size_t terminated_count = live_ids.size();
+    if (!live_ids.empty()) {
+        progress("terminating " + std::to_string(live_ids.size()) + " keys with C=" +
+                 std::to_string(o.concurrency));
+        const auto start = Clock::now();
+        term_all = runner.terminate(live_ids, o.concurrency);
+        keep_errors(term_all);
+        live_ids.clear();
+        ProcSample prev = sample_daemon(daemon, false);
+        int quiet = 0;
+        while (seconds_since(start) < term_all.wall_s + 60) {
+            std::this_thread::sleep_for(100ms);
+            ProcSample now = sample_daemon(daemon, false);
+            pb::HealthResponse h;
+            bool empty = api.health(runner.stub(), h).ok() && h.total_processes() == 0;
+            quiet = empty && cpu_percent_sched(prev, now) < 1.0 ? quiet + 1 : 0;
+            prev = now;
+            if (quiet >= 3) {
+                idle_after_s = seconds_since(start) - 0.3;  // the start of the quiet samples
+                break;
+            }
+        }
+    }
+    const ProcSample final_sample = sample_daemon(daemon);
+
+    // ---- table ----
+    Summary cold_concurrent = summarize(all_concurrent);
+    if (!all_concurrent.empty()) {
+        rows.push_back({"cold launch, C=" + std::to_string(o.concurrency), cold_concurrent,
+                        blocked ? "stopped: " + blocked_reason : ""});
+    }
+    const double launch_rate =
+        concurrent_launch_s > 0 ? static_cast<double>(concurrent_launches) / concurrent_launch_s : 0;
+
+    std::printf("\npattern-launcher load: pattern %s via %s, daemon pid %d, C=%d%s%s\n",
+                o.pattern.c_str(), o.socket.empty() ? o.address.c_str() : ("unix:" + o.socket).c_str(),
+                daemon, o.concurrency, o.label.empty() ? "" : ", ", o.label.c_str());
+    std::printf("load average at start %s, at end %s\n\n", load_at_start.c_str(), loadavg().c_str());
+    std::printf("%-28s %7s %10s %10s %10s %10s\n", "latency", "n", "p50", "p90", "p99", "max");
+    for (const auto& r : rows) {
+        std::printf("%-28s %7zu %10s %10s %10s %10s%s%s\n", r.name.c_str(), r.s.n, ms(r.s.p50).c_str(),
+                    ms(r.s.p90).c_str(), ms(r.s.p99).c_str(), ms(r.s.max).c_str(),
+                    r.note.empty() ? "" : "  ", r.note.c_str());
+    }
+    std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
+                cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
+    std::printf("\n%-12s %10s %10s %8s %8s %13s %13s %10s %10s %12s\n", "live keys", "RSS", "RssAnon",
+                "fds", "threads", "idle CPU stat", "idle CPU sched", "host busy", "warm p50",
+                "launch p50");
+    std::printf("%-12s %7.1f MiB %-21s %8d %8d %12s %13s %10s\n", "0 (start)",
+                static_cast<double>(initial.rss_kib) / 1024, "", initial.fds, initial.threads, "", "", "");
+    for (const auto& l : levels) {
+        char keys[32];
+        std::snprintf(keys, sizeof keys, "%d%s", l.reached, l.reached < l.target ? "*" : "");
+        std::printf("%-12s %6.1f MiB %6.1f MiB %8d %8d %11.2f %% %12.3f %% %8.1f %% %10s %12s\n", keys,
+                    static_cast<double>(l.after.rss_kib) / 1024,
+                    static_cast<double>(l.after.rss_anon_kib) / 1024, l.after.fds, l.after.threads,
+                    cpu_percent_ticks(l.before, l.after), cpu_percent_sched(l.before, l.after),
+                    host_busy_percent(l.host_before, l.host_after), ms(l.warm.p50).c_str(),
+                    ms(summarize(l.launches.latency_us).p50).c_str());
+    }
+    if (blocked) std::printf("* stopped before the level: %s\n", blocked_reason.c_str());
+    if (terminated_count) {
+        std::printf("\nterminate %zu keys with C=%d: %.2f s (%.0f/s, p50 %s, p99 %s); daemon idle %s\n",
+                    terminated_count, o.concurrency, term_all.wall_s,
+                    term_all.wall_s > 0 ? static_cast<double>(term_all.ok) / term_all.wall_s : 0,
+                    ms(summarize(term_all.latency_us).p50).c_str(),
+                    ms(summarize(term_all.latency_us).p99).c_str(),
+                    idle_after_s < 0 ? "not reached within 60 s"
+                                     : (std::to_string(idle_after_s).substr(0, 5) + " s after the first call")
+                                           .c_str());
+    }
+    std::printf("daemon at end: RSS %.1f MiB (peak %.1f MiB), %d fds, %d threads\n",
+                static_cast<double>(final_sample.rss_kib) / 1024,
+                static_cast<double>(final_sample.hwm_kib) / 1024, final_sample.fds, final_sample.threads);
+    for (const auto& e : all_errors) std::printf("error: %s\n", e.c_str());
+    std::printf("\n");
+
+    // ---- JSON ----
+    std::string json = "{\"pattern\":\"" + json_escape(o.pattern) + "\",\"label\":\"" +
+                       json_escape(o.label) + "\",\"concurrency\":" + std::to_string(o.concurrency) +
+                       ",\"load_start\":\"" + load_at_start + "\",\"load_end\":\"" + loadavg() + "\"";
+    json += ",\"latency\":{";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + json_summary(rows[i].s);
+    }
+    json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
+            ",\"concurrent\":" + json_number(launch_rate) + "}";
+    json += ",\"warm_reuses_per_s_concurrent\":" + json_number(warm_concurrent_rate);
+    json += ",\"start\":{\"rss_kib\":" + std::to_string(initial.rss_kib) +
+            ",\"fds\":" + std::to_string(initial.fds) + "}";
+    json += ",\"levels\":[";
+    for (std::size_t i = 0; i < levels.size(); ++i) {
+        const auto& l = levels[i];
+        json += std::string(i ? "," : "") + "{\"target\":" + std::to_string(l.target) +
+                ",\"reached\":" + std::to_string(l.reached) +
+                ",\"rss_kib\":" + std::to_string(l.after.rss_kib) +
+                ",\"rss_anon_kib\":" + std::to_string(l.after.rss_anon_kib) +
+                ",\"fds\":" + std::to_string(l.after.fds) + ",\"threads\":" + std::to_string(l.after.threads) +
+                ",\"idle_cpu_percent_stat\":" + json_number(cpu_percent_ticks(l.before, l.after), 2) +
+                ",\"idle_cpu_percent_sched\":" + json_number(cpu_percent_sched(l.before, l.after), 3) +
+                ",\"idle_window_s\":" + json_number(o.idle_window_s) +
+                ",\"host_busy_percent\":" + json_number(host_busy_percent(l.host_before, l.host_after)) +
+                ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) +
+                ",\"load\":\"" + l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
+                ",\"launch_wall_s\":" + json_number(l.launches.wall_s) + ",\"warm\":" + json_summary(l.warm) + "}";
+    }
+    json += "],\"blocked\":\"" + json_escape(blocked_reason) + "\"";
+    json += ",\"terminate_all\":{\"keys\":" + std::to_string(terminated_count) +
+            ",\"wall_s\":" + std::to_string(term_all.wall_s) +
+            ",\"latency\":" + json_summary(summarize(term_all.latency_us)) +
+            ",\"idle_after_s\":" + std::to_string(idle_after_s) + "}";
+    json += ",\"end\":{\"rss_kib\":" + std::to_string(final_sample.rss_kib) +
+            ",\"hwm_kib\":" + std::to_string(final_sample.hwm_kib) +
+            ",\"fds\":" + std::to_string(final_sample.fds) + "}";
+    json += ",\"errors\":" + json_errors(all_errors) + ",\"run_s\":" + json_number(seconds_since(run_start)) +
+            "}";
+    std::printf("%s\n", json.c_str());
+    std::fflush(stdout);
+    if (!o.json_file.empty()) {
+        std::ofstream out(o.json_file);
+        out << json << "\n";
+    }
+    return exit_code;
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# run_load.sh: starts a private pattern-launcher, runs load_driver against it,
+# and removes everything again. Root only (cgroups, namespaces).
+#
+#   tests/bench/run_load.sh [options] [-- load_driver options]
+#
+#   --build DIR        build tree with src/pattern-launcher, patterns/echo/echo and
+#                      tests/bench/load_driver (default: $BUILD_DIR or ./build)
+#   --network MODE     isolated (own network namespace per pattern, the default) | host
+#   --no-limits        leave resources: out of the manifest (no limit writes at all)
+#   --ports FIRST-LAST pattern_ports (default 20000-44999)
+#   --keep-log FILE    copy the daemon's log to FILE
+#   --wrap "CMD ..."   run the daemon under CMD, e.g. "valgrind --tool=callgrind
+#                      --callgrind-out-file=/tmp/cg.out" or "strace -f -tt -T -o /tmp/st"
+#
+# What it sets up, all below a fresh /tmp/pl-load.<pid>/:
+#   patterns/echo-notify/manifest.yaml   the echo example with healthcheck: notify,
+#                                        executable: the built echo (absolute path)
+#   config.yaml                          runtime_dir and api socket in that directory,
+#                                        cgroup_root <cgroup2 mount>/pl-load.<pid>,
+#                                        limits_enforcement: warn
+# The daemon gets RLIMIT_NOFILE raised as far as this shell may (each live key
+# holds about five descriptors in the daemon). On exit (also on Ctrl-C) the
+# daemon gets SIGTERM (it terminates every pattern), SIGKILL after 120 s, then
+# anything left in the private cgroup subtree is killed and the subtree removed.
+set -euo pipefail
+
+build="${BUILD_DIR:-build}"
+network=isolated
+limits=1
+ports=20000-44999
+keep_log=
+wrap=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --build) build="$2"; shift 2 ;;
+        --network) network="$2"; shift 2 ;;
+        --no-limits) limits=0; shift ;;
+        --ports) ports="$2"; shift 2 ;;
+        --keep-log) keep_log="$2"; shift 2 ;;
+        --wrap) wrap="$2"; shift 2 ;;
+        --) shift; break ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$network" in isolated|host) ;; *) echo "run_load.sh: --network isolated|host" >&2; exit 2 ;; esac
+[[ "$ports" =~ ^([0-9]+)-([0-9]+)$ ]] || { echo "run_load.sh: --ports FIRST-LAST" >&2; exit 2; }
+port_first="${BASH_REMATCH[1]}"
+port_last="${BASH_REMATCH[2]}"
+[[ $(id -u) -eq 0 ]] || { echo "run_load.sh: needs root (cgroups, namespaces)" >&2; exit 2; }
+
+build="$(cd "$build" && pwd)"
+launcher="$build/src/pattern-launcher"
+echo_bin="$build/patterns/echo/echo"
+driver="$build/tests/bench/load_driver"
+for f in "$launcher" "$echo_bin" "$driver"; do
+    [[ -x "$f" ]] || { echo "run_load.sh: $f is missing; build the targets pattern-launcher echo load_driver" >&2; exit 2; }
+done
+
+cgroup2="$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)"
+[[ -n "$cgroup2" ]] || { echo "run_load.sh: no cgroup2 mount" >&2; exit 2; }
+
+dir="/tmp/pl-load.$$"
+cgroup_root="$cgroup2/pl-load.$$"
+socket="$dir/run/api.sock"
+daemon_pid=
+
+# Kills what is left in our own subtree (never anything else) and removes it.
+remove_cgroup_root() {
+    [[ -d "$cgroup_root" ]] || return 0
+    echo 1 > "$cgroup_root/cgroup.kill" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        # Deepest first; rmdir fails while a group is still populated.
+        find "$cgroup_root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        [[ -d "$cgroup_root" ]] || return 0
+        sleep 0.1
+    done
+    echo "run_load.sh: could not remove $cgroup_root" >&2
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        for _ in $(seq 1 1200); do
+            kill -0 "$daemon_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$daemon_pid" 2>/dev/null; then
+            echo "run_load.sh: the daemon ignored SIGTERM for 120 s; killing it" >&2
+            kill -KILL "$daemon_pid" 2>/dev/null || true
+        fi
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    remove_cgroup_root
+    if [[ -n "$keep_log" && -f "$dir/launcher.log" ]]; then cp "$dir/launcher.log" "$keep_log"; fi
+    rm -rf "$dir"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$dir/patterns/echo-notify" "$dir/run"
+{
+    echo "# The echo example with notify readiness, for load_driver."
+    echo "name: echo-notify"
+    echo "version: 1.0.0"
+    echo "executable: $echo_bin"
+    echo "isolation_level: namespace"
+    echo "healthcheck:"
+    echo "  type: notify"
+    echo "  start_timeout: 10s"
+    if [[ $limits -eq 1 ]]; then
+        echo "resources:"
+        echo "  cpu_limit: 0.5"
+        echo "  memory_limit: 64Mi"
+        echo "  pids_limit: 32"
+    fi
+    echo "sandbox:"
+    echo "  network: $network"
+    echo "  seccomp: default"
+    echo "  namespaces: [mount, ipc, uts]"
+    echo "  capabilities: []"
+    echo "environment:"
+    echo "  LOG_LEVEL: info"
+} > "$dir/patterns/echo-notify/manifest.yaml"
+cat > "$dir/config.yaml" <<EOF
+launcher:
+  grpc_port: 0
+  patterns_dir: $dir/patterns
+  runtime_dir: $dir/run
+  grpc_socket: $socket
+  cgroup_root: $cgroup_root
+  pattern_ports: {first: $port_first, last: $port_last}
+  limits_enforcement: warn
+EOF
+
+# Each live key holds about five descriptors in the daemon: raise the limit
+# as far as allowed (raising the hard limit needs CAP_SYS_RESOURCE).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "run_load.sh: $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "pid_max $(cat /proc/sys/kernel/pid_max), daemon RLIMIT_NOFILE $(ulimit -n)," \
+     "network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
+     "cgroup root $cgroup_root" >&2
+
+# shellcheck disable=SC2086  # $wrap is a command line on purpose
+$wrap "$launcher" --config "$dir/config.yaml" > "$dir/launcher.log" 2>&1 < /dev/null &
+daemon_pid=$!
+for _ in $(seq 1 300); do
+    [[ -S "$socket" ]] && break
+    kill -0 "$daemon_pid" 2>/dev/null || { cat "$dir/launcher.log" >&2; exit 1; }
+    sleep 0.05
+done
+[[ -S "$socket" ]] || { echo "run_load.sh: no API socket after 15 s" >&2; cat "$dir/launcher.log" >&2; exit 1; }
+
+rc=0
+"$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "network: $network" "$@" || rc=$?
+if grep -v -e 'launched without some limits' -e 'serving prism' "$dir/launcher.log" | grep -q .; then
+    echo "run_load.sh: daemon log (without the per-launch limits warnings):" >&2
+    grep -v -e 'launched without some limits' "$dir/launcher.log" | tail -n 20 >&2
+fi
+exit "$rc"
