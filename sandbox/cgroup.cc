@@ -254,9 +254,11 @@ MemoryEvents Cgroup::memory_events() const {
     return ev;
 }
 
-std::vector<pid_t> Cgroup::processes() const {
+std::vector<pid_t> Cgroup::processes() const { return cgroup_processes(path_); }
+
+std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir) {
     std::vector<pid_t> pids;
-    for (const std::string& w : split_words(read_file(file("cgroup.procs")))) {
+    for (const std::string& w : split_words(read_file(cgroup_dir + "/cgroup.procs"))) {
         pid_t pid = 0;
         if (std::from_chars(w.data(), w.data() + w.size(), pid).ec == std::errc()) {
             pids.push_back(pid);

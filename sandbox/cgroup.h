@@ -34,6 +34,10 @@ void validate_cgroup_name(std::string_view name);
 // cgroup.controllers), without taking ownership of the directory.
 std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir);
 
+// The processes directly in a cgroup directory (its cgroup.procs), without
+// taking ownership of the directory.
+std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir);
+
 struct CgroupUsage {
     std::optional<std::uint64_t> memory_current;      // memory.current (memory controller)
     std::optional<std::uint64_t> cpu_usage_usec;      // cpu.stat usage_usec (always on v2)

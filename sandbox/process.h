@@ -67,6 +67,13 @@ public:
     // after a restart): it can be signalled and watched, but not reaped.
     static Process open(pid_t pid);
 
+    // Forgets the process without signalling it (closes the pidfd): for a
+    // handle that turned out to point at someone else's process.
+    void detach() noexcept {
+        pidfd_.reset();
+        reaped_ = true;
+    }
+
 private:
     void kill_and_reap() noexcept;
 

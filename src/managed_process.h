@@ -32,7 +32,12 @@ struct ManagedProcess {
     std::chrono::milliseconds grace{0};
 
     // The key's resources; they outlive restarts, so the address never changes.
+    // `group` holds the limits; each process incarnation runs in a fresh
+    // leaf below it (`run`), because a group that has seen cgroup.kill kills
+    // every later CLONE_INTO_CGROUP child at birth on current kernels.
     std::unique_ptr<sandbox::Cgroup> group;
+    std::unique_ptr<sandbox::Cgroup> run;
+    std::uint64_t oom_kills_at_start = 0;  // memory.events of `group` (hierarchical)
     BoundSocket grpc;
     BoundSocket health;  // fd unset for tcp checks (the pattern binds the port)
     std::filesystem::path notify_path;
@@ -62,6 +67,7 @@ struct ManagedProcess {
     std::vector<Launcher::TerminateDone> terminate_waiters;
     std::string start_failure;  // a cold start failed: answered once torn down
     std::string kill_reason;    // why we killed a running process (liveness)
+    std::string readiness_error;  // the last failed readiness probe of this start
 
     std::string address;
     std::string last_error;

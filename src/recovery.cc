@@ -57,13 +57,24 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
     if (pattern == patterns_.end() || !level) return false;
     IsolationKey key{*level, record.pattern, record.namespace_id, record.session_id};
     if (key.process_id() != record.process_id) return false;
-    auto members = group.processes();
-    if (std::find(members.begin(), members.end(), record.pid) == members.end()) return false;
+    // The process runs in one leaf ("run.N") of the key's group.
+    auto has_pid = [&](const std::string& leaf) {
+        auto members = sandbox::cgroup_processes(leaf);
+        return std::find(members.begin(), members.end(), record.pid) != members.end();
+    };
+    std::string leaf;
+    for (const std::string& name : subdirectories(group.path())) {
+        if (has_pid(group.path() + "/" + name)) leaf = group.path() + "/" + name;
+    }
+    if (leaf.empty()) return false;
     sandbox::Process process = sandbox::Process::open(record.pid);
     // The pid could have been recycled between the read and pidfd_open:
-    // it must still be in the group now that the pidfd pins the process.
-    members = group.processes();
-    if (std::find(members.begin(), members.end(), record.pid) == members.end()) return false;
+    // it must still be in the leaf now that the pidfd pins the process.
+    if (!has_pid(leaf)) {
+        process.detach();  // not ours: never signal it
+        return false;
+    }
+    auto run = std::make_unique<sandbox::Cgroup>(sandbox::Cgroup::adopt(leaf));
 
     auto owned = std::make_unique<ManagedProcess>();
     ManagedProcess& p = *owned;
@@ -79,6 +90,8 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
     p.grace = milliseconds(record.grace_period_ms > 0 ? record.grace_period_ms
                                                       : config_.default_grace_period.count());
     p.group = std::make_unique<sandbox::Cgroup>(std::move(group));
+    p.run = std::move(run);
+    p.oom_kills_at_start = p.group->memory_events().oom_kill;
     p.grpc.port = record.grpc_port;
     p.grpc.fd = recover_socket(process.pidfd(), 3, record.grpc_port);
     p.health.port = record.health_port;
@@ -121,7 +134,10 @@ Launcher::RecoveryReport Launcher::recover() {
     auto handle_group = [&](const std::string& path) {
         sandbox::Cgroup group = sandbox::Cgroup::adopt(path);
         auto record = by_cgroup.find(path);
-        const std::size_t count = group.processes().size();
+        std::size_t count = group.processes().size();
+        for (const std::string& leaf : subdirectories(path)) {
+            count += sandbox::cgroup_processes(path + "/" + leaf).size();
+        }
         bool adopted = false;
         std::string why = "no state record describes it";
         if (record != by_cgroup.end()) {

@@ -1,6 +1,7 @@
 #include "spawn_plan.h"
 
 #include <grp.h>
+#include <sys/resource.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -137,6 +138,9 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     // A non-root pattern keeps capabilities across exec only as ambient ones.
     spec.ambient_capabilities = spec.capabilities;
     spec.no_new_privs = true;
+    // No core dumps: they would land in the pattern directory and may hold
+    // a tenant's data.
+    spec.resource_limits.push_back({RLIMIT_CORE, 0, 0});
     return spec;
 }
 

@@ -201,8 +201,12 @@ void Launcher::spawn_process(ManagedProcess& p) {
     endpoints.health_port = p.health.port;
     endpoints.notify_socket = p.notify_path;
 
+    if (!p.run) {
+        p.run = std::make_unique<sandbox::Cgroup>(p.group->create_child("run." + std::to_string(p.restart_count)));
+    }
+    p.oom_kills_at_start = p.group->memory_events().oom_kill;
     sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints);
-    spec.cgroup_fd = p.group->dir_fd();
+    spec.cgroup_fd = p.run->dir_fd();
     spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
     sandbox::SpawnResult spawned = sandbox::spawn(spec);
     p.process = std::move(spawned.process);
@@ -218,7 +222,8 @@ void Launcher::spawn_process(ManagedProcess& p) {
         raw->start_timer = 0;
         start_failed(*raw, "did not become healthy within " +
                                std::to_string(raw->manifest->healthcheck.start_timeout.count()) +
-                               " ms");
+                               " ms" +
+                               (raw->readiness_error.empty() ? "" : " (last check: " + raw->readiness_error + ")"));
     });
     watch_readiness(p);
 }
@@ -247,7 +252,7 @@ void Launcher::probe_readiness(ManagedProcess& p) {
                                      raw->probe.reset();
                                      if (raw->state != ProcessState::kStarting) return;
                                      if (ok) return became_healthy(*raw);
-                                     raw->last_error = "health check: " + detail;
+                                     raw->readiness_error = detail;
                                      raw->retry_timer = loop_.add_timer(kReadinessRetry, [this, raw] {
                                          raw->retry_timer = 0;
                                          if (raw->state == ProcessState::kStarting) probe_readiness(*raw);
@@ -264,7 +269,7 @@ void Launcher::on_notify(ManagedProcess& p) {
                      text.find("\nREADY=1") != std::string::npos;
         if (!ready) continue;
         // Only the pattern's own processes may speak for it.
-        auto members = p.group->processes();
+        auto members = p.run ? p.run->processes() : std::vector<pid_t>{};
         if (std::find(members.begin(), members.end(), sender) == members.end()) continue;
         became_healthy(p);
     }
@@ -277,7 +282,7 @@ void Launcher::became_healthy(ManagedProcess& p) {
     p.healthy = true;
     p.ever_running = true;
     p.liveness_failures = 0;
-    p.last_error.clear();
+    p.readiness_error.clear();
     persist(p);
     auto waiters = std::move(p.launch_waiters);
     LaunchResult result{ErrorCode::kOk, {}, info(p), false};
@@ -343,7 +348,8 @@ void Launcher::on_exit(ManagedProcess& p) {
     p.healthy = false;
     bool success = false;
     if (status) {
-        sandbox::ExitStatus exit = sandbox::decode_exit(*status, p.group->memory_events().oom_kill);
+        const std::uint64_t oom_kills = p.group->memory_events().oom_kill - p.oom_kills_at_start;
+        sandbox::ExitStatus exit = sandbox::decode_exit(*status, oom_kills);
         p.exit_cause = exit.describe();
         success = exit.success();
     } else {
@@ -494,6 +500,15 @@ void Launcher::drain(ManagedProcess& p, std::function<void(ManagedProcess&)> the
     if (p.cgroup_events) {
         loop_.remove_fd(p.cgroup_events.get());
         p.cgroup_events.reset();
+    }
+    // The incarnation's leaf is spent (see ManagedProcess::run).
+    if (p.run) {
+        try {
+            p.run->remove(milliseconds(1000));
+        } catch (const std::exception& e) {
+            log_line(p.id + ": " + e.what());
+        }
+        p.run.reset();
     }
     auto next = std::move(p.after_drain);
     p.after_drain = nullptr;

@@ -228,6 +228,7 @@ std::string slurp(const std::string& path) {
 struct ProcSample {
     Clock::time_point at = Clock::now();
     long ticks = 0;                 // utime + stime, clock ticks
+    long child_ticks = 0;           // cutime + cstime: reaped children (the patterns)
     std::uint64_t sched_ns = 0;     // sum of the threads' time on CPU
     long rss_kib = 0, rss_anon_kib = 0, hwm_kib = 0;
     int fds = 0, threads = 0;
@@ -261,9 +262,11 @@ ProcSample sample_daemon(pid_t pid, bool with_fds = true) {
     std::stringstream ss(stat.substr(paren + 2));
     std::vector<std::string> fields;
     std::string field;
-    while (ss >> field && fields.size() < 13) fields.push_back(field);
-    if (fields.size() < 13) return s;
+    while (ss >> field && fields.size() < 15) fields.push_back(field);
+    if (fields.size() < 15) return s;
     s.ticks = std::strtol(fields[11].c_str(), nullptr, 10) + std::strtol(fields[12].c_str(), nullptr, 10);
+    s.child_ticks =
+        std::strtol(fields[13].c_str(), nullptr, 10) + std::strtol(fields[14].c_str(), nullptr, 10);
     std::string status = slurp(base + "/status");
     s.rss_kib = status_field_kib(status, "VmRSS");
     s.rss_anon_kib = status_field_kib(status, "RssAnon");
@@ -657,11 +660,18 @@ int main(int argc, char** argv) {
 
     // 2. Cold, sequential; then terminated one by one.
     double cold_seq_rate = 0;
+    // CPU per operation in the sequential phase: the daemon's (all threads,
+    // schedstat) per launch and per terminate, and the patterns' own (cutime +
+    // cstime of the reaped children: the child's steps before execve, echo's
+    // startup and exit) per launch-to-exit lifecycle.
+    double daemon_cpu_per_launch_us = 0, daemon_cpu_per_terminate_us = 0, child_cpu_per_lifecycle_us = 0;
     if (o.cold > 0) {
         progress("cold sequential: " + std::to_string(o.cold) + " keys");
         std::vector<std::string> names;
         for (int i = 0; i < o.cold; ++i) names.push_back(o.prefix + "-s" + std::to_string(i));
+        const ProcSample before = sample_daemon(daemon, false);
         Batch b = runner.launch(names, 1, false, true);
+        const ProcSample launched = sample_daemon(daemon, false);
         keep_errors(b);
         live_ids.insert(live_ids.end(), b.ids.begin(), b.ids.end());
         cold_seq_rate = b.wall_s > 0 ? static_cast<double>(b.ok) / b.wall_s : 0;
@@ -671,6 +681,15 @@ int main(int argc, char** argv) {
         keep_errors(t);
         live_ids.clear();
         rows.push_back({"terminate, sequential", summarize(t.latency_us), ""});
+        const ProcSample terminated = sample_daemon(daemon, false);
+        if (b.ok > 0 && t.ok == b.ok) {
+            const auto n = static_cast<double>(b.ok);
+            daemon_cpu_per_launch_us = static_cast<double>(launched.sched_ns - before.sched_ns) / 1e3 / n;
+            daemon_cpu_per_terminate_us =
+                static_cast<double>(terminated.sched_ns - launched.sched_ns) / 1e3 / n;
+            child_cpu_per_lifecycle_us = static_cast<double>(terminated.child_ticks - before.child_ticks) *
+                                         1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK)) / n;
+        }
     }
 
     // 3. Warm reuse of one RUNNING key.
@@ -796,6 +815,12 @@ int main(int argc, char** argv) {
     }
     std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
                 cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
+    if (daemon_cpu_per_launch_us > 0) {
+        std::printf("CPU per sequential cold start: daemon %s per launch + %s per terminate; "
+                    "the pattern process itself %s per lifecycle\n",
+                    ms(daemon_cpu_per_launch_us).c_str(), ms(daemon_cpu_per_terminate_us).c_str(),
+                    ms(child_cpu_per_lifecycle_us).c_str());
+    }
     std::printf("\n%-12s %10s %10s %8s %8s %13s %13s %10s %10s %12s\n", "live keys", "RSS", "RssAnon",
                 "fds", "threads", "idle CPU stat", "idle CPU sched", "host busy", "warm p50",
                 "launch p50");
@@ -839,6 +864,9 @@ int main(int argc, char** argv) {
     json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
             ",\"concurrent\":" + json_number(launch_rate) + "}";
     json += ",\"warm_reuses_per_s_concurrent\":" + json_number(warm_concurrent_rate);
+    json += ",\"cpu_us\":{\"daemon_per_launch\":" + json_number(daemon_cpu_per_launch_us) +
+            ",\"daemon_per_terminate\":" + json_number(daemon_cpu_per_terminate_us) +
+            ",\"pattern_per_lifecycle\":" + json_number(child_cpu_per_lifecycle_us) + "}";
     json += ",\"start\":{\"rss_kib\":" + std::to_string(initial.rss_kib) +
             ",\"fds\":" + std::to_string(initial.fds) + "}";
     json += ",\"levels\":[";

@@ -9,11 +9,14 @@
 #   --network MODE     isolated (own network namespace per pattern, the default) | host
 #   --no-limits        leave resources: out of the manifest (no limit writes at all)
 #   --ports FIRST-LAST pattern_ports (default 20000-44999)
+#   --runtime-base DIR where the private directory goes (default /tmp; the daemon's
+#                      runtime_dir, with its per-process state records, lives in it:
+#                      use a tmpfs such as /dev/shm to match /run on a systemd host)
 #   --keep-log FILE    copy the daemon's log to FILE
 #   --wrap "CMD ..."   run the daemon under CMD, e.g. "valgrind --tool=callgrind
 #                      --callgrind-out-file=/tmp/cg.out" or "strace -f -tt -T -o /tmp/st"
 #
-# What it sets up, all below a fresh /tmp/pl-load.<pid>/:
+# What it sets up, all below a fresh <runtime-base>/pl-load.<pid>/:
 #   patterns/echo-notify/manifest.yaml   the echo example with healthcheck: notify,
 #                                        executable: the built echo (absolute path)
 #   config.yaml                          runtime_dir and api socket in that directory,
@@ -29,6 +32,7 @@ build="${BUILD_DIR:-build}"
 network=isolated
 limits=1
 ports=20000-44999
+runtime_base=/tmp
 keep_log=
 wrap=
 while [[ $# -gt 0 ]]; do
@@ -37,10 +41,11 @@ while [[ $# -gt 0 ]]; do
         --network) network="$2"; shift 2 ;;
         --no-limits) limits=0; shift ;;
         --ports) ports="$2"; shift 2 ;;
+        --runtime-base) runtime_base="$2"; shift 2 ;;
         --keep-log) keep_log="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -61,7 +66,8 @@ done
 cgroup2="$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)"
 [[ -n "$cgroup2" ]] || { echo "run_load.sh: no cgroup2 mount" >&2; exit 2; }
 
-dir="/tmp/pl-load.$$"
+[[ -d "$runtime_base" ]] || { echo "run_load.sh: no directory $runtime_base" >&2; exit 2; }
+dir="$(cd "$runtime_base" && pwd)/pl-load.$$"
 cgroup_root="$cgroup2/pl-load.$$"
 socket="$dir/run/api.sock"
 daemon_pid=
@@ -143,7 +149,7 @@ ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "run_load.sh: $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "pid_max $(cat /proc/sys/kernel/pid_max), daemon RLIMIT_NOFILE $(ulimit -n)," \
      "network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
-     "cgroup root $cgroup_root" >&2
+     "runtime_dir $dir/run ($(stat -f -c %T "$dir")), cgroup root $cgroup_root" >&2
 
 # shellcheck disable=SC2086  # $wrap is a command line on purpose
 $wrap "$launcher" --config "$dir/config.yaml" > "$dir/launcher.log" 2>&1 < /dev/null &
@@ -157,8 +163,12 @@ done
 
 rc=0
 "$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "network: $network" "$@" || rc=$?
-if grep -v -e 'launched without some limits' -e 'serving prism' "$dir/launcher.log" | grep -q .; then
-    echo "run_load.sh: daemon log (without the per-launch limits warnings):" >&2
-    grep -v -e 'launched without some limits' "$dir/launcher.log" | tail -n 20 >&2
+# The daemon's own complaints, if any (not the per-launch limits warning of
+# limits_enforcement: warn, nor the patterns' stderr).
+notes="$(grep '^pattern-launcher: ' "$dir/launcher.log" |
+         grep -v -e 'launched without some limits' -e 'serving prism' | tail -n 20 || true)"
+if [[ -n "$notes" ]]; then
+    echo "run_load.sh: daemon log:" >&2
+    echo "$notes" >&2
 fi
 exit "$rc"

@@ -115,8 +115,9 @@ TEST_F(LaunchTest, TwoPatternsInOneNamespaceAreTwoProcesses) {
     EXPECT_NE(echo.pid(), sleeper.pid());
     // Each key has its own cgroup below its namespace's.
     auto groups = d.tenant_cgroups();
-    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:echo"), groups.end());
-    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:sleeper"),
+    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:echo/run.0"),
+              groups.end());
+    EXPECT_NE(std::find(groups.begin(), groups.end(), "ns:shared-ns/ns:shared-ns:sleeper/run.0"),
               groups.end());
 }
 
@@ -141,7 +142,8 @@ TEST_F(LaunchTest, PatternIsBornInItsCgroupWithTheReservedEnvironment) {
         if (line.starts_with("0::")) self = line.substr(3);
     }
     std::string mount = sandbox::find_cgroup2_mount().path;
-    EXPECT_EQ(mount + self, d.cgroup_root() + "/ns:tenant-a/session:s-9:sleeper");
+    EXPECT_EQ(mount + self, d.cgroup_root() + "/ns:tenant-a/session:s-9:sleeper/run.0")
+        << "each process runs in a leaf of its key's group";
     EXPECT_EQ(read_environ(r.pid(), "PATTERN_NAME"), "sleeper");
     EXPECT_EQ(read_environ(r.pid(), "NAMESPACE"), "tenant-a");
     EXPECT_EQ(read_environ(r.pid(), "SESSION_ID"), "s-9");

@@ -68,7 +68,7 @@ TEST_F(TerminateTest, DescendantsDieWithThePattern) {
     for (int i = 0; i < 500 && pids.size() < 4; ++i) {
         std::this_thread::sleep_for(10ms);
         pids.clear();
-        std::ifstream procs(d.cgroup_root() + "/ns:a/ns:a:forker/cgroup.procs");
+        std::ifstream procs(d.cgroup_root() + "/ns:a/ns:a:forker/run.0/cgroup.procs");
         for (pid_t pid; procs >> pid;) pids.push_back(pid);
     }
     ASSERT_EQ(pids.size(), 4u) << "the pattern and its three children";

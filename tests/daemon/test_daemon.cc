@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 
 extern char** environ;
@@ -77,6 +78,17 @@ TestDaemon::TestDaemon() {
 
 TestDaemon::~TestDaemon() {
     if (pid_ > 0) stop();
+    // A test that killed the daemon and did not restart it leaves patterns
+    // running: clean the subtree so that no test leaks into the next.
+    if (fs::exists(cgroup_root_)) {
+        try {
+            sandbox::Cgroup leftover = sandbox::Cgroup::adopt(cgroup_root_);
+            leftover.kill();
+            leftover.remove(std::chrono::seconds(10));
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "cleaning " << cgroup_root_ << ": " << e.what();
+        }
+    }
     std::error_code ec;
     fs::remove_all(dir_, ec);
 }
@@ -118,7 +130,7 @@ void TestDaemon::start() {
     int rc = ::posix_spawn(&pid_, PL_LAUNCHER, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("posix_spawn pattern-launcher failed");
-    const auto startup_deadline = std::chrono::steady_clock::now() + 15s;
+    const auto startup_deadline = std::chrono::steady_clock::now() + 30s;
 
     while (!std::filesystem::exists(socket_) && std::chrono::steady_clock::now() < startup_deadline) {
         int status = 0;
@@ -136,7 +148,7 @@ void TestDaemon::start() {
     args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
     auto channel = grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args_);
     stub_ = pb::PatternLauncher::NewStub(channel);
-    auto deadline = std::chrono::steady_clock::now() + 15s;
+    auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -150,7 +162,7 @@ void TestDaemon::start() {
         if (stub_->Health(&ctx, req, &resp).ok()) return;
         std::this_thread::sleep_for(10ms);
     }
-    throw std::runtime_error("pattern-launcher did not answer within 15 s:\n" + log());
+    throw std::runtime_error("pattern-launcher did not answer within 30 s:\n" + log());
 }
 
 int TestDaemon::stop() {
@@ -169,6 +181,22 @@ int TestDaemon::stop() {
     }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void TestDaemon::kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+}
+
+pb::PatternInfo TestDaemon::status(const std::string& id) {
+    grpc::ClientContext ctx;
+    pb::GetProcessStatusRequest req;
+    req.set_process_id(id);
+    pb::GetProcessStatusResponse resp;
+    EXPECT_TRUE(api().GetProcessStatus(&ctx, req, &resp).ok());
+    return resp.process();
 }
 
 grpc::Status TestDaemon::launch(const std::string& pattern, pb::IsolationLevel level,

@@ -39,6 +39,8 @@ public:
     void start();
     // SIGTERM and wait; returns the exit code (or 128+signal).
     int stop();
+    // SIGKILL and reap, as a crash would: the patterns keep running.
+    void kill_hard();
     bool running() const { return pid_ > 0; }
     pid_t pid() const { return pid_; }
 
@@ -50,6 +52,7 @@ public:
     grpc::Status terminate(const std::string& id, pb::TerminateResponse* response,
                            std::int64_t grace_secs = 0, bool force = false);
     pb::ListPatternsResponse list();
+    pb::PatternInfo status(const std::string& id);
 
     std::string log() const;
     const std::string& dir() const { return dir_; }

@@ -130,6 +130,7 @@ TEST_F(ManifestTest, MinimalManifestGetsDefaults) {
     EXPECT_EQ(m.sandbox.seccomp, "default");
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
     EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"mount", "ipc", "uts"}));
+    EXPECT_EQ(m.restart, launcher::RestartPolicy::kOnFailure);
 }
 
 TEST_F(ManifestTest, EveryKeyParses) {
@@ -142,6 +143,7 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                          "executable: run\n"
                                          "isolation_level: session\n"
                                          "grace_period: 1500ms\n"
+                                         "restart: never\n"
                                          "healthcheck:\n"
                                          "  type: tcp\n"
                                          "  port: 9090\n"
@@ -180,6 +182,7 @@ TEST_F(ManifestTest, EveryKeyParses) {
     EXPECT_EQ(m.author, "someone@example.com");
     EXPECT_EQ(m.isolation_level, launcher::Isolation::kSession);
     EXPECT_EQ(m.grace_period, 1500ms);
+    EXPECT_EQ(m.restart, launcher::RestartPolicy::kNever);
     EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kTcp);
     EXPECT_EQ(m.healthcheck.path, "/ready");
     EXPECT_EQ(m.healthcheck.interval, 1min);
@@ -224,8 +227,8 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
                       "memory_swap_limit, pids_limit, cpu_weight)");
     EXPECT_FILE_ERROR(kHeader + "\n# comment\nisolation: none\n", 6,
                       "unknown key 'isolation' (known: name, version, description, author, "
-                      "executable, isolation_level, grace_period, healthcheck, resources, "
-                      "backend_slots, environment, sandbox)");
+                      "executable, isolation_level, grace_period, restart, healthcheck, "
+                      "resources, backend_slots, environment, sandbox)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
                       "group, capabilities)");
@@ -368,6 +371,29 @@ TEST_F(ManifestTest, BadIsolationLevel) {
     EXPECT_FILE_ERROR(kHeader + "isolation_level: NAMESPACE\n", 4,
                       "isolation_level: unknown isolation level 'NAMESPACE' (known: none, "
                       "namespace, session)");
+}
+
+TEST_F(ManifestTest, RestartPolicy) {
+    EXPECT_EQ(launcher::parse_manifest(pattern("a", kHeader + "restart: always\n")).restart,
+              launcher::RestartPolicy::kAlways);
+    EXPECT_EQ(launcher::parse_manifest(pattern("b", kHeader + "restart: on-failure\n")).restart,
+              launcher::RestartPolicy::kOnFailure);
+    EXPECT_EQ(launcher::parse_manifest(pattern("c", kHeader + "restart: \"never\"\n")).restart,
+              launcher::RestartPolicy::kNever);
+    EXPECT_FILE_ERROR(kHeader + "restart: on_failure\n", 4,
+                      "restart: unknown restart policy 'on_failure' (known: always, on-failure, "
+                      "never)");
+    EXPECT_FILE_ERROR(kHeader + "restart: Always\n", 4,
+                      "restart: unknown restart policy 'Always' (known: always, on-failure, "
+                      "never)");
+    // Not a boolean: `restart: no` is a typo for `never`, not a policy.
+    EXPECT_FILE_ERROR(kHeader + "restart: no\n", 4,
+                      "restart: unknown restart policy 'no' (known: always, on-failure, never)");
+    EXPECT_FILE_ERROR(kHeader + "\nrestart: [always]\n", 5,
+                      "restart: expected a string, got a list");
+    EXPECT_FILE_ERROR(kHeader + "restart:\n", 4, "restart: expected a string, got an empty value");
+    EXPECT_FILE_ERROR(kHeader + "restart: always\nrestart: never\n", 5,
+                      "duplicate key 'restart' (first at line 4)");
 }
 
 TEST_F(ManifestTest, BadEnvironment) {

@@ -1,0 +1,282 @@
+// Supervision through the real API: restarts, back-off, circuit breaker,
+// liveness, quotas, the start queue.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "test_daemon.h"
+
+namespace {
+
+using namespace pltest;
+using namespace std::chrono_literals;
+
+std::string roundtrip(const std::string& address, const std::string& message) {
+    int port = std::stoi(address.substr(address.rfind(':') + 1));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::write(fd, message.data(), message.size()) == static_cast<ssize_t>(message.size())) {
+        while (reply.size() < message.size()) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 10000) <= 0) break;
+            char buf[256];
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n <= 0) break;
+            reply.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    ::close(fd);
+    return reply;
+}
+
+// Polls the key's status until `done` holds (or 20 s pass).
+pb::PatternInfo wait_for(TestDaemon& d, const std::string& id,
+                         const std::function<bool(const pb::PatternInfo&)>& done) {
+    pb::PatternInfo info;
+    for (int i = 0; i < 2000; ++i) {
+        info = d.status(id);
+        if (done(info)) return info;
+        std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "timed out waiting on " << id << "; last state " << info.state() << "\n" << d.log();
+    return info;
+}
+
+TEST(Restart, ACrashedPatternComesBackAtTheSameAddress) {
+    TestDaemon d;
+    d.add_pattern("echo", echo_manifest("http"), PL_ECHO);
+    d.start();
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
+    ::kill(r.pid(), SIGKILL);
+    pb::PatternInfo back = wait_for(d, r.process_id(), [&](const pb::PatternInfo& i) {
+        return i.state() == pb::RUNNING && i.pid() != 0 && i.pid() != r.pid();
+    });
+    EXPECT_EQ(back.restart_count(), 1);
+    EXPECT_EQ(back.address(), r.address());
+    EXPECT_EQ(back.error_count(), 1);
+    EXPECT_NE(back.last_error().find("killed by signal 9"), std::string::npos) << back.last_error();
+    EXPECT_EQ(roundtrip(back.address(), "still here"), "still here");
+}
+
+TEST(Restart, ConnectionsQueueWhileThePatternRestarts) {
+    TestDaemon d;
+    d.add_pattern("echo", echo_manifest("http"), PL_ECHO);
+    d.start();
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok());
+    ::kill(r.pid(), SIGKILL);
+    // Straight away, before the restart: the launcher's socket holds the
+    // connection in its backlog until the new process accepts it.
+    EXPECT_EQ(roundtrip(r.address(), "queued"), "queued");
+}
+
+TEST(Restart, ACrashLoopOpensTheCircuitBreakerWithGrowingBackoff) {
+    TestDaemon d;
+    d.add_config("process_manager: {circuit_breaker_threshold: 4, backoff_period: 5s}");
+    d.add_pattern("crasher", misbehave_manifest("crash-after-ms", "150"));
+    d.add_pattern("echo", echo_manifest("http"), PL_ECHO);
+    d.start();
+    pb::LaunchResponse other, r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "bystander", "", &other).ok());
+    ASSERT_TRUE(d.launch("crasher", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
+
+    std::vector<std::int64_t> starts{d.status(r.process_id()).started_at_unix_ms()};
+    pb::PatternInfo info;
+    for (int i = 0; i < 3000; ++i) {
+        info = d.status(r.process_id());
+        if (info.state() == pb::FAILED) break;
+        if (info.started_at_unix_ms() != 0 && info.started_at_unix_ms() != starts.back()) {
+            starts.push_back(info.started_at_unix_ms());
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(info.state(), pb::FAILED) << d.log();
+    EXPECT_EQ(info.error_count(), 4);
+    EXPECT_EQ(info.restart_count(), 3);
+    EXPECT_NE(info.last_error().find("circuit breaker open after 4 consecutive failures"),
+              std::string::npos)
+        << info.last_error();
+    EXPECT_EQ(info.pid(), 0);
+    ASSERT_EQ(starts.size(), 4u) << "the first start and three restarts";
+    // Each gap is 150 ms of life plus a back-off that doubles (100, 200, 400 ms ± 20 %).
+    for (std::size_t i = 2; i < starts.size(); ++i) {
+        EXPECT_GT(starts[i] - starts[i - 1], starts[i - 1] - starts[i - 2])
+            << "back-off must grow: gaps " << starts[i - 1] - starts[i - 2] << " then "
+            << starts[i] - starts[i - 1];
+    }
+    EXPECT_EQ(d.status(other.process_id()).pid(), other.pid()) << "other tenants are untouched";
+
+    // FAILED sticks until terminated; then the key can start afresh.
+    pb::LaunchResponse again;
+    EXPECT_EQ(d.launch("crasher", pb::ISOLATION_NAMESPACE, "a", "", &again).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+    pb::TerminateResponse t;
+    ASSERT_TRUE(d.terminate(r.process_id(), &t).ok());
+    EXPECT_TRUE(d.launch("crasher", pb::ISOLATION_NAMESPACE, "a", "", &again).ok());
+    EXPECT_TRUE(d.tenant_cgroups().size() >= 2u);
+}
+
+TEST(Restart, NeverPolicyLeavesTheKeyFailed) {
+    TestDaemon d;
+    d.add_pattern("once", misbehave_manifest("crash-after-ms", "100", "restart: never\n"));
+    d.start();
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("once", pb::ISOLATION_NONE, "", "", &r).ok());
+    pb::PatternInfo info =
+        wait_for(d, r.process_id(), [](const pb::PatternInfo& i) { return i.state() == pb::FAILED; });
+    EXPECT_EQ(info.restart_count(), 0);
+    EXPECT_TRUE(d.tenant_cgroups().empty()) << "a FAILED key keeps no cgroup";
+}
+
+TEST(Liveness, AnUnresponsivePatternIsRestarted) {
+    TestDaemon d;
+    d.add_pattern("echo", "version: 1.0.0\n"
+                          "healthcheck: {type: http, interval: 100ms, timeout: 100ms, "
+                          "failure_threshold: 2, start_timeout: 5s}\n",
+                  PL_ECHO);
+    d.start();
+    pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
+    ::kill(r.pid(), SIGSTOP);  // alive, but answers nothing
+    pb::PatternInfo back = wait_for(d, r.process_id(), [&](const pb::PatternInfo& i) {
+        return i.state() == pb::RUNNING && i.pid() != 0 && i.pid() != r.pid();
+    });
+    EXPECT_EQ(back.restart_count(), 1);
+    EXPECT_NE(back.last_error().find("liveness check failed 2 times"), std::string::npos)
+        << back.last_error();
+    EXPECT_FALSE(process_alive(r.pid())) << "the stopped process was killed";
+}
+
+TEST(Quotas, LauncherAndNamespaceLimits) {
+    TestDaemon d;
+    d.add_config("quotas: {max_processes: 4, max_processes_per_namespace: 2}");
+    d.add_config("namespace_quotas: {small: {max_processes: 1}}");
+    d.add_pattern("p", misbehave_manifest("sleep"));
+    d.add_pattern("q", misbehave_manifest("sleep"));
+    d.add_pattern("r", misbehave_manifest("sleep"));
+    d.start();
+    pb::LaunchResponse out;
+    ASSERT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "a", "", &out).ok());
+    ASSERT_TRUE(d.launch("q", pb::ISOLATION_NAMESPACE, "a", "", &out).ok());
+    grpc::Status s = d.launch("r", pb::ISOLATION_NAMESPACE, "a", "", &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("namespace 'a' runs 2 processes, its max_processes (2)"),
+              std::string::npos)
+        << s.error_message();
+
+    ASSERT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "small", "", &out).ok());
+    s = d.launch("q", pb::ISOLATION_NAMESPACE, "small", "", &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("namespace 'small' runs 1 processes, its max_processes (1)"),
+              std::string::npos)
+        << s.error_message();
+
+    ASSERT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "b", "", &out).ok());
+    s = d.launch("q", pb::ISOLATION_NAMESPACE, "b", "", &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("its max_processes (4)"), std::string::npos) << s.error_message();
+    // Reuse of a running key is never refused.
+    EXPECT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "a", "", &out).ok());
+    EXPECT_EQ(d.list().total_count(), 4);
+}
+
+TEST(StartQueue, StartsBeyondTheLimitWaitInsteadOfFailing) {
+    TestDaemon d;
+    d.add_config("process_manager: {max_concurrent_starts: 1}");
+    d.add_pattern("echo", echo_manifest("notify"), PL_ECHO);
+    d.start();
+    std::vector<std::thread> threads;
+    std::vector<grpc::Status> statuses(8);
+    for (int i = 0; i < 8; ++i) {
+        threads.emplace_back([&, i] {
+            pb::LaunchResponse r;
+            statuses[i] = d.launch("echo", pb::ISOLATION_NAMESPACE, "q" + std::to_string(i), "", &r);
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(d.list().total_count(), 8);
+}
+
+TEST(Concurrency, AThousandLaunchesOverAHundredKeysMakeAHundredProcesses) {
+    TestDaemon d;
+    d.add_pattern("echo", echo_manifest("notify"), PL_ECHO);
+    d.start();
+    constexpr int kThreads = 50, kPerThread = 20, kKeys = 100;
+    std::vector<std::thread> threads;
+    std::vector<std::map<std::string, std::set<int>>> seen(kThreads);
+    std::atomic<int> failures{0};
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                int key = (t * kPerThread + i * 7) % kKeys;
+                pb::LaunchResponse r;
+                if (!d.launch("echo", pb::ISOLATION_NAMESPACE, "k" + std::to_string(key), "", &r).ok()) {
+                    ++failures;
+                    continue;
+                }
+                seen[t][r.process_id()].insert(r.pid());
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0);
+    std::map<std::string, std::set<int>> merged;
+    for (auto& m : seen) {
+        for (auto& [id, pids] : m) merged[id].insert(pids.begin(), pids.end());
+    }
+    EXPECT_EQ(merged.size(), static_cast<std::size_t>(kKeys));
+    for (auto& [id, pids] : merged) EXPECT_EQ(pids.size(), 1u) << id << " got several processes";
+    EXPECT_EQ(d.list().total_count(), kKeys);
+    EXPECT_EQ(d.tenant_cgroups().size(), static_cast<std::size_t>(3 * kKeys))
+        << "namespace, key and run groups";
+}
+
+}  // namespace
+
+namespace {
+
+// Needs cgroup v2 controllers: skipped on hybrid hosts, run in the VM suite.
+TEST(Quotas, ANamespaceCeilingIsItsParentCgroupsLimit) {
+    pltest::TestDaemon d;
+    d.add_config("limits_enforcement: strict");
+    d.add_config("namespace_quotas: {tenant-a: {memory_limit: 256Mi, pids_limit: 100, cpu_limit: 1}}");
+    d.add_pattern("p", pltest::misbehave_manifest("sleep"));
+    d.start();
+    std::string controllers;
+    std::getline(std::ifstream(d.cgroup_root() + "/cgroup.controllers"), controllers);
+    for (const char* c : {"memory", "pids", "cpu"}) {
+        if (controllers.find(c) == std::string::npos) {
+            GTEST_SKIP() << "needs the " << c << " controller on cgroup v2 (hybrid host); the VM "
+                         << "suite runs this test";
+        }
+    }
+    pltest::pb::LaunchResponse r;
+    ASSERT_TRUE(d.launch("p", pltest::pb::ISOLATION_NAMESPACE, "tenant-a", "", &r).ok()) << d.log();
+    auto read = [&](const std::string& file) {
+        std::string v;
+        std::getline(std::ifstream(d.cgroup_root() + "/ns:tenant-a/" + file), v);
+        return v;
+    };
+    EXPECT_EQ(read("memory.max"), "268435456");
+    EXPECT_EQ(read("pids.max"), "100");
+    EXPECT_EQ(read("cpu.max"), "100000 100000");
+}
+
+}  // namespace
