@@ -123,7 +123,7 @@ LauncherConfig load_config(const fs::path& file) {
                       {"grpc_port", "grpc_socket", "patterns_dir", "default_isolation",
                        "process_manager", "resources", "metrics", "health", "runtime_dir",
                        "cgroup_root", "pattern_ports", "limits_enforcement", "default_grace_period",
-                       "quotas", "namespace_quotas", "orphan_policy"});
+                       "quotas", "namespace_quotas", "orphan_policy", "log_dir", "log_max_bytes"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -182,6 +182,11 @@ LauncherConfig load_config(const fs::path& file) {
     }
     if (const Field* f = map.find("runtime_dir")) {
         config.runtime_dir = yaml_strict::to_path(file, *f, base);
+    }
+    if (const Field* f = map.find("log_dir")) config.log_dir = yaml_strict::to_path(file, *f, base);
+    if (const Field* f = map.find("log_max_bytes")) {
+        config.log_max_bytes = yaml_strict::to_size(file, *f);
+        if (config.log_max_bytes < 4096) yaml_strict::fail(file, *f, "must be at least 4Ki");
     }
     if (const Field* f = map.find("grpc_socket")) {
         config.grpc_socket = yaml_strict::to_path(file, *f, base);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -63,6 +64,10 @@ struct LauncherConfig {
     Endpoint health{0, "/health"};
 
     std::filesystem::path runtime_dir = "/run/pattern-launcher";
+    // Pattern output where journald does not run: <log_dir>/<process id>.log,
+    // each copied to .1 and truncated past log_max_bytes. Empty: <runtime_dir>/logs.
+    std::filesystem::path log_dir;
+    std::uint64_t log_max_bytes = 10 * 1024 * 1024;
     // Empty: the delegated cgroup under systemd, else <cgroup2 mount>/pattern-launcher.
     std::filesystem::path cgroup_root;
     PortRange pattern_ports;

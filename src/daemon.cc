@@ -19,11 +19,17 @@
 #include <stdexcept>
 #include <thread>
 
+#include <sys/xattr.h>
+
+#include "api_listener.h"
 #include "commands.h"
 #include "config.h"
 #include "event_loop.h"
 #include "grpc_service.h"
 #include "launcher.h"
+#include "observability.h"
+#include "pattern_logs.h"
+#include "systemd_notify.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
@@ -50,6 +56,23 @@ LauncherConfig built_in_defaults() {
     auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) config.patterns_dir = exe.parent_path().parent_path() / "patterns";
     return config;
+}
+
+// Under systemd with Delegate=yes the unit's own cgroup is ours; elsewhere a
+// subtree of our own below the cgroup2 mount. Delegation is recognised by the
+// xattr systemd puts on delegated cgroups (trusted.delegate) or by
+// PATTERN_LAUNCHER_DELEGATED=1 from the unit; a root process can write to
+// any cgroup, so write access proves nothing.
+std::filesystem::path default_cgroup_root() {
+    const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
+    const std::string own = sandbox::cgroup_dir(mount, sandbox::self_cgroup());
+    const char* flag = std::getenv("PATTERN_LAUNCHER_DELEGATED");
+    char value[8] = {};
+    const bool delegated =
+        (flag && std::string(flag) == "1") ||
+        (::getxattr(own.c_str(), "trusted.delegate", value, sizeof value - 1) > 0 && value[0] == '1');
+    if (delegated && own != mount.path) return own;
+    return mount.path + "/pattern-launcher";
 }
 
 LauncherConfig configure(const std::vector<std::string>& args) {
@@ -97,9 +120,8 @@ LauncherConfig configure(const std::vector<std::string>& args) {
     if (!socket_given && (config.grpc_socket.empty() || config.grpc_socket == derived_socket)) {
         config.grpc_socket = config.runtime_dir / "api.sock";
     }
-    if (config.cgroup_root.empty()) {
-        config.cgroup_root = sandbox::find_cgroup2_mount().path + "/pattern-launcher";
-    }
+    if (config.cgroup_root.empty()) config.cgroup_root = default_cgroup_root();
+    if (config.log_dir.empty()) config.log_dir = config.runtime_dir / "logs";
     return config;
 }
 
@@ -121,11 +143,45 @@ sandbox::UniqueFd termination_signals() {
     return fd;
 }
 
+std::string status_line(const Launcher& launcher) {
+    HealthSummary h = launcher.health(false);
+    return std::to_string(h.running) + " running, " + std::to_string(h.starting) + " starting, " +
+           std::to_string(h.failed) + " failed, " + std::to_string(h.patterns_loaded) + " patterns";
+}
+
+// The API endpoints: sockets systemd passed as "grpc" (unix or TCP), else
+// the configured unix socket and, if grpc_port is set, 127.0.0.1:grpc_port.
+// Returns true when the sockets came from systemd (which owns them).
+bool open_api_listeners(ApiListener& api, std::multimap<std::string, int>& inherited,
+                        const LauncherConfig& config) {
+    auto [first, last] = inherited.equal_range("grpc");
+    if (first != last) {
+        for (auto it = first; it != last; ++it) {
+            api.add(sandbox::UniqueFd(it->second));
+            say("serving the API on socket fd " + std::to_string(it->second) + " from systemd");
+        }
+        inherited.erase("grpc");
+        return true;
+    }
+    api.add(bind_unix_listener(config.grpc_socket));
+    std::string where = "unix:" + config.grpc_socket.string();
+    if (config.grpc_port > 0) {
+        int port = 0;
+        api.add(bind_tcp_listener(config.grpc_port, port));
+        where += " and 127.0.0.1:" + std::to_string(port);  // no authentication yet: loopback only
+    }
+    say("serving the API on " + where);
+    return false;
+}
+
 }  // namespace
 
 int run_daemon(const std::vector<std::string>& args) {
+    // First, while no thread or child exists: LISTEN_PID must still be ours.
+    std::multimap<std::string, int> inherited = take_listen_fds();
     LauncherConfig config = configure(args);
     sandbox::UniqueFd signals = termination_signals();
+    SystemdNotifier notifier;
 
     Discovery discovery = discover_or_explain(config);
     if (discovery.patterns.empty()) {
@@ -136,10 +192,13 @@ int run_daemon(const std::vector<std::string>& args) {
     ::chmod(config.runtime_dir.c_str(), 0755);
     std::filesystem::create_directories(config.grpc_socket.parent_path());
 
+    // Moves this process into <root>/supervisor before anything is started.
     sandbox::CgroupTree tree = sandbox::CgroupTree::open(config.cgroup_root.string());
     EventLoop loop;
+    PatternLogs logs(config.log_dir, config.log_max_bytes);
     const std::size_t pattern_count = discovery.patterns.size();
     Launcher launcher(loop, config, tree, std::move(discovery));
+    launcher.set_logs(&logs);
     // Before serving: processes a previous instance left running are adopted
     // (or killed, per orphan_policy); nothing untracked stays in the subtree.
     Launcher::RecoveryReport recovered = launcher.recover();
@@ -148,51 +207,85 @@ int run_daemon(const std::vector<std::string>& args) {
             std::to_string(recovered.killed) + ", removed " + std::to_string(recovered.removed_groups) +
             " cgroups and " + std::to_string(recovered.stale_records) + " stale state records");
     }
-    PatternLauncherService service(loop, launcher);
+
+    ApiListener api(loop);
+    const bool api_from_systemd = open_api_listeners(api, inherited, config);
+    auto reload = [&]() {
+        notifier.reloading();
+        say("reloading manifests from " + config.patterns_dir.string());
+        Discovery reloaded = discover_or_explain(config);
+        std::vector<std::string> problems;
+        for (const FileError& e : reloaded.errors) problems.push_back(e.what());
+        launcher.replace_patterns(std::move(reloaded));
+        say("reloaded " + std::to_string(launcher.pattern_count()) + " patterns");
+        notifier.ready(status_line(launcher));
+        return problems;
+    };
+    PatternLauncherService service(
+        loop, launcher,
+        {reload, [&api](const std::string& peer) { return api.caller(peer); }});
+    // Metrics and health endpoints (config metrics/health); the launcher reports to the metrics.
+    std::unique_ptr<Observability> observability = start_observability(loop, launcher, config);
+    say(observability->describe());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix:" + config.grpc_socket.string(), grpc::InsecureServerCredentials());
-    int tcp_port = 0;
-    if (config.grpc_port > 0) {
-        // No authentication on this endpoint yet: loopback only.
-        builder.AddListeningPort("127.0.0.1:" + std::to_string(config.grpc_port),
-                                 grpc::InsecureServerCredentials(), &tcp_port);
-    }
+    grpc::ServerBuilder builder;  // no ports: connections come from ApiListener
     builder.RegisterService(&service);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server) {
-        say("cannot serve the gRPC API on unix:" + config.grpc_socket.string() +
-            (config.grpc_port ? " and 127.0.0.1:" + std::to_string(config.grpc_port) : ""));
+        say("cannot start the gRPC server");
         return 1;
     }
-    ::chmod(config.grpc_socket.c_str(), 0660);
-    say("serving prism.launcher.PatternLauncher on unix:" + config.grpc_socket.string() +
-        (tcp_port ? " and 127.0.0.1:" + std::to_string(tcp_port) : "") + " with " +
-        std::to_string(pattern_count) + " patterns from " + config.patterns_dir.string() +
-        "; cgroups under " + tree.root_path());
+    api.serve(*server);
+    say("serving prism.launcher.PatternLauncher with " + std::to_string(pattern_count) +
+        " patterns from " + config.patterns_dir.string() + "; cgroups under " + tree.root_path() +
+        "; pattern output to " + (logs.uses_journald() ? "journald" : logs.dir().string()));
+
+    // Ready: the API answers, we sit in our supervisor leaf, recovery is done.
+    notifier.ready(status_line(launcher));
+    notifier.start_watchdog(loop);
+    std::string last_status;
+    std::function<void()> refresh = [&] {
+        std::string now = status_line(launcher);
+        if (now != last_status && !launcher.shutting_down()) notifier.status(now);
+        last_status = now;
+        if (!logs.uses_journald()) logs.enforce_caps();
+        loop.add_timer(std::chrono::seconds(5), refresh);
+    };
+    loop.add_timer(std::chrono::seconds(5), refresh);
 
     std::thread server_stopper;
+    std::size_t remaining_at_last_extend = 0;
+    std::function<void()> extend_while_progressing = [&] {
+        // Ask systemd for more time only while patterns are still going away.
+        std::size_t remaining = launcher.process_count();
+        if (remaining == 0) return;
+        if (remaining < remaining_at_last_extend) notifier.extend_timeout(std::chrono::seconds(20));
+        remaining_at_last_extend = remaining;
+        loop.add_timer(std::chrono::seconds(5), extend_while_progressing);
+    };
     loop.add_fd(signals.get(), EPOLLIN, [&](std::uint32_t) {
         signalfd_siginfo info{};
         while (::read(signals.get(), &info, sizeof info) == sizeof info) {
             if (info.ssi_signo == SIGHUP) {
-                say("SIGHUP: reloading manifests from " + config.patterns_dir.string());
-                Discovery reloaded = discover_or_explain(config);
-                say("reloaded " + std::to_string(reloaded.patterns.size()) + " patterns");
-                launcher.replace_patterns(std::move(reloaded));
+                reload();
                 continue;
             }
             if (launcher.shutting_down()) continue;
-            say(std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") +
-                ": terminating " + std::to_string(launcher.process_count()) + " patterns");
+            const std::size_t count = launcher.process_count();
+            say(std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ": terminating " +
+                std::to_string(count) + " patterns");
+            notifier.stopping("terminating " + std::to_string(count) + " patterns");
             server->GetHealthCheckService()->SetServingStatus(false);
+            remaining_at_last_extend = count + 1;
+            extend_while_progressing();
             launcher.shutdown([&] {
+                api.stop();
                 // Server::Shutdown waits for in-flight calls, which finish on
                 // this loop: run it elsewhere and stop the loop afterwards.
-                // Every call has been answered by now (launches get UNAVAILABLE),
-                // so the deadline only cuts idle or half-open connections short.
+                // Every call has been answered by now (launches get
+                // UNAVAILABLE), so the deadline only cuts idle connections.
                 server_stopper = std::thread([&] {
                     server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
                     loop.post([&] { loop.stop(); });
@@ -204,7 +297,8 @@ int run_daemon(const std::vector<std::string>& args) {
     if (server_stopper.joinable()) server_stopper.join();
     server->Wait();
     tree.close();
-    ::unlink(config.grpc_socket.c_str());
+    // systemd's socket stays for the next activation (man systemd.socket).
+    if (!api_from_systemd) ::unlink(config.grpc_socket.c_str());
     say("stopped");
     return 0;
 }

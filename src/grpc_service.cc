@@ -1,5 +1,7 @@
 #include "grpc_service.h"
 
+#include <cstdio>
+
 namespace launcher {
 namespace pb = prism::launcher;
 
@@ -65,7 +67,32 @@ grpc::ServerUnaryReactor* on_loop(grpc::CallbackServerContext* ctx, EventLoop& l
     return reactor;
 }
 
+const char* code_name(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::kOk: return "OK";
+        case ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
+        case ErrorCode::kNotFound: return "NOT_FOUND";
+        case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
+        case ErrorCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+        case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+        case ErrorCode::kUnavailable: return "UNAVAILABLE";
+        case ErrorCode::kInternal: return "INTERNAL";
+    }
+    return "UNKNOWN";
+}
+
+// One line per launch and terminate: who asked, what, and the result.
+void audit(const std::string& who, const std::string& what, ErrorCode code,
+           const std::string& detail) {
+    std::fprintf(stderr, "pattern-launcher: audit: caller=[%s] %s result=%s%s%s\n", who.c_str(),
+                 what.c_str(), code_name(code), detail.empty() ? "" : " ", detail.c_str());
+}
+
 }  // namespace
+
+std::string PatternLauncherService::caller(grpc::CallbackServerContext* ctx) const {
+    return hooks_.caller ? hooks_.caller(ctx->peer()) : ctx->peer();
+}
 
 grpc::ServerUnaryReactor* PatternLauncherService::LaunchPattern(grpc::CallbackServerContext* ctx,
                                                                 const pb::LaunchRequest* request,
@@ -95,8 +122,17 @@ grpc::ServerUnaryReactor* PatternLauncherService::LaunchPattern(grpc::CallbackSe
         return reactor;
     }
     params.grace_period = std::chrono::seconds(request->grace_period_secs());
-    return on_loop(ctx, loop_, [this, params = std::move(params), response](auto finish) {
-        launcher_.launch(params, [response, finish](const LaunchResult& r) {
+    std::string what = "launch pattern=" + params.pattern + " isolation=" +
+                       (params.isolation ? isolation_name(*params.isolation) : "unspecified") +
+                       " namespace=" + params.namespace_id + " session=" + params.session_id;
+    return on_loop(ctx, loop_, [this, params = std::move(params), response, who = caller(ctx),
+                                what](auto finish) {
+        launcher_.launch(params, [response, finish, who, what](const LaunchResult& r) {
+            audit(who, what, r.code,
+                  r.code == ErrorCode::kOk
+                      ? "process_id=" + r.info.process_id + " pid=" + std::to_string(r.info.pid) +
+                            (r.reused ? " reused" : "")
+                      : "message=\"" + r.message + "\"");
             if (r.code == ErrorCode::kOk) {
                 response->set_process_id(r.info.process_id);
                 response->set_state(static_cast<pb::ProcessState>(r.info.state));
@@ -140,8 +176,13 @@ grpc::ServerUnaryReactor* PatternLauncherService::TerminatePattern(grpc::Callbac
     std::string id = request->process_id();
     auto grace = std::chrono::milliseconds(request->grace_period_secs() * 1000);
     bool force = request->force();
-    return on_loop(ctx, loop_, [this, id, grace, force, response](auto finish) {
-        launcher_.terminate(id, grace, force, [response, finish](const TerminateResult& r) {
+    std::string what = "terminate process_id=" + id + (force ? " force" : "");
+    return on_loop(ctx, loop_, [this, id, grace, force, response, who = caller(ctx),
+                                what](auto finish) {
+        launcher_.terminate(id, grace, force, [response, finish, who, what](const TerminateResult& r) {
+            audit(who, what, r.code,
+                  r.code == ErrorCode::kOk ? "exit_cause=\"" + r.exit_cause + "\""
+                                           : "message=\"" + r.message + "\"");
             response->set_success(r.success);
             response->set_error(r.code == ErrorCode::kOk ? "" : r.message);
             response->set_exit_cause(r.exit_cause);
@@ -182,6 +223,17 @@ grpc::ServerUnaryReactor* PatternLauncherService::GetProcessStatus(
         } else {
             response->set_not_found(true);  // OK with not_found, as the Go launcher answers
         }
+        finish(ErrorCode::kOk, {});
+    });
+}
+
+grpc::ServerUnaryReactor* PatternLauncherService::Reload(grpc::CallbackServerContext* ctx,
+                                                         const pb::ReloadRequest*,
+                                                         pb::ReloadResponse* response) {
+    return on_loop(ctx, loop_, [this, response](auto finish) {
+        if (!hooks_.reload) return finish(ErrorCode::kFailedPrecondition, "reload is not available");
+        for (const std::string& problem : hooks_.reload()) response->add_invalid_manifests(problem);
+        response->set_patterns_loaded(static_cast<std::int32_t>(launcher_.pattern_count()));
         finish(ErrorCode::kOk, {});
     });
 }

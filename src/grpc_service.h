@@ -3,6 +3,10 @@
 // maps results to the wire and to status codes.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "event_loop.h"
 #include "launcher.h"
 #include "prism/launcher/launcher.grpc.pb.h"
@@ -11,7 +15,14 @@ namespace launcher {
 
 class PatternLauncherService final : public prism::launcher::PatternLauncher::CallbackService {
 public:
-    PatternLauncherService(EventLoop& loop, Launcher& launcher) : loop_(loop), launcher_(launcher) {}
+    struct Hooks {
+        // Re-reads the manifests (on the loop); returns the problems found.
+        std::function<std::vector<std::string>()> reload;
+        // Who is behind a call's peer string, for the audit log (any thread).
+        std::function<std::string(const std::string&)> caller;
+    };
+    PatternLauncherService(EventLoop& loop, Launcher& launcher, Hooks hooks = {})
+        : loop_(loop), launcher_(launcher), hooks_(std::move(hooks)) {}
 
     grpc::ServerUnaryReactor* LaunchPattern(grpc::CallbackServerContext* ctx,
                                             const prism::launcher::LaunchRequest* request,
@@ -28,10 +39,16 @@ public:
     grpc::ServerUnaryReactor* GetProcessStatus(
         grpc::CallbackServerContext* ctx, const prism::launcher::GetProcessStatusRequest* request,
         prism::launcher::GetProcessStatusResponse* response) override;
+    grpc::ServerUnaryReactor* Reload(grpc::CallbackServerContext* ctx,
+                                     const prism::launcher::ReloadRequest* request,
+                                     prism::launcher::ReloadResponse* response) override;
 
 private:
+    std::string caller(grpc::CallbackServerContext* ctx) const;
+
     EventLoop& loop_;
     Launcher& launcher_;
+    Hooks hooks_;
 };
 
 }  // namespace launcher

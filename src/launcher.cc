@@ -103,7 +103,11 @@ LaunchResult Launcher::validate(const LaunchParams& params,
 }
 
 // Live processes count toward the quotas; FAILED and FINISHED keys do not.
-std::string Launcher::quota_problem(const IsolationKey& key) const {
+ProcessLabels Launcher::labels(const ManagedProcess& p) const {
+    return ProcessLabels{p.key.pattern, p.key.namespace_id, p.key.level, p.id};
+}
+
+std::string Launcher::quota_problem(const IsolationKey& key, std::string& limit) const {
     int total = 0, in_namespace = 0;
     for (const auto& [id, p] : processes_) {
         if (p->state == ProcessState::kFailed || p->state == ProcessState::kFinished) continue;
@@ -111,18 +115,21 @@ std::string Launcher::quota_problem(const IsolationKey& key) const {
         if (!key.namespace_id.empty() && p->key.namespace_id == key.namespace_id) ++in_namespace;
     }
     if (config_.quotas.max_processes && total >= *config_.quotas.max_processes) {
+        limit = "max_processes";
         return "the launcher runs " + std::to_string(total) + " processes, its max_processes (" +
                std::to_string(*config_.quotas.max_processes) + ")";
     }
     if (key.namespace_id.empty()) return {};
-    std::optional<int> limit = config_.quotas.max_processes_per_namespace;
+    std::optional<int> max = config_.quotas.max_processes_per_namespace;
+    limit = "max_processes_per_namespace";
     auto quota = config_.namespace_quotas.find(key.namespace_id);
     if (quota != config_.namespace_quotas.end() && quota->second.max_processes) {
-        limit = quota->second.max_processes;
+        max = quota->second.max_processes;
+        limit = "namespace_quotas.max_processes";
     }
-    if (limit && in_namespace >= *limit) {
+    if (max && in_namespace >= *max) {
         return "namespace '" + key.namespace_id + "' runs " + std::to_string(in_namespace) +
-               " processes, its max_processes (" + std::to_string(*limit) + ")";
+               " processes, its max_processes (" + std::to_string(*max) + ")";
     }
     return {};
 }
@@ -166,7 +173,9 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
         }
         processes_.erase(id);  // FINISHED: start it again
     }
-    if (auto problem = quota_problem(key); !problem.empty()) {
+    std::string limit;
+    if (auto problem = quota_problem(key, limit); !problem.empty()) {
+        if (observer_) observer_->quota_rejected(key.namespace_id, limit);
         return done(LaunchResult{ErrorCode::kResourceExhausted, "cannot launch " + id + ": " + problem,
                                  {}, false});
     }

@@ -27,7 +27,9 @@
 #include "config.h"
 #include "event_loop.h"
 #include "isolation_key.h"
+#include "launcher_observer.h"
 #include "launcher_types.h"
+#include "pattern_logs.h"
 #include "pattern_sockets.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
@@ -55,6 +57,12 @@ public:
 
     // Replaces the known patterns; running processes are untouched.
     void replace_patterns(Discovery patterns);
+    std::size_t pattern_count() const { return patterns_.size(); }
+
+    // Receives lifecycle events (metrics, audit); may be null. Not owned.
+    void set_observer(LauncherObserver* observer) { observer_ = observer; }
+    // Where patterns' output goes; null: the launcher's own stderr. Not owned.
+    void set_logs(PatternLogs* logs) { logs_ = logs; }
 
     // After a launcher restart: finds the pattern processes still running in
     // the cgroup subtree and adopts them (or kills them, per orphan_policy);
@@ -78,7 +86,8 @@ private:
     ManagedProcess* find(const std::string& id) const;
     LaunchResult validate(const LaunchParams& params, std::shared_ptr<const Manifest>& manifest,
                           IsolationKey& key) const;
-    std::string quota_problem(const IsolationKey& key) const;
+    std::string quota_problem(const IsolationKey& key, std::string& limit) const;
+    ProcessLabels labels(const ManagedProcess& p) const;
     ProcessInfo info(const ManagedProcess& p) const;
     void maybe_finish_shutdown();
 
@@ -132,6 +141,8 @@ private:
     EventLoop::Clock::time_point started_;
     bool shutting_down_ = false;
     std::function<void()> shutdown_done_;
+    LauncherObserver* observer_ = nullptr;
+    PatternLogs* logs_ = nullptr;
 };
 
 }  // namespace launcher

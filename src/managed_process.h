@@ -48,6 +48,7 @@ struct ManagedProcess {
     bool process_alive = false;
     bool adopted = false;  // found after a launcher restart: not our child
     pid_t pid = 0;
+    EventLoop::Clock::time_point requested_at = EventLoop::Clock::now();  // the cold launch
     EventLoop::Clock::time_point started_at = EventLoop::Clock::now();
     std::int64_t started_at_unix_ms = 0;
 

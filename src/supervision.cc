@@ -207,6 +207,12 @@ void Launcher::spawn_process(ManagedProcess& p) {
     p.oom_kills_at_start = p.group->memory_events().oom_kill;
     sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints);
     spec.cgroup_fd = p.run->dir_fd();
+    sandbox::UniqueFd output;  // the child keeps its own copy
+    if (logs_) {
+        output = logs_->open_for(p.id);
+        spec.stdout_fd = output.get();
+        spec.stderr_fd = output.get();
+    }
     spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
     sandbox::SpawnResult spawned = sandbox::spawn(spec);
     p.process = std::move(spawned.process);
@@ -251,6 +257,7 @@ void Launcher::probe_readiness(ManagedProcess& p) {
                                  [this, raw](bool ok, const std::string& detail) {
                                      raw->probe.reset();
                                      if (raw->state != ProcessState::kStarting) return;
+                                     if (observer_) observer_->health_checked(labels(*raw), ok);
                                      if (ok) return became_healthy(*raw);
                                      raw->readiness_error = detail;
                                      raw->retry_timer = loop_.add_timer(kReadinessRetry, [this, raw] {
@@ -280,6 +287,7 @@ void Launcher::became_healthy(ManagedProcess& p) {
     p.start_timer = 0;
     p.state = ProcessState::kRunning;
     p.healthy = true;
+    if (!p.ever_running && observer_) observer_->process_started(labels(p), Clock::now() - p.requested_at);
     p.ever_running = true;
     p.liveness_failures = 0;
     p.readiness_error.clear();
@@ -315,6 +323,7 @@ void Launcher::schedule_liveness(ManagedProcess& p) {
             loop_, raw->health.port, path, check.timeout, [this, raw](bool ok, const std::string& detail) {
                 raw->probe.reset();
                 if (raw->state != ProcessState::kRunning) return;
+                if (observer_) observer_->health_checked(labels(*raw), ok);
                 if (ok) {
                     raw->liveness_failures = 0;
                     raw->healthy = true;
@@ -352,6 +361,7 @@ void Launcher::on_exit(ManagedProcess& p) {
         sandbox::ExitStatus exit = sandbox::decode_exit(*status, oom_kills);
         p.exit_cause = exit.describe();
         success = exit.success();
+        if (exit.oom_killed && observer_) observer_->process_oom_killed(labels(p));
     } else {
         // Adopted after a launcher restart: its parent is now init, which reaps it.
         p.exit_cause = "exited (status unknown: adopted after a launcher restart)";
@@ -385,6 +395,7 @@ void Launcher::start_failed(ManagedProcess& p, const std::string& reason) {
 // A process that had been RUNNING ended (or one of its restarts failed).
 void Launcher::process_failed(ManagedProcess& p, const std::string& reason, bool failure) {
     stop_timers(p);
+    if (failure && observer_) observer_->process_failed(labels(p));
     if (failure) {
         p.last_error = reason;
         ++p.error_count;
@@ -402,6 +413,7 @@ void Launcher::process_failed(ManagedProcess& p, const std::string& reason, bool
                        " consecutive failures; last: " + reason;
     }
     p.state = failure ? ProcessState::kFailed : ProcessState::kFinished;
+    if (!failure && observer_) observer_->process_stopped(labels(p));
     log_line(p.id + ": " + state_name(p.state) + (failure ? ": " + p.last_error : ""));
     // The key stays listed (FAILED or FINISHED) with its cause; its resources go.
     drain(p, [this](ManagedProcess& q) {
@@ -438,6 +450,7 @@ void Launcher::schedule_restart(ManagedProcess& p) {
         q.restart_timer = loop_.add_timer(delay, [this, raw] {
             raw->restart_timer = 0;
             ++raw->restart_count;
+            if (observer_) observer_->process_restarted(labels(*raw));
             try {
                 spawn_process(*raw);
             } catch (const std::exception& e) {
@@ -561,10 +574,14 @@ void Launcher::finish(ManagedProcess& p) {
         LaunchResult result{code, "failed to launch process " + id + ": " + p.start_failure, {},
                             false};
         log_line(result.message);
+        if (observer_) observer_->process_failed(labels(p));
         auto waiters = std::move(p.launch_waiters);
         for (auto& waiter : waiters) waiter(result);
     }
     if (p.state == ProcessState::kTerminating || !p.start_failure.empty()) {
+        if (p.state == ProcessState::kTerminating && p.ever_running && observer_) {
+            observer_->process_stopped(labels(p));
+        }
         TerminateResult result{ErrorCode::kOk, {}, true, p.exit_cause};
         auto waiters = std::move(p.terminate_waiters);
         for (auto& waiter : waiters) waiter(result);

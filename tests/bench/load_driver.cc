@@ -12,7 +12,10 @@
 //      client threads until K keys (ns:<prefix>-<i>:<pattern>) are live, then,
 //      after a settle time, the daemon's RSS, fds and threads, its idle CPU
 //      over --idle-window seconds (utime+stime of /proc/<pid>/stat and the
-//      sum of /proc/<pid>/task/*/schedstat) and a warm-reuse sample;
+//      sum of /proc/<pid>/task/*/schedstat), a warm-reuse sample and a
+//      sequential cold sample (--level-cold extra keys launched one by one,
+//      then terminated one by one: how a cold start scales with K);
+//      the same idle measurement is taken once at the start, with no key;
 //   5. TerminatePattern of every live key with C threads, then the time until
 //      the daemon is idle again (Health reports no process and its CPU stayed
 //      below 1 % for three 100 ms samples).
@@ -70,6 +73,8 @@ constexpr const char* kUsage = R"(usage: load_driver (--socket PATH | --address 
   --live K1,K2,...        live-key levels (default 1000,10000; "" skips)
   --idle-window S         seconds of idle-CPU measurement per level (default 10)
   --settle S              seconds to wait before measuring a level (default 2)
+  --level-cold N          sequential cold launches (then terminates) sampled at each
+                          level, on top of its K keys (default 50; 0 skips)
   --time-limit S          stop launching after S seconds in all (default 1200)
   --rpc-timeout S         deadline of each RPC (default 30)
   --health-calls N        Health round trips for the floor (default 1000)
@@ -89,6 +94,7 @@ struct Options {
     std::vector<int> live = {1000, 10000};
     double idle_window_s = 10;
     double settle_s = 2;
+    int level_cold = 50;
     double time_limit_s = 1200;
     double rpc_timeout_s = 30;
     int health_calls = 1000;
@@ -156,6 +162,8 @@ Options parse_options(int argc, char** argv) {
             o.idle_window_s = parse_number<double>(flag, v);
         } else if (flag == "--settle") {
             o.settle_s = parse_number<double>(flag, v);
+        } else if (flag == "--level-cold") {
+            o.level_cold = parse_number<int>(flag, v);
         } else if (flag == "--time-limit") {
             o.time_limit_s = parse_number<double>(flag, v);
         } else if (flag == "--rpc-timeout") {
@@ -175,7 +183,9 @@ Options parse_options(int argc, char** argv) {
         usage_error("--address must be a loopback address (127.x.x.x:PORT, localhost:PORT, [::1]:PORT)");
     }
     if (o.concurrency < 1 || o.concurrency > 256) usage_error("--concurrency expects 1..256");
-    if (o.cold < 0 || o.warm < 0 || o.health_calls < 0) usage_error("counts must not be negative");
+    if (o.cold < 0 || o.warm < 0 || o.health_calls < 0 || o.level_cold < 0) {
+        usage_error("counts must not be negative");
+    }
     for (int k : o.live) {
         if (k < 1 || k > 100000) usage_error("--live levels expect 1..100000");
     }
@@ -510,6 +520,7 @@ struct LevelResult {
     HostCpu host_before, host_after;
     long mem_available_kib = 0;
     Summary warm;
+    Summary cold, terminate;  // the sequential sample on top of the level
     std::string load;
 };
 
@@ -636,6 +647,22 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::string load_at_start = loadavg();
+    // Settle, then the daemon's CPU over the idle window and its memory.
+    auto measure_idle = [&](LevelResult& level) {
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.settle_s * 1e6)));
+        level.before = sample_daemon(daemon, false);
+        level.host_before = host_cpu();
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.idle_window_s * 1e6)));
+        level.after = sample_daemon(daemon);
+        level.host_after = host_cpu();
+        level.mem_available_kib = meminfo_kib("MemAvailable");
+        level.load = loadavg();
+    };
+    LevelResult empty_level;
+    if (!o.live.empty()) {
+        progress("measuring the idle daemon with no key");
+        measure_idle(empty_level);
+    }
     std::vector<LatencyRow> rows;
     std::vector<std::string> all_errors;
     std::vector<std::string> live_ids;  // everything launched and not yet terminated
@@ -716,7 +743,8 @@ int main(int argc, char** argv) {
         }
     }
 
-    // 4. Live-key levels.
+    // 4. Live-key levels. Level 0 is the daemon before any launch (only its
+    // idle measurement); it ran first, see below.
     std::vector<LevelResult> levels;
     std::vector<double> all_concurrent;
     double concurrent_launch_s = 0;
@@ -747,21 +775,25 @@ int main(int argc, char** argv) {
             progress("stopped at " + std::to_string(level.reached) + " keys: " + blocked_reason);
         }
         progress("measuring at " + std::to_string(level.reached) + " live keys");
-        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.settle_s * 1e6)));
-        level.before = sample_daemon(daemon, false);
-        level.host_before = host_cpu();
-        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.idle_window_s * 1e6)));
-        level.after = sample_daemon(daemon);
-        level.host_after = host_cpu();
-        level.mem_available_kib = meminfo_kib("MemAvailable");
-        level.load = loadavg();
+        measure_idle(level);
         if (!live_ids.empty()) {
             // The warm path with this many keys: 1,000 reuses of one key.
-            std::string name = o.prefix + "-0";
-            std::vector<std::string> warm_names(1000, name);
+            std::vector<std::string> warm_names(1000, o.prefix + "-0");
             Batch w = runner.launch(warm_names, 1, true, false);
             keep_errors(w);
             level.warm = summarize(w.latency_us);
+        }
+        if (o.level_cold > 0 && !blocked) {
+            std::vector<std::string> extra;
+            for (int i = 0; i < o.level_cold; ++i) {
+                extra.push_back(o.prefix + "-k" + std::to_string(target) + "-" + std::to_string(i));
+            }
+            Batch c = runner.launch(extra, 1, false, true);
+            keep_errors(c);
+            level.cold = summarize(c.latency_us);
+            Batch t = runner.terminate(c.ids, 1);
+            keep_errors(t);
+            level.terminate = summarize(t.latency_us);
         }
         levels.push_back(std::move(level));
     }
@@ -821,20 +853,25 @@ int main(int argc, char** argv) {
                     ms(daemon_cpu_per_launch_us).c_str(), ms(daemon_cpu_per_terminate_us).c_str(),
                     ms(child_cpu_per_lifecycle_us).c_str());
     }
-    std::printf("\n%-12s %10s %10s %8s %8s %13s %13s %10s %10s %12s\n", "live keys", "RSS", "RssAnon",
-                "fds", "threads", "idle CPU stat", "idle CPU sched", "host busy", "warm p50",
-                "launch p50");
-    std::printf("%-12s %7.1f MiB %-21s %8d %8d %12s %13s %10s\n", "0 (start)",
-                static_cast<double>(initial.rss_kib) / 1024, "", initial.fds, initial.threads, "", "", "");
-    for (const auto& l : levels) {
+    std::printf("\nat K live keys (idle CPU over %.0f s: utime+stime / schedstat; host busy: all CPUs)\n",
+                o.idle_window_s);
+    std::printf("%-7s %10s %10s %6s %4s %9s %10s %6s %9s %9s %9s %10s\n", "K", "RSS", "RssAnon", "fds",
+                "thr", "idle stat", "idle sched", "host", "warm p50", "cold p50", "term p50",
+                "growth p50");
+    std::vector<const LevelResult*> table_levels;
+    if (!o.live.empty()) table_levels.push_back(&empty_level);
+    for (const auto& l : levels) table_levels.push_back(&l);
+    for (const LevelResult* l : table_levels) {
         char keys[32];
-        std::snprintf(keys, sizeof keys, "%d%s", l.reached, l.reached < l.target ? "*" : "");
-        std::printf("%-12s %6.1f MiB %6.1f MiB %8d %8d %11.2f %% %12.3f %% %8.1f %% %10s %12s\n", keys,
-                    static_cast<double>(l.after.rss_kib) / 1024,
-                    static_cast<double>(l.after.rss_anon_kib) / 1024, l.after.fds, l.after.threads,
-                    cpu_percent_ticks(l.before, l.after), cpu_percent_sched(l.before, l.after),
-                    host_busy_percent(l.host_before, l.host_after), ms(l.warm.p50).c_str(),
-                    ms(summarize(l.launches.latency_us).p50).c_str());
+        std::snprintf(keys, sizeof keys, "%d%s", l->reached, l->reached < l->target ? "*" : "");
+        std::printf("%-7s %6.1f MiB %6.1f MiB %6d %4d %7.2f %% %8.3f %% %4.0f %% %9s %9s %9s %10s\n", keys,
+                    static_cast<double>(l->after.rss_kib) / 1024,
+                    static_cast<double>(l->after.rss_anon_kib) / 1024, l->after.fds, l->after.threads,
+                    cpu_percent_ticks(l->before, l->after), cpu_percent_sched(l->before, l->after),
+                    host_busy_percent(l->host_before, l->host_after),
+                    l->warm.n ? ms(l->warm.p50).c_str() : "-", l->cold.n ? ms(l->cold.p50).c_str() : "-",
+                    l->terminate.n ? ms(l->terminate.p50).c_str() : "-",
+                    l->launches.ok ? ms(summarize(l->launches.latency_us).p50).c_str() : "-");
     }
     if (blocked) std::printf("* stopped before the level: %s\n", blocked_reason.c_str());
     if (terminated_count) {
@@ -870,8 +907,8 @@ int main(int argc, char** argv) {
     json += ",\"start\":{\"rss_kib\":" + std::to_string(initial.rss_kib) +
             ",\"fds\":" + std::to_string(initial.fds) + "}";
     json += ",\"levels\":[";
-    for (std::size_t i = 0; i < levels.size(); ++i) {
-        const auto& l = levels[i];
+    for (std::size_t i = 0; i < table_levels.size(); ++i) {
+        const auto& l = *table_levels[i];
         json += std::string(i ? "," : "") + "{\"target\":" + std::to_string(l.target) +
                 ",\"reached\":" + std::to_string(l.reached) +
                 ",\"rss_kib\":" + std::to_string(l.after.rss_kib) +
@@ -883,7 +920,9 @@ int main(int argc, char** argv) {
                 ",\"host_busy_percent\":" + json_number(host_busy_percent(l.host_before, l.host_after)) +
                 ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) +
                 ",\"load\":\"" + l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
-                ",\"launch_wall_s\":" + json_number(l.launches.wall_s) + ",\"warm\":" + json_summary(l.warm) + "}";
+                ",\"launch_wall_s\":" + json_number(l.launches.wall_s) + ",\"warm\":" + json_summary(l.warm) +
+                ",\"cold_sequential\":" + json_summary(l.cold) +
+                ",\"terminate_sequential\":" + json_summary(l.terminate) + "}";
     }
     json += "],\"blocked\":\"" + json_escape(blocked_reason) + "\"";
     json += ",\"terminate_all\":{\"keys\":" + std::to_string(terminated_count) +

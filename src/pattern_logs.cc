@@ -1,0 +1,58 @@
+#include "pattern_logs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "sandbox/error.h"
+
+namespace launcher {
+
+PatternLogs::PatternLogs(std::filesystem::path dir, std::uint64_t max_bytes)
+    : dir_(std::move(dir)), max_bytes_(max_bytes) {
+    journald_ = ::access("/run/systemd/journal/stdout", W_OK) == 0;
+    if (!journald_) {
+        std::filesystem::create_directories(dir_);
+        ::chmod(dir_.c_str(), 0750);
+    }
+}
+
+sandbox::UniqueFd PatternLogs::open_for(const std::string& process_id) {
+    if (journald_) {
+        int fd = sd_journal_stream_fd(process_id.c_str(), LOG_INFO, 0);
+        if (fd >= 0) return sandbox::UniqueFd(fd);
+        // journald went away: fall back to files for this process.
+        std::fprintf(stderr, "pattern-launcher: journald stream for %s failed (errno %d); using %s\n",
+                     process_id.c_str(), -fd, dir_.c_str());
+        std::filesystem::create_directories(dir_);
+    }
+    std::filesystem::path file = dir_ / (process_id + ".log");
+    sandbox::UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!fd) sandbox::throw_sys_error(errno, "open pattern log", file.string());
+    files_[process_id] = file;
+    return fd;
+}
+
+void PatternLogs::enforce_caps() {
+    for (auto it = files_.begin(); it != files_.end();) {
+        struct stat st {};
+        if (::stat(it->second.c_str(), &st) != 0) {
+            it = files_.erase(it);  // removed by an operator: forget it
+            continue;
+        }
+        if (static_cast<std::uint64_t>(st.st_size) > max_bytes_) {
+            std::error_code ec;
+            std::filesystem::copy_file(it->second, it->second.string() + ".1",
+                                       std::filesystem::copy_options::overwrite_existing, ec);
+            ::truncate(it->second.c_str(), 0);
+        }
+        ++it;
+    }
+}
+
+}  // namespace launcher
