@@ -26,6 +26,7 @@ commands:
   status PROCESS_ID
   terminate PROCESS_ID [--grace-period SECONDS] [--force]
   health [--processes]
+  reload                     re-read the manifests; answers once the reload is done
   validate DIR               check DIR/*/manifest.yaml offline, as the daemon would
 
 The default endpoint is unix:/run/pattern-launcher/api.sock.
@@ -288,6 +289,22 @@ int run(const Options& o) {
             if (req.include_processes()) print_table(resp.processes());
         }
         return resp.healthy() ? 0 : 1;
+    }
+    if (o.command == "reload") {
+        CommandArgs a(o.args, {}, {});
+        if (!a.positional.empty()) throw UsageError("reload takes no arguments");
+        pb::ReloadRequest req;
+        pb::ReloadResponse resp;
+        grpc::Status s = stub->Reload(&ctx, req, &resp);
+        if (!s.ok()) return fail(s);
+        if (o.json) {
+            print_json(resp);
+        } else {
+            for (const auto& problem : resp.invalid_manifests()) std::printf("invalid  %s\n", problem.c_str());
+            std::printf("reloaded: %d patterns loaded, %d invalid manifests skipped\n",
+                        resp.patterns_loaded(), resp.invalid_manifests_size());
+        }
+        return 0;
     }
     throw UsageError("unknown command '" + o.command + "'");
 }

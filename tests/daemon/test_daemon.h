@@ -34,6 +34,10 @@ public:
                      const std::string& executable = PL_MISBEHAVE);
     // Extra lines appended under `launcher:` in the config.
     void add_config(const std::string& line) { config_lines_.push_back(line); }
+    // Extra "NAME=value" entries in the daemon's environment.
+    void add_env(const std::string& entry) { env_.push_back(entry); }
+    // Runs the daemon through a wrapper, e.g. {"systemd-socket-activate", "-l", path}.
+    void set_wrapper(std::vector<std::string> wrapper) { wrapper_ = std::move(wrapper); }
 
     // Starts the daemon and waits until its API answers.
     void start();
@@ -65,6 +69,8 @@ public:
 private:
     std::string dir_, patterns_dir_, socket_, cgroup_root_, config_path_, log_path_;
     std::vector<std::string> config_lines_;
+    std::vector<std::string> env_;
+    std::vector<std::string> wrapper_;
     int port_base_ = 0;
     pid_t pid_ = -1;
     std::unique_ptr<pb::PatternLauncher::Stub> stub_;
