@@ -2,6 +2,7 @@
 
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
+#include <unistd.h>
 
 #include <map>
 #include <sstream>
@@ -123,17 +124,23 @@ class Metrics::Snapshot : public prometheus::Collectable {
             "pattern_launcher_process_cpu_seconds_total",
             "CPU time used by the process's cgroup so far, in seconds; rate() gives cores in use",
             MetricType::Counter);
-        MetricFamily memory =
-            family("pattern_launcher_process_memory_bytes",
-                   "Memory charged to the process's cgroup (memory.current)", MetricType::Gauge);
+        MetricFamily memory = family(
+            "pattern_launcher_process_memory_bytes",
+            "Memory charged to the process's cgroup in bytes (memory.current; absent without the "
+            "memory controller)",
+            MetricType::Gauge);
         for (const ProcessInfo& p : processes) {
             if (p.cgroup.empty()) continue;  // resources already released
             const double seconds = static_cast<double>(p.cpu_usage_usec) / 1e6;
             std::vector<ClientMetric::Label> labels = {{"process_id", p.process_id}};
             cpu_usage.metric.push_back(sample(labels, seconds, MetricType::Gauge));
             cpu_seconds.metric.push_back(sample(labels, seconds, MetricType::Counter));
-            memory.metric.push_back(
-                sample(labels, static_cast<double>(p.memory_bytes), MetricType::Gauge));
+            // Without the memory controller there is no memory.current, and
+            // no value: better no series than a false 0.
+            if (::access((p.cgroup + "/memory.current").c_str(), F_OK) == 0) {
+                memory.metric.push_back(
+                    sample(labels, static_cast<double>(p.memory_bytes), MetricType::Gauge));
+            }
         }
 
         MetricFamily healthy = family(
