@@ -43,14 +43,6 @@ int to_count(const fs::path& file, const Field& field) {
         yaml_strict::to_integer(file, field, 1, std::numeric_limits<int>::max()));
 }
 
-// [a-z0-9][a-z0-9._-]{0,62}: the namespace ids launch requests use.
-bool valid_namespace_id(std::string_view id) {
-    auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-    if (id.empty() || id.size() > 63 || !lower_alnum(id.front())) return false;
-    return std::all_of(id.begin(), id.end(),
-                       [&](char c) { return lower_alnum(c) || c == '.' || c == '_' || c == '-'; });
-}
-
 // `namespace_quotas`: namespace id -> the resources keys plus max_processes.
 // The ids are free-form keys, so Mapping (fixed keys) does not apply to the
 // outer mapping; the duplicate and type checks are the same.
@@ -73,7 +65,7 @@ std::map<std::string, NamespaceQuota> to_namespace_quotas(const fs::path& file,
                 field.path + ": namespace ids must be strings, got " + yaml_strict::describe(key));
         }
         const std::string id = key.Scalar();
-        if (!valid_namespace_id(id)) {
+        if (!is_valid_identifier(id)) {
             throw FileError(file, key_line,
                             field.path + ": invalid namespace id '" + id +
                                 "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter "

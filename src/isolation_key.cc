@@ -1,17 +1,7 @@
 #include "isolation_key.h"
 
-#include <algorithm>
 
 namespace launcher {
-
-bool is_valid_identifier(std::string_view id) {
-    if (id.empty() || id.size() > 63) return false;
-    auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-    if (!lower_or_digit(id.front())) return false;
-    return std::all_of(id.begin(), id.end(), [&](char c) {
-        return lower_or_digit(c) || c == '.' || c == '_' || c == '-';
-    });
-}
 
 std::string identifier_problem(std::string_view what, std::string_view id) {
     if (is_valid_identifier(id)) return {};

@@ -14,9 +14,6 @@
 
 namespace launcher {
 
-// [a-z0-9][a-z0-9._-]{0,62}: safe as a path component and cgroup name.
-bool is_valid_identifier(std::string_view id);
-
 // Empty when valid, else why not: "namespace '../x' is invalid: ...".
 std::string identifier_problem(std::string_view what, std::string_view id);
 

@@ -31,14 +31,6 @@ bool is_lower_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-// [a-z0-9][a-z0-9._-]{0,62}
-bool valid_pattern_name(std::string_view name) {
-    if (name.empty() || name.size() > 63 || !is_lower_alnum(name.front())) return false;
-    return std::all_of(name.begin(), name.end(), [](char c) {
-        return is_lower_alnum(c) || c == '.' || c == '_' || c == '-';
-    });
-}
-
 // [A-Za-z_][A-Za-z0-9_]*
 bool env_name_ok(std::string_view name) {
     auto letter = [](char c) {
@@ -318,7 +310,7 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
 
     const Field& name = map.require("name");
     m.name = yaml_strict::to_nonempty_string(file, name);
-    if (!valid_pattern_name(m.name)) {
+    if (!is_valid_identifier(m.name)) {
         yaml_strict::fail(
             file, name,
             "invalid pattern name '" + m.name +
@@ -367,6 +359,13 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
 
 bool is_valid_env_name(std::string_view name) {
     return env_name_ok(name);
+}
+
+bool is_valid_identifier(std::string_view id) {
+    if (id.empty() || id.size() > 63 || !is_lower_alnum(id.front())) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return is_lower_alnum(c) || c == '.' || c == '_' || c == '-';
+    });
 }
 
 bool is_reserved_env_name(std::string_view name) {

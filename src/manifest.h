@@ -24,6 +24,10 @@ enum class RestartPolicy { kAlways, kOnFailure, kNever };
 // [A-Za-z_][A-Za-z0-9_]*
 bool is_valid_env_name(std::string_view name);
 
+// [a-z0-9][a-z0-9._-]{0,62}: pattern names, namespace and session ids. Safe
+// as a path component and a cgroup name.
+bool is_valid_identifier(std::string_view id);
+
 // Names the launcher sets for every pattern (PATTERN_NAME, GRPC_PORT,
 // LISTEN_FDS, ...); neither a manifest nor a request may set them.
 bool is_reserved_env_name(std::string_view name);

@@ -122,8 +122,8 @@ std::string health_json(const HealthSummary& h) {
                ", \"uptime_seconds\": " + std::to_string(p.uptime_seconds) +
                ", \"isolation\": " + json_string(isolation_name(p.isolation)) +
                ", \"namespace\": " + json_string(p.namespace_id) +
-               ", \"session_id\": " + json_string(p.session_id) + ", \"address\": " + json_string(p.address) +
-               ", \"pid\": " + std::to_string(p.pid) +
+               ", \"session_id\": " + json_string(p.session_id) +
+               ", \"address\": " + json_string(p.address) + ", \"pid\": " + std::to_string(p.pid) +
                ", \"restart_count\": " + std::to_string(p.restart_count) +
                ", \"last_error\": " + json_string(p.last_error) + "}";
     }

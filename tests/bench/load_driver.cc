@@ -392,6 +392,7 @@ struct Batch {
     std::size_t ok = 0, failed = 0, unexpected = 0;  // unexpected: OK but not RUNNING/reused as expected
     std::vector<std::string> errors;  // the first few distinct ones
     double wall_s = 0;
+    HostCpu host_before, host_after;  // the host's CPUs during the batch
     bool stopped = false;  // by an error or the time limit
     std::string stop_reason;
 };
@@ -493,10 +494,12 @@ private:
     template <typename Worker>
     void run(int threads, Worker& worker, Batch& batch) {
         const auto start = Clock::now();
+        batch.host_before = host_cpu();
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
         for (auto& th : pool) th.join();
         batch.wall_s = seconds_since(start);
+        batch.host_after = host_cpu();
     }
 
     const Api& api_;
@@ -510,6 +513,7 @@ struct LatencyRow {
     std::string name;
     Summary s;
     std::string note;
+    double host_busy = -1;  // % of all the host's CPUs busy during the phase
 };
 
 struct LevelResult {
@@ -674,15 +678,18 @@ int main(int argc, char** argv) {
         if (b.failed || b.unexpected) exit_code = 1;
     };
 
+    auto busy = [](const Batch& b) { return host_busy_percent(b.host_before, b.host_after); };
+
     // 1. The floor: what any RPC costs.
     if (o.health_calls > 0) {
         std::vector<double> us;
+        const HostCpu h0 = host_cpu();
         for (int i = 0; i < o.health_calls; ++i) {
             pb::HealthResponse h;
             const auto start = Clock::now();
             if (api.health(runner.stub(), h).ok()) us.push_back(micros_since(start));
         }
-        rows.push_back({"Health RPC (floor)", summarize(us), ""});
+        rows.push_back({"Health RPC (floor)", summarize(us), "", host_busy_percent(h0, host_cpu())});
     }
 
     // 2. Cold, sequential; then terminated one by one.
@@ -703,11 +710,11 @@ int main(int argc, char** argv) {
         live_ids.insert(live_ids.end(), b.ids.begin(), b.ids.end());
         cold_seq_rate = b.wall_s > 0 ? static_cast<double>(b.ok) / b.wall_s : 0;
         rows.push_back({"cold launch, sequential", summarize(b.latency_us),
-                        b.stopped ? b.stop_reason : ""});
+                        b.stopped ? b.stop_reason : "", busy(b)});
         Batch t = runner.terminate(b.ids, 1);
         keep_errors(t);
         live_ids.clear();
-        rows.push_back({"terminate, sequential", summarize(t.latency_us), ""});
+        rows.push_back({"terminate, sequential", summarize(t.latency_us), "", busy(t)});
         const ProcSample terminated = sample_daemon(daemon, false);
         if (b.ok > 0 && t.ok == b.ok) {
             const auto n = static_cast<double>(b.ok);
@@ -731,12 +738,12 @@ int main(int argc, char** argv) {
             std::vector<std::string> names(static_cast<std::size_t>(o.warm), name);
             Batch w = runner.launch(names, 1, true, false);
             keep_errors(w);
-            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), ""});
+            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), "", busy(w)});
             Batch wc = runner.launch(names, o.concurrency, true, false);
             keep_errors(wc);
             warm_concurrent_rate = wc.wall_s > 0 ? static_cast<double>(wc.ok) / wc.wall_s : 0;
             rows.push_back({"warm reuse, C=" + std::to_string(o.concurrency), summarize(wc.latency_us),
-                            ""});
+                            "", busy(wc)});
             Batch t = runner.terminate(live_ids, 1);
             keep_errors(t);
             live_ids.clear();
@@ -749,6 +756,7 @@ int main(int argc, char** argv) {
     std::vector<double> all_concurrent;
     double concurrent_launch_s = 0;
     std::size_t concurrent_launches = 0;
+    HostCpu growth_busy;  // summed over the growth batches
     bool blocked = false;
     std::string blocked_reason;
     for (int target : o.live) {
@@ -769,6 +777,8 @@ int main(int argc, char** argv) {
                               level.launches.latency_us.end());
         concurrent_launch_s += level.launches.wall_s;
         concurrent_launches += level.launches.ok;
+        growth_busy.busy += level.launches.host_after.busy - level.launches.host_before.busy;
+        growth_busy.total += level.launches.host_after.total - level.launches.host_before.total;
         if (level.launches.stopped) {
             blocked = true;
             blocked_reason = level.launches.stop_reason;
@@ -830,7 +840,8 @@ int main(int argc, char** argv) {
     Summary cold_concurrent = summarize(all_concurrent);
     if (!all_concurrent.empty()) {
         rows.push_back({"cold launch, C=" + std::to_string(o.concurrency), cold_concurrent,
-                        blocked ? "stopped: " + blocked_reason : ""});
+                        blocked ? "stopped: " + blocked_reason : "",
+                        host_busy_percent(HostCpu{}, growth_busy)});
     }
     const double launch_rate =
         concurrent_launch_s > 0 ? static_cast<double>(concurrent_launches) / concurrent_launch_s : 0;
@@ -839,12 +850,15 @@ int main(int argc, char** argv) {
                 o.pattern.c_str(), o.socket.empty() ? o.address.c_str() : ("unix:" + o.socket).c_str(),
                 daemon, o.concurrency, o.label.empty() ? "" : ", ", o.label.c_str());
     std::printf("load average at start %s, at end %s\n\n", load_at_start.c_str(), loadavg().c_str());
-    std::printf("%-28s %7s %10s %10s %10s %10s\n", "latency", "n", "p50", "p90", "p99", "max");
+    std::printf("%-26s %6s %9s %9s %9s %9s %6s\n", "latency", "n", "p50", "p90", "p99", "max",
+                "host");
     for (const auto& r : rows) {
-        std::printf("%-28s %7zu %10s %10s %10s %10s%s%s\n", r.name.c_str(), r.s.n, ms(r.s.p50).c_str(),
-                    ms(r.s.p90).c_str(), ms(r.s.p99).c_str(), ms(r.s.max).c_str(),
-                    r.note.empty() ? "" : "  ", r.note.c_str());
+        std::printf("%-26s %6zu %9s %9s %9s %9s %4.0f %%%s%s\n", r.name.c_str(), r.s.n,
+                    ms(r.s.p50).c_str(), ms(r.s.p90).c_str(), ms(r.s.p99).c_str(), ms(r.s.max).c_str(),
+                    r.host_busy, r.note.empty() ? "" : "  ", r.note.c_str());
     }
+    std::printf("(host: %% of all the host's CPUs busy during the phase, this program and the daemon "
+                "included)\n");
     std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
                 cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
     if (daemon_cpu_per_launch_us > 0) {
@@ -896,7 +910,9 @@ int main(int argc, char** argv) {
                        ",\"load_start\":\"" + load_at_start + "\",\"load_end\":\"" + loadavg() + "\"";
     json += ",\"latency\":{";
     for (std::size_t i = 0; i < rows.size(); ++i) {
-        json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + json_summary(rows[i].s);
+        std::string summary = json_summary(rows[i].s);
+        summary.insert(summary.size() - 1, ",\"host_busy_percent\":" + json_number(rows[i].host_busy));
+        json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + summary;
     }
     json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
             ",\"concurrent\":" + json_number(launch_rate) + "}";

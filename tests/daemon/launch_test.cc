@@ -18,29 +18,6 @@ namespace {
 
 using namespace pltest;
 
-std::string roundtrip(const std::string& address, const std::string& message) {
-    int port = std::stoi(address.substr(address.rfind(':') + 1));
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    std::string reply;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-        ::write(fd, message.data(), message.size()) == static_cast<ssize_t>(message.size())) {
-        while (reply.size() < message.size()) {
-            pollfd p{fd, POLLIN, 0};
-            if (::poll(&p, 1, 5000) <= 0) break;
-            char buf[256];
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n <= 0) break;
-            reply.append(buf, static_cast<std::size_t>(n));
-        }
-    }
-    ::close(fd);
-    return reply;
-}
-
 class LaunchTest : public ::testing::Test {
 protected:
     void SetUp() override {

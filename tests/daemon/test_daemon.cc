@@ -1,6 +1,10 @@
 #include "test_daemon.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -280,6 +284,29 @@ CommandResult run_command(const std::vector<std::string>& args) {
     ::unlink(out_path);
     ::unlink(err_path);
     return result;
+}
+
+std::string roundtrip(const std::string& address, const std::string& message) {
+    int port = std::stoi(address.substr(address.rfind(':') + 1));
+    sandbox::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    std::string reply;
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::write(fd.get(), message.data(), message.size()) != static_cast<ssize_t>(message.size())) {
+        return reply;
+    }
+    while (reply.size() < message.size()) {
+        pollfd p{fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, 10000) <= 0) break;
+        char buf[256];
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    return reply;
 }
 
 bool process_alive(pid_t pid) {

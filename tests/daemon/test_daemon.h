@@ -85,6 +85,9 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv);
 
 bool process_alive(pid_t pid);
+// Sends `message` to the echo pattern at "127.0.0.1:PORT" and returns what
+// comes back (empty on failure; waits up to 10 s).
+std::string roundtrip(const std::string& address, const std::string& message);
 std::string read_environ(pid_t pid, const std::string& name);
 
 }  // namespace pltest
