@@ -585,6 +585,10 @@ void Launcher::finish(ManagedProcess& p) {
         TerminateResult result{ErrorCode::kOk, {}, true, p.exit_cause};
         auto waiters = std::move(p.terminate_waiters);
         for (auto& waiter : waiters) waiter(result);
+        // Callers that joined a restart which a terminate overtook.
+        auto launches = std::move(p.launch_waiters);
+        LaunchResult gone{ErrorCode::kUnavailable, "process " + id + " was terminated", {}, false};
+        for (auto& waiter : launches) waiter(gone);
         if (p.key.level == Isolation::kSession) {
             bool session_used = std::any_of(processes_.begin(), processes_.end(), [&](auto& e) {
                 return e.first != id && e.second->key.level == Isolation::kSession &&

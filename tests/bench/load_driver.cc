@@ -296,9 +296,57 @@ ProcSample sample_daemon(pid_t pid, bool with_fds = true) {
     return s;
 }
 
-// Busy share of all CPUs of the host between two /proc/stat readings.
+// cpu.stat of the daemon's cgroup subtree (the daemon in its supervisor leaf
+// and every pattern, exited ones included: cgroup v2 keeps their usage in
+// the parent), found from /proc/<daemon>/cgroup. Empty: unknown.
+std::string g_subtree_cpu_stat;
+
+void find_subtree_cpu_stat(pid_t daemon) {
+    std::string mount;
+    std::ifstream mounts("/proc/mounts");
+    std::string dev, dir, type, rest;
+    while (mounts >> dev >> dir >> type && std::getline(mounts, rest)) {
+        if (type == "cgroup2") {
+            mount = dir;
+            break;
+        }
+    }
+    std::string cgroups = slurp("/proc/" + std::to_string(daemon) + "/cgroup");
+    auto pos = cgroups.find("0::");
+    if (mount.empty() || pos == std::string::npos) return;
+    std::string path = cgroups.substr(pos + 3, cgroups.find('\n', pos) - pos - 3);
+    if (path.ends_with("/supervisor")) path.resize(path.size() - std::strlen("/supervisor"));
+    if (path.empty() || path == "/") return;  // the daemon did not move into a subtree of its own
+    g_subtree_cpu_stat = mount + path + "/cpu.stat";
+}
+
+// CPU time of "us": the daemon's subtree and this program, in microseconds.
+std::uint64_t our_cpu_usec() {
+    std::uint64_t us = 0;
+    if (!g_subtree_cpu_stat.empty()) {
+        std::string stat = slurp(g_subtree_cpu_stat);
+        auto pos = stat.find("usage_usec ");
+        if (pos != std::string::npos) us += std::strtoull(stat.c_str() + pos + 11, nullptr, 10);
+    }
+    std::string self = slurp("/proc/self/stat");
+    auto paren = self.rfind(')');
+    if (paren != std::string::npos) {
+        std::stringstream ss(self.substr(paren + 2));
+        std::string field;
+        long ticks = 0;
+        for (int i = 3; ss >> field && i <= 15; ++i) {
+            if (i == 14 || i == 15) ticks += std::strtol(field.c_str(), nullptr, 10);
+        }
+        us += static_cast<std::uint64_t>(ticks) * 1000000 / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+    }
+    return us;
+}
+
+// Busy share of all CPUs of the host between two /proc/stat readings, and
+// the share of it that was neither the daemon's subtree nor this program.
 struct HostCpu {
-    std::uint64_t busy = 0, total = 0;
+    std::uint64_t busy = 0, total = 0;  // clock ticks, all CPUs
+    std::uint64_t ours_us = 0;
 };
 HostCpu host_cpu() {
     std::ifstream in("/proc/stat");
@@ -309,11 +357,21 @@ HostCpu host_cpu() {
     for (auto& x : v) in >> x;
     for (int i = 0; i < 8; ++i) h.total += v[i];  // guest time is part of user
     h.busy = h.total - v[3] - v[4];               // minus idle and iowait
+    h.ours_us = our_cpu_usec();
     return h;
 }
 double host_busy_percent(const HostCpu& a, const HostCpu& b) {
     if (b.total <= a.total) return 0;
     return 100.0 * static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
+}
+// Other processes' share (kernel workers included, e.g. network namespace
+// cleanup): what tells a run on a shared host apart from a quiet one.
+double other_busy_percent(const HostCpu& a, const HostCpu& b) {
+    if (b.total <= a.total || g_subtree_cpu_stat.empty()) return -1;
+    const double tick_us = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double busy_us = static_cast<double>(b.busy - a.busy) * tick_us;
+    const double ours_us = static_cast<double>(b.ours_us - a.ours_us);
+    return std::max(0.0, 100.0 * (busy_us - ours_us) / (static_cast<double>(b.total - a.total) * tick_us));
 }
 
 long meminfo_kib(const std::string& name) {
@@ -513,7 +571,8 @@ struct LatencyRow {
     std::string name;
     Summary s;
     std::string note;
-    double host_busy = -1;  // % of all the host's CPUs busy during the phase
+    double host_busy = -1;   // % of all the host's CPUs busy during the phase
+    double other_busy = -1;  // the part of it that was not the daemon, its patterns, or us
 };
 
 struct LevelResult {
@@ -645,6 +704,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "load_driver: give --daemon-pid (no unix socket peer to ask)\n");
         return 2;
     }
+    find_subtree_cpu_stat(daemon);
     const ProcSample initial = sample_daemon(daemon);
     if (!initial.ok) {
         std::fprintf(stderr, "load_driver: cannot read /proc/%d\n", daemon);
@@ -679,6 +739,7 @@ int main(int argc, char** argv) {
     };
 
     auto busy = [](const Batch& b) { return host_busy_percent(b.host_before, b.host_after); };
+    auto other = [](const Batch& b) { return other_busy_percent(b.host_before, b.host_after); };
 
     // 1. The floor: what any RPC costs.
     if (o.health_calls > 0) {
@@ -689,7 +750,9 @@ int main(int argc, char** argv) {
             const auto start = Clock::now();
             if (api.health(runner.stub(), h).ok()) us.push_back(micros_since(start));
         }
-        rows.push_back({"Health RPC (floor)", summarize(us), "", host_busy_percent(h0, host_cpu())});
+        const HostCpu h1 = host_cpu();
+        rows.push_back({"Health RPC (floor)", summarize(us), "", host_busy_percent(h0, h1),
+                        other_busy_percent(h0, h1)});
     }
 
     // 2. Cold, sequential; then terminated one by one.
@@ -710,11 +773,11 @@ int main(int argc, char** argv) {
         live_ids.insert(live_ids.end(), b.ids.begin(), b.ids.end());
         cold_seq_rate = b.wall_s > 0 ? static_cast<double>(b.ok) / b.wall_s : 0;
         rows.push_back({"cold launch, sequential", summarize(b.latency_us),
-                        b.stopped ? b.stop_reason : "", busy(b)});
+                        b.stopped ? b.stop_reason : "", busy(b), other(b)});
         Batch t = runner.terminate(b.ids, 1);
         keep_errors(t);
         live_ids.clear();
-        rows.push_back({"terminate, sequential", summarize(t.latency_us), "", busy(t)});
+        rows.push_back({"terminate, sequential", summarize(t.latency_us), "", busy(t), other(t)});
         const ProcSample terminated = sample_daemon(daemon, false);
         if (b.ok > 0 && t.ok == b.ok) {
             const auto n = static_cast<double>(b.ok);
@@ -738,12 +801,12 @@ int main(int argc, char** argv) {
             std::vector<std::string> names(static_cast<std::size_t>(o.warm), name);
             Batch w = runner.launch(names, 1, true, false);
             keep_errors(w);
-            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), "", busy(w)});
+            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), "", busy(w), other(w)});
             Batch wc = runner.launch(names, o.concurrency, true, false);
             keep_errors(wc);
             warm_concurrent_rate = wc.wall_s > 0 ? static_cast<double>(wc.ok) / wc.wall_s : 0;
             rows.push_back({"warm reuse, C=" + std::to_string(o.concurrency), summarize(wc.latency_us),
-                            "", busy(wc)});
+                            "", busy(wc), other(wc)});
             Batch t = runner.terminate(live_ids, 1);
             keep_errors(t);
             live_ids.clear();
@@ -779,6 +842,7 @@ int main(int argc, char** argv) {
         concurrent_launches += level.launches.ok;
         growth_busy.busy += level.launches.host_after.busy - level.launches.host_before.busy;
         growth_busy.total += level.launches.host_after.total - level.launches.host_before.total;
+        growth_busy.ours_us += level.launches.host_after.ours_us - level.launches.host_before.ours_us;
         if (level.launches.stopped) {
             blocked = true;
             blocked_reason = level.launches.stop_reason;
@@ -841,7 +905,8 @@ int main(int argc, char** argv) {
     if (!all_concurrent.empty()) {
         rows.push_back({"cold launch, C=" + std::to_string(o.concurrency), cold_concurrent,
                         blocked ? "stopped: " + blocked_reason : "",
-                        host_busy_percent(HostCpu{}, growth_busy)});
+                        host_busy_percent(HostCpu{}, growth_busy),
+                        other_busy_percent(HostCpu{}, growth_busy)});
     }
     const double launch_rate =
         concurrent_launch_s > 0 ? static_cast<double>(concurrent_launches) / concurrent_launch_s : 0;
@@ -850,15 +915,15 @@ int main(int argc, char** argv) {
                 o.pattern.c_str(), o.socket.empty() ? o.address.c_str() : ("unix:" + o.socket).c_str(),
                 daemon, o.concurrency, o.label.empty() ? "" : ", ", o.label.c_str());
     std::printf("load average at start %s, at end %s\n\n", load_at_start.c_str(), loadavg().c_str());
-    std::printf("%-26s %6s %9s %9s %9s %9s %6s\n", "latency", "n", "p50", "p90", "p99", "max",
-                "host");
+    std::printf("%-26s %6s %9s %9s %9s %9s %6s %6s\n", "latency", "n", "p50", "p90", "p99", "max",
+                "host", "other");
     for (const auto& r : rows) {
-        std::printf("%-26s %6zu %9s %9s %9s %9s %4.0f %%%s%s\n", r.name.c_str(), r.s.n,
+        std::printf("%-26s %6zu %9s %9s %9s %9s %4.0f %% %4.0f %%%s%s\n", r.name.c_str(), r.s.n,
                     ms(r.s.p50).c_str(), ms(r.s.p90).c_str(), ms(r.s.p99).c_str(), ms(r.s.max).c_str(),
-                    r.host_busy, r.note.empty() ? "" : "  ", r.note.c_str());
+                    r.host_busy, r.other_busy, r.note.empty() ? "" : "  ", r.note.c_str());
     }
-    std::printf("(host: %% of all the host's CPUs busy during the phase, this program and the daemon "
-                "included)\n");
+    std::printf("(host: %% of all the host's CPUs busy during the phase; other: the part of it that was\n"
+                " neither the daemon, its patterns nor this program: other users and kernel workers)\n");
     std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
                 cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
     if (daemon_cpu_per_launch_us > 0) {
@@ -869,21 +934,22 @@ int main(int argc, char** argv) {
     }
     std::printf("\nat K live keys (idle CPU over %.0f s: utime+stime / schedstat; host busy: all CPUs)\n",
                 o.idle_window_s);
-    std::printf("%-7s %10s %10s %6s %4s %9s %10s %6s %9s %9s %9s %10s\n", "K", "RSS", "RssAnon", "fds",
-                "thr", "idle stat", "idle sched", "host", "warm p50", "cold p50", "term p50",
-                "growth p50");
+    std::printf("%-7s %10s %10s %6s %4s %9s %10s %6s %6s %9s %9s %9s %10s\n", "K", "RSS", "RssAnon",
+                "fds", "thr", "idle stat", "idle sched", "host", "other", "warm p50", "cold p50",
+                "term p50", "growth p50");
     std::vector<const LevelResult*> table_levels;
     if (!o.live.empty()) table_levels.push_back(&empty_level);
     for (const auto& l : levels) table_levels.push_back(&l);
     for (const LevelResult* l : table_levels) {
         char keys[32];
         std::snprintf(keys, sizeof keys, "%d%s", l->reached, l->reached < l->target ? "*" : "");
-        std::printf("%-7s %6.1f MiB %6.1f MiB %6d %4d %7.2f %% %8.3f %% %4.0f %% %9s %9s %9s %10s\n", keys,
+        std::printf("%-7s %6.1f MiB %6.1f MiB %6d %4d %7.2f %% %8.3f %% %4.0f %% %4.0f %% %9s %9s %9s %10s\n",
+                    keys,
                     static_cast<double>(l->after.rss_kib) / 1024,
                     static_cast<double>(l->after.rss_anon_kib) / 1024, l->after.fds, l->after.threads,
                     cpu_percent_ticks(l->before, l->after), cpu_percent_sched(l->before, l->after),
                     host_busy_percent(l->host_before, l->host_after),
-                    l->warm.n ? ms(l->warm.p50).c_str() : "-", l->cold.n ? ms(l->cold.p50).c_str() : "-",
+                    other_busy_percent(l->host_before, l->host_after), l->warm.n ? ms(l->warm.p50).c_str() : "-", l->cold.n ? ms(l->cold.p50).c_str() : "-",
                     l->terminate.n ? ms(l->terminate.p50).c_str() : "-",
                     l->launches.ok ? ms(summarize(l->launches.latency_us).p50).c_str() : "-");
     }
@@ -911,7 +977,8 @@ int main(int argc, char** argv) {
     json += ",\"latency\":{";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         std::string summary = json_summary(rows[i].s);
-        summary.insert(summary.size() - 1, ",\"host_busy_percent\":" + json_number(rows[i].host_busy));
+        summary.insert(summary.size() - 1, ",\"host_busy_percent\":" + json_number(rows[i].host_busy) +
+                                               ",\"other_busy_percent\":" + json_number(rows[i].other_busy));
         json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + summary;
     }
     json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
@@ -934,6 +1001,7 @@ int main(int argc, char** argv) {
                 ",\"idle_cpu_percent_sched\":" + json_number(cpu_percent_sched(l.before, l.after), 3) +
                 ",\"idle_window_s\":" + json_number(o.idle_window_s) +
                 ",\"host_busy_percent\":" + json_number(host_busy_percent(l.host_before, l.host_after)) +
+                ",\"other_busy_percent\":" + json_number(other_busy_percent(l.host_before, l.host_after)) +
                 ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) +
                 ",\"load\":\"" + l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
                 ",\"launch_wall_s\":" + json_number(l.launches.wall_s) + ",\"warm\":" + json_summary(l.warm) +
