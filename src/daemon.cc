@@ -225,7 +225,16 @@ int run_daemon(const std::vector<std::string>& args) {
         loop, launcher,
         {reload, [&api](const std::string& peer) { return api.caller(peer); }});
     // Metrics and health endpoints (config metrics/health); the launcher reports to the metrics.
-    std::unique_ptr<Observability> observability = start_observability(loop, launcher, config);
+    // Metrics and health: sockets systemd passed as "metrics" / "health", else the configured ports.
+    auto take_inherited = [&](const char* name) {
+        auto it = inherited.find(name);
+        if (it == inherited.end()) return -1;
+        int fd = it->second;
+        inherited.erase(it);
+        return fd;
+    };
+    std::unique_ptr<Observability> observability = start_observability(
+        loop, launcher, config, take_inherited("metrics"), take_inherited("health"));
     say(observability->describe());
 
     grpc::EnableDefaultHealthCheckService(true);

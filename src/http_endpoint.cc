@@ -272,6 +272,37 @@ void HttpEndpoint::stop_accepting() {
     accepting_ = false;
 }
 
+void HttpEndpoint::resume_accepting() {
+    if (accepting_ || resume_timer_ || connections_.size() >= options_.max_connections) return;
+    try {
+        start_accepting();
+    } catch (const std::exception& e) {
+        say(name_ + " endpoint: " + e.what());
+        pause_accepting();
+    }
+}
+
+void HttpEndpoint::pause_accepting() {
+    stop_accepting();
+    if (resume_timer_) return;
+    resume_timer_ = loop_.add_timer(kAcceptPause, [this] {
+        resume_timer_ = 0;
+        resume_accepting();
+    });
+}
+
+// Changes what a connection waits for; closes it if epoll refuses.
+bool HttpEndpoint::watch(Connection& c, std::uint32_t events) {
+    try {
+        loop_.modify_fd(c.fd.get(), events);
+        return true;
+    } catch (const std::exception& e) {
+        say(name_ + " endpoint: " + e.what());
+        close(c.id);
+        return false;
+    }
+}
+
 void HttpEndpoint::on_accept() {
     while (connections_.size() < options_.max_connections) {
         int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -288,11 +319,7 @@ void HttpEndpoint::on_accept() {
             // pause accepting; the backlog holds the clients meanwhile.
             say(name_ + " endpoint: accept: " + describe_errno(err) + "; pausing for " +
                 std::to_string(kAcceptPause.count()) + " ms");
-            stop_accepting();
-            resume_timer_ = loop_.add_timer(kAcceptPause, [this] {
-                resume_timer_ = 0;
-                if (connections_.size() < options_.max_connections) start_accepting();
-            });
+            pause_accepting();
             return;
         }
         auto c = std::make_unique<Connection>();
@@ -307,7 +334,8 @@ void HttpEndpoint::on_accept() {
         } catch (const std::exception& e) {
             say(name_ + " endpoint: " + e.what());
             connections_.erase(id);
-            continue;
+            pause_accepting();
+            return;
         }
         arm_timer(ref, options_.head_timeout);
     }
@@ -412,7 +440,7 @@ void HttpEndpoint::respond(Connection& c, int status, const std::string& content
     c.sent = 0;
     arm_timer(c, options_.write_timeout);
     // Only writability matters now; unread input waits for the drain.
-    loop_.modify_fd(c.fd.get(), EPOLLOUT);
+    if (!watch(c, EPOLLOUT)) return;
     write_some(c);
 }
 
@@ -440,7 +468,7 @@ void HttpEndpoint::write_some(Connection& c) {
     c.out.clear();
     c.out.shrink_to_fit();
     arm_timer(c, options_.linger_timeout);
-    loop_.modify_fd(c.fd.get(), EPOLLIN | EPOLLRDHUP);
+    if (!watch(c, EPOLLIN | EPOLLRDHUP)) return;
     drain(c);
 }
 
@@ -466,9 +494,7 @@ void HttpEndpoint::close(std::uint64_t id) {
     loop_.remove_fd(c.fd.get());
     if (c.timer) loop_.cancel_timer(c.timer);
     connections_.erase(it);  // closes the fd
-    if (!accepting_ && resume_timer_ == 0 && connections_.size() < options_.max_connections) {
-        start_accepting();
-    }
+    resume_accepting();
 }
 
 sandbox::UniqueFd bind_http_listener(const std::string& address, int port) {

@@ -70,6 +70,10 @@ class HttpEndpoint {
     struct Connection;
     void start_accepting();
     void stop_accepting();
+    // From callbacks: never throw; on trouble, try again a little later.
+    void resume_accepting();
+    void pause_accepting();
+    bool watch(Connection& c, std::uint32_t events);
     void on_accept();
     void on_event(std::uint64_t id, std::uint32_t events);
     void on_timeout(std::uint64_t id);

@@ -88,16 +88,17 @@ class Metrics::Snapshot : public prometheus::Collectable {
 
         MetricFamily starting =
             family("pattern_launcher_processes_starting",
-                   "Processes starting (cold start, not yet healthy)", MetricType::Gauge);
+                   "Keys STARTING: a cold start or a restart, not yet healthy", MetricType::Gauge);
         MetricFamily running =
             family("pattern_launcher_processes_running",
-                   "Processes running (healthy, or restarting after a failure)", MetricType::Gauge);
+                   "Keys RUNNING: started and passed readiness", MetricType::Gauge);
         MetricFamily terminating =
             family("pattern_launcher_processes_terminating",
-                   "Processes being terminated (grace period, cleanup)", MetricType::Gauge);
+                   "Keys TERMINATING: stop requested, grace period or cleanup under way",
+                   MetricType::Gauge);
         MetricFamily failed = family(
             "pattern_launcher_processes_failed",
-            "Keys left FAILED by the circuit breaker or a restart policy (makes /health 503)",
+            "Keys FAILED: the restart policy or the circuit breaker gave up (/health answers 503)",
             MetricType::Gauge);
         for (const auto& [key, c] : by_pattern) {
             std::vector<ClientMetric::Label> labels = {{"isolation", key.second},

@@ -557,6 +557,7 @@ void Launcher::release(ManagedProcess& p) {
     if (p.health.port) ports_.release(p.health.port);
     p.grpc = {};
     p.health = {};
+    p.address.clear();  // the socket is gone: nobody serves there any more
     try {
         state_.remove(p.id);
     } catch (const std::exception& e) {

@@ -62,7 +62,8 @@ namespace pb = prism::launcher;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr const char* kUsage = R"(usage: load_driver (--socket PATH | --address 127.0.0.1:PORT) [options]
+constexpr const char* kUsage =
+    R"(usage: load_driver (--socket PATH | --address 127.0.0.1:PORT) [options]
 
   --daemon-pid PID        the daemon (default: SO_PEERCRED of --socket)
   --pattern NAME          pattern to launch (default echo-notify)
@@ -178,9 +179,11 @@ Options parse_options(int argc, char** argv) {
             usage_error("unknown argument '" + flag + "'");
         }
     }
-    if (o.socket.empty() == o.address.empty()) usage_error("give exactly one of --socket, --address");
+    if (o.socket.empty() == o.address.empty())
+        usage_error("give exactly one of --socket, --address");
     if (!o.address.empty() && !is_loopback_address(o.address)) {
-        usage_error("--address must be a loopback address (127.x.x.x:PORT, localhost:PORT, [::1]:PORT)");
+        usage_error(
+            "--address must be a loopback address (127.x.x.x:PORT, localhost:PORT, [::1]:PORT)");
     }
     if (o.concurrency < 1 || o.concurrency > 256) usage_error("--concurrency expects 1..256");
     if (o.cold < 0 || o.warm < 0 || o.health_calls < 0 || o.level_cold < 0) {
@@ -237,9 +240,9 @@ std::string slurp(const std::string& path) {
 
 struct ProcSample {
     Clock::time_point at = Clock::now();
-    long ticks = 0;                 // utime + stime, clock ticks
-    long child_ticks = 0;           // cutime + cstime: reaped children (the patterns)
-    std::uint64_t sched_ns = 0;     // sum of the threads' time on CPU
+    long ticks = 0;              // utime + stime, clock ticks
+    long child_ticks = 0;        // cutime + cstime: reaped children (the patterns)
+    std::uint64_t sched_ns = 0;  // sum of the threads' time on CPU
     long rss_kib = 0, rss_anon_kib = 0, hwm_kib = 0;
     int fds = 0, threads = 0;
     bool ok = false;
@@ -272,9 +275,11 @@ ProcSample sample_daemon(pid_t pid, bool with_fds = true) {
     std::stringstream ss(stat.substr(paren + 2));
     std::vector<std::string> fields;
     std::string field;
-    while (ss >> field && fields.size() < 15) fields.push_back(field);
+    while (ss >> field && fields.size() < 15)
+        fields.push_back(field);
     if (fields.size() < 15) return s;
-    s.ticks = std::strtol(fields[11].c_str(), nullptr, 10) + std::strtol(fields[12].c_str(), nullptr, 10);
+    s.ticks =
+        std::strtol(fields[11].c_str(), nullptr, 10) + std::strtol(fields[12].c_str(), nullptr, 10);
     s.child_ticks =
         std::strtol(fields[13].c_str(), nullptr, 10) + std::strtol(fields[14].c_str(), nullptr, 10);
     std::string status = slurp(base + "/status");
@@ -337,7 +342,8 @@ std::uint64_t our_cpu_usec() {
         for (int i = 3; ss >> field && i <= 15; ++i) {
             if (i == 14 || i == 15) ticks += std::strtol(field.c_str(), nullptr, 10);
         }
-        us += static_cast<std::uint64_t>(ticks) * 1000000 / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+        us += static_cast<std::uint64_t>(ticks) * 1000000 /
+              static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
     }
     return us;
 }
@@ -354,9 +360,11 @@ HostCpu host_cpu() {
     in >> cpu;
     HostCpu h;
     std::uint64_t v[10] = {};
-    for (auto& x : v) in >> x;
-    for (int i = 0; i < 8; ++i) h.total += v[i];  // guest time is part of user
-    h.busy = h.total - v[3] - v[4];               // minus idle and iowait
+    for (auto& x : v)
+        in >> x;
+    for (int i = 0; i < 8; ++i)
+        h.total += v[i];             // guest time is part of user
+    h.busy = h.total - v[3] - v[4];  // minus idle and iowait
     h.ours_us = our_cpu_usec();
     return h;
 }
@@ -371,7 +379,8 @@ double other_busy_percent(const HostCpu& a, const HostCpu& b) {
     const double tick_us = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
     const double busy_us = static_cast<double>(b.busy - a.busy) * tick_us;
     const double ours_us = static_cast<double>(b.ours_us - a.ours_us);
-    return std::max(0.0, 100.0 * (busy_us - ours_us) / (static_cast<double>(b.total - a.total) * tick_us));
+    return std::max(
+        0.0, 100.0 * (busy_us - ours_us) / (static_cast<double>(b.total - a.total) * tick_us));
 }
 
 long meminfo_kib(const std::string& name) {
@@ -387,7 +396,7 @@ std::string loadavg() {
 // ---- the API ------------------------------------------------------------------
 
 class Api {
-public:
+  public:
     explicit Api(const Options& o) : options_(o) {}
 
     // Its own connection per stub: client threads never share one HTTP/2 stream pool.
@@ -397,14 +406,16 @@ public:
         args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
         args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
         args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-        const std::string target = options_.socket.empty() ? options_.address : "unix:" + options_.socket;
+        const std::string target =
+            options_.socket.empty() ? options_.address : "unix:" + options_.socket;
         return pb::PatternLauncher::NewStub(
             grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
     }
 
     void deadline(grpc::ClientContext& ctx) const {
-        ctx.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::microseconds(static_cast<long>(options_.rpc_timeout_s * 1e6)));
+        ctx.set_deadline(
+            std::chrono::system_clock::now() +
+            std::chrono::microseconds(static_cast<long>(options_.rpc_timeout_s * 1e6)));
     }
 
     grpc::Status launch(pb::PatternLauncher::Stub& stub, const std::string& ns,
@@ -434,12 +445,13 @@ public:
         return stub.Health(&ctx, req, &response);
     }
 
-private:
+  private:
     const Options& options_;
 };
 
 std::string describe(const grpc::Status& status) {
-    return "gRPC " + std::to_string(static_cast<int>(status.error_code())) + ": " + status.error_message();
+    return "gRPC " + std::to_string(static_cast<int>(status.error_code())) + ": " +
+           status.error_message();
 }
 
 // ---- batches ----------------------------------------------------------------------
@@ -447,18 +459,20 @@ std::string describe(const grpc::Status& status) {
 struct Batch {
     std::vector<double> latency_us;  // successful calls only
     std::vector<std::string> ids;    // launched process ids (launch batches)
-    std::size_t ok = 0, failed = 0, unexpected = 0;  // unexpected: OK but not RUNNING/reused as expected
+    std::size_t ok = 0, failed = 0,
+                unexpected = 0;       // unexpected: OK but not RUNNING/reused as expected
     std::vector<std::string> errors;  // the first few distinct ones
     double wall_s = 0;
     HostCpu host_before, host_after;  // the host's CPUs during the batch
-    bool stopped = false;  // by an error or the time limit
+    bool stopped = false;             // by an error or the time limit
     std::string stop_reason;
 };
 
 class Runner {
-public:
+  public:
     Runner(const Options& o, const Api& api) : api_(api) {
-        for (int i = 0; i < o.concurrency; ++i) stubs_.push_back(api.stub());
+        for (int i = 0; i < o.concurrency; ++i)
+            stubs_.push_back(api.stub());
         end_ = Clock::now() + std::chrono::microseconds(static_cast<long>(o.time_limit_s * 1e6));
     }
 
@@ -486,14 +500,16 @@ public:
                 }
                 pb::LaunchResponse response;
                 const auto start = Clock::now();
-                grpc::Status status = api_.launch(stub(static_cast<std::size_t>(t)), names[i], response);
+                grpc::Status status =
+                    api_.launch(stub(static_cast<std::size_t>(t)), names[i], response);
                 const double us = micros_since(start);
                 std::lock_guard lock(mutex);
                 if (!status.ok()) {
                     ++batch.failed;
                     note_error(batch, names[i] + ": " + describe(status));
                     if (stop_on_error && !stop.exchange(true)) {
-                        batch.stop_reason = "launch of " + names[i] + " failed: " + describe(status);
+                        batch.stop_reason =
+                            "launch of " + names[i] + " failed: " + describe(status);
                     }
                     continue;
                 }
@@ -501,7 +517,8 @@ public:
                 mine.push_back(us);
                 if (response.state() != pb::RUNNING || response.reused() != expect_reused) {
                     ++batch.unexpected;
-                    note_error(batch, names[i] + ": state " + pb::ProcessState_Name(response.state()) +
+                    note_error(batch, names[i] + ": state " +
+                                          pb::ProcessState_Name(response.state()) +
                                           (response.reused() ? " reused" : " new"));
                 }
                 if (!expect_reused) ids.push_back(response.process_id());
@@ -526,12 +543,14 @@ public:
                 if (i >= ids.size()) break;
                 pb::TerminateResponse response;
                 const auto start = Clock::now();
-                grpc::Status status = api_.terminate(stub(static_cast<std::size_t>(t)), ids[i], response);
+                grpc::Status status =
+                    api_.terminate(stub(static_cast<std::size_t>(t)), ids[i], response);
                 const double us = micros_since(start);
                 std::lock_guard lock(mutex);
                 if (!status.ok() || !response.success()) {
                     ++batch.failed;
-                    note_error(batch, ids[i] + ": " + (status.ok() ? response.error() : describe(status)));
+                    note_error(batch,
+                               ids[i] + ": " + (status.ok() ? response.error() : describe(status)));
                     continue;
                 }
                 ++batch.ok;
@@ -544,7 +563,7 @@ public:
         return batch;
     }
 
-private:
+  private:
     static void note_error(Batch& batch, const std::string& error) {
         if (batch.errors.size() < 3) batch.errors.push_back(error);
     }
@@ -554,8 +573,10 @@ private:
         const auto start = Clock::now();
         batch.host_before = host_cpu();
         std::vector<std::thread> pool;
-        for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
-        for (auto& th : pool) th.join();
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back(worker, t);
+        for (auto& th : pool)
+            th.join();
         batch.wall_s = seconds_since(start);
         batch.host_after = host_cpu();
     }
@@ -578,7 +599,7 @@ struct LatencyRow {
 struct LevelResult {
     int target = 0;
     int reached = 0;
-    Batch launches;  // the launches that grew to this level
+    Batch launches;            // the launches that grew to this level
     ProcSample before, after;  // the idle window
     HostCpu host_before, host_after;
     long mem_available_kib = 0;
@@ -590,7 +611,8 @@ struct LevelResult {
 double cpu_percent_ticks(const ProcSample& a, const ProcSample& b) {
     double wall = std::chrono::duration<double>(b.at - a.at).count();
     if (wall <= 0) return 0;
-    return 100.0 * static_cast<double>(b.ticks - a.ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall;
+    return 100.0 * static_cast<double>(b.ticks - a.ticks) /
+           static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall;
 }
 
 double cpu_percent_sched(const ProcSample& a, const ProcSample& b) {
@@ -690,7 +712,8 @@ int main(int argc, char** argv) {
             std::this_thread::sleep_for(100ms);
         }
         if (!status.ok()) {
-            std::fprintf(stderr, "load_driver: the daemon does not answer: %s\n", describe(status).c_str());
+            std::fprintf(stderr, "load_driver: the daemon does not answer: %s\n",
+                         describe(status).c_str());
             return 1;
         }
         if (h.total_processes() != 0) {
@@ -716,7 +739,8 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.settle_s * 1e6)));
         level.before = sample_daemon(daemon, false);
         level.host_before = host_cpu();
-        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(o.idle_window_s * 1e6)));
+        std::this_thread::sleep_for(
+            std::chrono::microseconds(static_cast<long>(o.idle_window_s * 1e6)));
         level.after = sample_daemon(daemon);
         level.host_after = host_cpu();
         level.mem_available_kib = meminfo_kib("MemAvailable");
@@ -761,11 +785,13 @@ int main(int argc, char** argv) {
     // schedstat) per launch and per terminate, and the patterns' own (cutime +
     // cstime of the reaped children: the child's steps before execve, echo's
     // startup and exit) per launch-to-exit lifecycle.
-    double daemon_cpu_per_launch_us = 0, daemon_cpu_per_terminate_us = 0, child_cpu_per_lifecycle_us = 0;
+    double daemon_cpu_per_launch_us = 0, daemon_cpu_per_terminate_us = 0,
+           child_cpu_per_lifecycle_us = 0;
     if (o.cold > 0) {
         progress("cold sequential: " + std::to_string(o.cold) + " keys");
         std::vector<std::string> names;
-        for (int i = 0; i < o.cold; ++i) names.push_back(o.prefix + "-s" + std::to_string(i));
+        for (int i = 0; i < o.cold; ++i)
+            names.push_back(o.prefix + "-s" + std::to_string(i));
         const ProcSample before = sample_daemon(daemon, false);
         Batch b = runner.launch(names, 1, false, true);
         const ProcSample launched = sample_daemon(daemon, false);
@@ -781,11 +807,13 @@ int main(int argc, char** argv) {
         const ProcSample terminated = sample_daemon(daemon, false);
         if (b.ok > 0 && t.ok == b.ok) {
             const auto n = static_cast<double>(b.ok);
-            daemon_cpu_per_launch_us = static_cast<double>(launched.sched_ns - before.sched_ns) / 1e3 / n;
+            daemon_cpu_per_launch_us =
+                static_cast<double>(launched.sched_ns - before.sched_ns) / 1e3 / n;
             daemon_cpu_per_terminate_us =
                 static_cast<double>(terminated.sched_ns - launched.sched_ns) / 1e3 / n;
-            child_cpu_per_lifecycle_us = static_cast<double>(terminated.child_ticks - before.child_ticks) *
-                                         1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK)) / n;
+            child_cpu_per_lifecycle_us =
+                static_cast<double>(terminated.child_ticks - before.child_ticks) * 1e6 /
+                static_cast<double>(::sysconf(_SC_CLK_TCK)) / n;
         }
     }
 
@@ -801,12 +829,13 @@ int main(int argc, char** argv) {
             std::vector<std::string> names(static_cast<std::size_t>(o.warm), name);
             Batch w = runner.launch(names, 1, true, false);
             keep_errors(w);
-            rows.push_back({"warm reuse, sequential", summarize(w.latency_us), "", busy(w), other(w)});
+            rows.push_back(
+                {"warm reuse, sequential", summarize(w.latency_us), "", busy(w), other(w)});
             Batch wc = runner.launch(names, o.concurrency, true, false);
             keep_errors(wc);
             warm_concurrent_rate = wc.wall_s > 0 ? static_cast<double>(wc.ok) / wc.wall_s : 0;
-            rows.push_back({"warm reuse, C=" + std::to_string(o.concurrency), summarize(wc.latency_us),
-                            "", busy(wc), other(wc)});
+            rows.push_back({"warm reuse, C=" + std::to_string(o.concurrency),
+                            summarize(wc.latency_us), "", busy(wc), other(wc)});
             Batch t = runner.terminate(live_ids, 1);
             keep_errors(t);
             live_ids.clear();
@@ -830,8 +859,8 @@ int main(int argc, char** argv) {
         for (int i = static_cast<int>(live_ids.size()); i < target; ++i) {
             names.push_back(o.prefix + "-" + std::to_string(i));
         }
-        progress("growing to " + std::to_string(target) + " live keys with C=" +
-                 std::to_string(o.concurrency));
+        progress("growing to " + std::to_string(target) +
+                 " live keys with C=" + std::to_string(o.concurrency));
         level.launches = runner.launch(names, o.concurrency, false, true);
         keep_errors(level.launches);
         live_ids.insert(live_ids.end(), level.launches.ids.begin(), level.launches.ids.end());
@@ -842,7 +871,8 @@ int main(int argc, char** argv) {
         concurrent_launches += level.launches.ok;
         growth_busy.busy += level.launches.host_after.busy - level.launches.host_before.busy;
         growth_busy.total += level.launches.host_after.total - level.launches.host_before.total;
-        growth_busy.ours_us += level.launches.host_after.ours_us - level.launches.host_before.ours_us;
+        growth_busy.ours_us +=
+            level.launches.host_after.ours_us - level.launches.host_before.ours_us;
         if (level.launches.stopped) {
             blocked = true;
             blocked_reason = level.launches.stop_reason;
@@ -877,8 +907,8 @@ int main(int argc, char** argv) {
     double idle_after_s = -1;
     std::size_t terminated_count = live_ids.size();
     if (!live_ids.empty()) {
-        progress("terminating " + std::to_string(live_ids.size()) + " keys with C=" +
-                 std::to_string(o.concurrency));
+        progress("terminating " + std::to_string(live_ids.size()) +
+                 " keys with C=" + std::to_string(o.concurrency));
         const auto start = Clock::now();
         term_all = runner.terminate(live_ids, o.concurrency);
         keep_errors(term_all);
@@ -908,77 +938,92 @@ int main(int argc, char** argv) {
                         host_busy_percent(HostCpu{}, growth_busy),
                         other_busy_percent(HostCpu{}, growth_busy)});
     }
-    const double launch_rate =
-        concurrent_launch_s > 0 ? static_cast<double>(concurrent_launches) / concurrent_launch_s : 0;
+    const double launch_rate = concurrent_launch_s > 0
+                                   ? static_cast<double>(concurrent_launches) / concurrent_launch_s
+                                   : 0;
 
     std::printf("\npattern-launcher load: pattern %s via %s, daemon pid %d, C=%d%s%s\n",
-                o.pattern.c_str(), o.socket.empty() ? o.address.c_str() : ("unix:" + o.socket).c_str(),
-                daemon, o.concurrency, o.label.empty() ? "" : ", ", o.label.c_str());
-    std::printf("load average at start %s, at end %s\n\n", load_at_start.c_str(), loadavg().c_str());
+                o.pattern.c_str(),
+                o.socket.empty() ? o.address.c_str() : ("unix:" + o.socket).c_str(), daemon,
+                o.concurrency, o.label.empty() ? "" : ", ", o.label.c_str());
+    std::printf("load average at start %s, at end %s\n\n", load_at_start.c_str(),
+                loadavg().c_str());
     std::printf("%-26s %6s %9s %9s %9s %9s %6s %6s\n", "latency", "n", "p50", "p90", "p99", "max",
                 "host", "other");
     for (const auto& r : rows) {
         std::printf("%-26s %6zu %9s %9s %9s %9s %4.0f %% %4.0f %%%s%s\n", r.name.c_str(), r.s.n,
-                    ms(r.s.p50).c_str(), ms(r.s.p90).c_str(), ms(r.s.p99).c_str(), ms(r.s.max).c_str(),
-                    r.host_busy, r.other_busy, r.note.empty() ? "" : "  ", r.note.c_str());
+                    ms(r.s.p50).c_str(), ms(r.s.p90).c_str(), ms(r.s.p99).c_str(),
+                    ms(r.s.max).c_str(), r.host_busy, r.other_busy, r.note.empty() ? "" : "  ",
+                    r.note.c_str());
     }
-    std::printf("(host: %% of all the host's CPUs busy during the phase; other: the part of it that was\n"
-                " neither the daemon, its patterns nor this program: other users and kernel workers)\n");
+    std::printf(
+        "(host: %% of all the host's CPUs busy during the phase; other: the part of it that was\n"
+        " neither the daemon, its patterns nor this program: other users and kernel workers)\n");
     std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
                 cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
     if (daemon_cpu_per_launch_us > 0) {
-        std::printf("CPU per sequential cold start: daemon %s per launch + %s per terminate; "
-                    "the pattern process itself %s per lifecycle\n",
-                    ms(daemon_cpu_per_launch_us).c_str(), ms(daemon_cpu_per_terminate_us).c_str(),
-                    ms(child_cpu_per_lifecycle_us).c_str());
+        std::printf(
+            "CPU per sequential cold start: daemon %s per launch + %s per terminate; "
+            "the pattern process itself %s per lifecycle\n",
+            ms(daemon_cpu_per_launch_us).c_str(), ms(daemon_cpu_per_terminate_us).c_str(),
+            ms(child_cpu_per_lifecycle_us).c_str());
     }
-    std::printf("\nat K live keys (idle CPU over %.0f s: utime+stime / schedstat; host busy: all CPUs)\n",
-                o.idle_window_s);
+    std::printf(
+        "\nat K live keys (idle CPU over %.0f s: utime+stime / schedstat; host busy: all CPUs)\n",
+        o.idle_window_s);
     std::printf("%-7s %10s %10s %6s %4s %9s %10s %6s %6s %9s %9s %9s %10s\n", "K", "RSS", "RssAnon",
                 "fds", "thr", "idle stat", "idle sched", "host", "other", "warm p50", "cold p50",
                 "term p50", "growth p50");
     std::vector<const LevelResult*> table_levels;
     if (!o.live.empty()) table_levels.push_back(&empty_level);
-    for (const auto& l : levels) table_levels.push_back(&l);
+    for (const auto& l : levels)
+        table_levels.push_back(&l);
     for (const LevelResult* l : table_levels) {
         char keys[32];
         std::snprintf(keys, sizeof keys, "%d%s", l->reached, l->reached < l->target ? "*" : "");
-        std::printf("%-7s %6.1f MiB %6.1f MiB %6d %4d %7.2f %% %8.3f %% %4.0f %% %4.0f %% %9s %9s %9s %10s\n",
-                    keys,
-                    static_cast<double>(l->after.rss_kib) / 1024,
-                    static_cast<double>(l->after.rss_anon_kib) / 1024, l->after.fds, l->after.threads,
-                    cpu_percent_ticks(l->before, l->after), cpu_percent_sched(l->before, l->after),
-                    host_busy_percent(l->host_before, l->host_after),
-                    other_busy_percent(l->host_before, l->host_after), l->warm.n ? ms(l->warm.p50).c_str() : "-", l->cold.n ? ms(l->cold.p50).c_str() : "-",
-                    l->terminate.n ? ms(l->terminate.p50).c_str() : "-",
-                    l->launches.ok ? ms(summarize(l->launches.latency_us).p50).c_str() : "-");
+        std::printf(
+            "%-7s %6.1f MiB %6.1f MiB %6d %4d %7.2f %% %8.3f %% %4.0f %% %4.0f %% %9s %9s %9s "
+            "%10s\n",
+            keys, static_cast<double>(l->after.rss_kib) / 1024,
+            static_cast<double>(l->after.rss_anon_kib) / 1024, l->after.fds, l->after.threads,
+            cpu_percent_ticks(l->before, l->after), cpu_percent_sched(l->before, l->after),
+            host_busy_percent(l->host_before, l->host_after),
+            other_busy_percent(l->host_before, l->host_after),
+            l->warm.n ? ms(l->warm.p50).c_str() : "-", l->cold.n ? ms(l->cold.p50).c_str() : "-",
+            l->terminate.n ? ms(l->terminate.p50).c_str() : "-",
+            l->launches.ok ? ms(summarize(l->launches.latency_us).p50).c_str() : "-");
     }
     if (blocked) std::printf("* stopped before the level: %s\n", blocked_reason.c_str());
     if (terminated_count) {
-        std::printf("\nterminate %zu keys with C=%d: %.2f s (%.0f/s, p50 %s, p99 %s); daemon idle %s\n",
-                    terminated_count, o.concurrency, term_all.wall_s,
-                    term_all.wall_s > 0 ? static_cast<double>(term_all.ok) / term_all.wall_s : 0,
-                    ms(summarize(term_all.latency_us).p50).c_str(),
-                    ms(summarize(term_all.latency_us).p99).c_str(),
-                    idle_after_s < 0 ? "not reached within 60 s"
-                                     : (std::to_string(idle_after_s).substr(0, 5) + " s after the first call")
-                                           .c_str());
+        std::printf(
+            "\nterminate %zu keys with C=%d: %.2f s (%.0f/s, p50 %s, p99 %s); daemon idle %s\n",
+            terminated_count, o.concurrency, term_all.wall_s,
+            term_all.wall_s > 0 ? static_cast<double>(term_all.ok) / term_all.wall_s : 0,
+            ms(summarize(term_all.latency_us).p50).c_str(),
+            ms(summarize(term_all.latency_us).p99).c_str(),
+            idle_after_s < 0
+                ? "not reached within 60 s"
+                : (std::to_string(idle_after_s).substr(0, 5) + " s after the first call").c_str());
     }
     std::printf("daemon at end: RSS %.1f MiB (peak %.1f MiB), %d fds, %d threads\n",
                 static_cast<double>(final_sample.rss_kib) / 1024,
-                static_cast<double>(final_sample.hwm_kib) / 1024, final_sample.fds, final_sample.threads);
-    for (const auto& e : all_errors) std::printf("error: %s\n", e.c_str());
+                static_cast<double>(final_sample.hwm_kib) / 1024, final_sample.fds,
+                final_sample.threads);
+    for (const auto& e : all_errors)
+        std::printf("error: %s\n", e.c_str());
     std::printf("\n");
 
     // ---- JSON ----
-    std::string json = "{\"pattern\":\"" + json_escape(o.pattern) + "\",\"label\":\"" +
-                       json_escape(o.label) + "\",\"concurrency\":" + std::to_string(o.concurrency) +
-                       ",\"load_start\":\"" + load_at_start + "\",\"load_end\":\"" + loadavg() + "\"";
+    std::string json =
+        "{\"pattern\":\"" + json_escape(o.pattern) + "\",\"label\":\"" + json_escape(o.label) +
+        "\",\"concurrency\":" + std::to_string(o.concurrency) + ",\"load_start\":\"" +
+        load_at_start + "\",\"load_end\":\"" + loadavg() + "\"";
     json += ",\"latency\":{";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         std::string summary = json_summary(rows[i].s);
-        summary.insert(summary.size() - 1, ",\"host_busy_percent\":" + json_number(rows[i].host_busy) +
-                                               ",\"other_busy_percent\":" + json_number(rows[i].other_busy));
+        summary.insert(summary.size() - 1,
+                       ",\"host_busy_percent\":" + json_number(rows[i].host_busy) +
+                           ",\"other_busy_percent\":" + json_number(rows[i].other_busy));
         json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + summary;
     }
     json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
@@ -992,21 +1037,24 @@ int main(int argc, char** argv) {
     json += ",\"levels\":[";
     for (std::size_t i = 0; i < table_levels.size(); ++i) {
         const auto& l = *table_levels[i];
-        json += std::string(i ? "," : "") + "{\"target\":" + std::to_string(l.target) +
-                ",\"reached\":" + std::to_string(l.reached) +
-                ",\"rss_kib\":" + std::to_string(l.after.rss_kib) +
-                ",\"rss_anon_kib\":" + std::to_string(l.after.rss_anon_kib) +
-                ",\"fds\":" + std::to_string(l.after.fds) + ",\"threads\":" + std::to_string(l.after.threads) +
-                ",\"idle_cpu_percent_stat\":" + json_number(cpu_percent_ticks(l.before, l.after), 2) +
-                ",\"idle_cpu_percent_sched\":" + json_number(cpu_percent_sched(l.before, l.after), 3) +
-                ",\"idle_window_s\":" + json_number(o.idle_window_s) +
-                ",\"host_busy_percent\":" + json_number(host_busy_percent(l.host_before, l.host_after)) +
-                ",\"other_busy_percent\":" + json_number(other_busy_percent(l.host_before, l.host_after)) +
-                ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) +
-                ",\"load\":\"" + l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
-                ",\"launch_wall_s\":" + json_number(l.launches.wall_s) + ",\"warm\":" + json_summary(l.warm) +
-                ",\"cold_sequential\":" + json_summary(l.cold) +
-                ",\"terminate_sequential\":" + json_summary(l.terminate) + "}";
+        json +=
+            std::string(i ? "," : "") + "{\"target\":" + std::to_string(l.target) +
+            ",\"reached\":" + std::to_string(l.reached) +
+            ",\"rss_kib\":" + std::to_string(l.after.rss_kib) +
+            ",\"rss_anon_kib\":" + std::to_string(l.after.rss_anon_kib) +
+            ",\"fds\":" + std::to_string(l.after.fds) +
+            ",\"threads\":" + std::to_string(l.after.threads) +
+            ",\"idle_cpu_percent_stat\":" + json_number(cpu_percent_ticks(l.before, l.after), 2) +
+            ",\"idle_cpu_percent_sched\":" + json_number(cpu_percent_sched(l.before, l.after), 3) +
+            ",\"idle_window_s\":" + json_number(o.idle_window_s) + ",\"host_busy_percent\":" +
+            json_number(host_busy_percent(l.host_before, l.host_after)) +
+            ",\"other_busy_percent\":" +
+            json_number(other_busy_percent(l.host_before, l.host_after)) +
+            ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) + ",\"load\":\"" +
+            l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
+            ",\"launch_wall_s\":" + json_number(l.launches.wall_s) +
+            ",\"warm\":" + json_summary(l.warm) + ",\"cold_sequential\":" + json_summary(l.cold) +
+            ",\"terminate_sequential\":" + json_summary(l.terminate) + "}";
     }
     json += "],\"blocked\":\"" + json_escape(blocked_reason) + "\"";
     json += ",\"terminate_all\":{\"keys\":" + std::to_string(terminated_count) +
@@ -1016,8 +1064,8 @@ int main(int argc, char** argv) {
     json += ",\"end\":{\"rss_kib\":" + std::to_string(final_sample.rss_kib) +
             ",\"hwm_kib\":" + std::to_string(final_sample.hwm_kib) +
             ",\"fds\":" + std::to_string(final_sample.fds) + "}";
-    json += ",\"errors\":" + json_errors(all_errors) + ",\"run_s\":" + json_number(seconds_since(run_start)) +
-            "}";
+    json += ",\"errors\":" + json_errors(all_errors) +
+            ",\"run_s\":" + json_number(seconds_since(run_start)) + "}";
     std::printf("%s\n", json.c_str());
     std::fflush(stdout);
     if (!o.json_file.empty()) {
