@@ -128,7 +128,8 @@ bool is_valid_cgroup_name(std::string_view name) noexcept {
 void validate_cgroup_name(std::string_view name) {
     if (is_valid_cgroup_name(name)) return;
     std::string shown;
-    for (char c : name.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+    for (char c : name.substr(0, 64))
+        shown += (c >= 0x20 && c < 0x7f) ? c : '?';
     throw ConfigError("invalid cgroup name '" + shown +
                       "': use 1-255 characters from [A-Za-z0-9._:@-], not '.', '..' or "
                       "a 'cgroup.' prefix");
@@ -206,7 +207,9 @@ std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir) {
     return split_words(read_file(cgroup_dir + "/cgroup.controllers"));
 }
 
-std::vector<std::string> Cgroup::available_controllers() const { return cgroup_controllers(path_); }
+std::vector<std::string> Cgroup::available_controllers() const {
+    return cgroup_controllers(path_);
+}
 
 std::vector<std::string> Cgroup::enabled_controllers() const {
     return split_words(read_file(file("cgroup.subtree_control")));
@@ -254,7 +257,9 @@ MemoryEvents Cgroup::memory_events() const {
     return ev;
 }
 
-std::vector<pid_t> Cgroup::processes() const { return cgroup_processes(path_); }
+std::vector<pid_t> Cgroup::processes() const {
+    return cgroup_processes(path_);
+}
 
 std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir) {
     std::vector<pid_t> pids;
@@ -290,7 +295,8 @@ void Cgroup::kill_by_freezing() {
     write_file(file("cgroup.freeze"), "1");
     UniqueFd events = open_events();
     wait_keyed(events.get(), "frozen", 1, Clock::now() + std::chrono::seconds(1));
-    for (pid_t pid : processes()) ::kill(pid, SIGKILL);
+    for (pid_t pid : processes())
+        ::kill(pid, SIGKILL);
     for (const std::string& child : child_dirs(path_)) {
         Cgroup sub(path_ + "/" + child, open_dir_path(path_ + "/" + child), false);
         sub.kill_by_freezing();
@@ -325,7 +331,8 @@ void Cgroup::remove(milliseconds timeout) {
             owned_ = false;
             return;
         }
-        if (errno != EBUSY || Clock::now() >= deadline) throw_sys_error(errno, "remove cgroup", path_);
+        if (errno != EBUSY || Clock::now() >= deadline)
+            throw_sys_error(errno, "remove cgroup", path_);
         std::this_thread::sleep_for(milliseconds(pause_ms));
     }
 }
@@ -339,7 +346,8 @@ CgroupTree CgroupTree::open(std::string root_path, Options options) {
         throw ConfigError("cgroup root " + root_path + " is not below the cgroup2 mount " +
                           tree.mount_.path);
     }
-    while (root_path.size() > 1 && root_path.back() == '/') root_path.pop_back();
+    while (root_path.size() > 1 && root_path.back() == '/')
+        root_path.pop_back();
     tree.root_path_ = root_path;
     tree.original_cgroup_dir_ = cgroup_dir(tree.mount_, self_cgroup());
 
@@ -431,7 +439,8 @@ LimitReport CgroupTree::apply_limits(const Cgroup& group, const CgroupLimits& li
         const std::string controller = controller_for(file_name);
         if (std::find(available.begin(), available.end(), controller) == available.end()) {
             std::string have;
-            for (const auto& c : available) have += (have.empty() ? "" : " ") + c;
+            for (const auto& c : available)
+                have += (have.empty() ? "" : " ") + c;
             outcome.reason = "controller '" + controller + "' is not available in " + root_path_ +
                              "/cgroup.controllers (available: " + (have.empty() ? "none" : have) +
                              ")";
@@ -454,8 +463,8 @@ void CgroupTree::close() {
     if (!open_) return;
     open_ = false;
     // Leave first: our own process must not be inside what we kill.
-    bool left_tree = !original_cgroup_dir_.starts_with(root_path_ + "/") &&
-                     original_cgroup_dir_ != root_path_;
+    bool left_tree =
+        !original_cgroup_dir_.starts_with(root_path_ + "/") && original_cgroup_dir_ != root_path_;
     if (moved_self_ && left_tree) write_file(original_cgroup_dir_ + "/cgroup.procs", "0");
     for (const std::string& child : child_dirs(root_path_)) {
         if (child == "supervisor" && !left_tree) continue;

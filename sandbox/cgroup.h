@@ -101,8 +101,8 @@ public:
     void enable_controller(std::string_view controller);
 
     CgroupUsage usage() const;
-    bool populated() const;             // cgroup.events "populated"
-    MemoryEvents memory_events() const;  // zeros when the memory controller is off
+    bool populated() const;                // cgroup.events "populated"
+    MemoryEvents memory_events() const;    // zeros when the memory controller is off
     std::vector<pid_t> processes() const;  // cgroup.procs of this group only
 
     // Fds to poll(2) for POLLPRI: the kernel signals them when the file's

@@ -43,7 +43,9 @@ std::string parse_v2_cgroup_entry(std::string_view text) {
     throw ConfigError("no cgroup v2 entry (\"0::\") in /proc/self/cgroup");
 }
 
-std::string self_cgroup() { return parse_v2_cgroup_entry(detail::read_file("/proc/self/cgroup")); }
+std::string self_cgroup() {
+    return parse_v2_cgroup_entry(detail::read_file("/proc/self/cgroup"));
+}
 
 std::string cgroup_dir(const CgroupMount& mount, std::string_view cgroup) {
     if (cgroup.empty() || cgroup == "/") return mount.path;

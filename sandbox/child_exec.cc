@@ -54,7 +54,8 @@ void write_decimal(char* out, long value) noexcept {
         digits[n++] = static_cast<char>('0' + value % 10);
         value /= 10;
     } while (value > 0);
-    while (n > 0) *out++ = digits[--n];
+    while (n > 0)
+        *out++ = digits[--n];
     *out = '\0';
 }
 
@@ -84,7 +85,8 @@ void bring_loopback_up(const ChildPlan& plan) noexcept {
     if (fd < 0) fail(plan, ChildStep::kLoopbackUp);
     ifreq request{};
     const char name[] = "lo";
-    for (std::size_t i = 0; i < sizeof name; ++i) request.ifr_name[i] = name[i];
+    for (std::size_t i = 0; i < sizeof name; ++i)
+        request.ifr_name[i] = name[i];
     if (sys(SYS_ioctl, fd, SIOCGIFFLAGS, ptr(&request)) != 0) fail(plan, ChildStep::kLoopbackUp);
     request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
     if (sys(SYS_ioctl, fd, SIOCSIFFLAGS, ptr(&request)) != 0) fail(plan, ChildStep::kLoopbackUp);
@@ -95,7 +97,8 @@ void mount_proc(const ChildPlan& plan) noexcept {
     if (!plan.mount_proc) return;
     // Stop our mounts from propagating back to the host first: mounting a
     // new /proc on a shared mount would replace the host's /proc.
-    if (sys(SYS_mount, 0, ptr("/"), 0, MS_REC | MS_SLAVE, 0) != 0) fail(plan, ChildStep::kMountProc);
+    if (sys(SYS_mount, 0, ptr("/"), 0, MS_REC | MS_SLAVE, 0) != 0)
+        fail(plan, ChildStep::kMountProc);
     if (sys(SYS_mount, ptr("proc"), ptr("/proc"), ptr("proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC,
             0) != 0) {
         fail(plan, ChildStep::kMountProc);

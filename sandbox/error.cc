@@ -4,7 +4,8 @@
 
 namespace sandbox {
 
-SysError::SysError(int err, std::string message) : std::runtime_error(std::move(message)), err_(err) {}
+SysError::SysError(int err, std::string message)
+    : std::runtime_error(std::move(message)), err_(err) {}
 
 void throw_sys_error(int err, std::string_view action, std::string_view path) {
     std::string message(action);

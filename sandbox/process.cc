@@ -16,9 +16,12 @@ std::string ExitStatus::describe() const {
     auto sig = [](int s) { return std::to_string(s) + " (" + ::strsignal(s) + ")"; };
     if (oom_killed) return "killed by the OOM killer";
     switch (kind) {
-        case Kind::kExited: return "exited with code " + std::to_string(code);
-        case Kind::kKilled: return "killed by signal " + sig(signal);
-        case Kind::kDumped: return "dumped core on signal " + sig(signal);
+        case Kind::kExited:
+            return "exited with code " + std::to_string(code);
+        case Kind::kKilled:
+            return "killed by signal " + sig(signal);
+        case Kind::kDumped:
+            return "dumped core on signal " + sig(signal);
     }
     return "ended";
 }
@@ -41,8 +44,8 @@ ExitStatus decode_exit(const siginfo_t& info, std::uint64_t oom_kills) {
     }
     // The OOM killer only ever sends SIGKILL; memory.events tells it apart
     // from a SIGKILL sent by someone else.
-    status.oom_killed = status.kind == ExitStatus::Kind::kKilled && status.signal == SIGKILL &&
-                        oom_kills > 0;
+    status.oom_killed =
+        status.kind == ExitStatus::Kind::kKilled && status.signal == SIGKILL && oom_kills > 0;
     return status;
 }
 
@@ -56,7 +59,9 @@ Process& Process::operator=(Process&& other) noexcept {
     return *this;
 }
 
-Process::~Process() { kill_and_reap(); }
+Process::~Process() {
+    kill_and_reap();
+}
 
 void Process::kill_and_reap() noexcept {
     if (!pidfd_ || reaped_) return;
@@ -77,7 +82,9 @@ bool Process::send_signal(int sig) const {
                                std::to_string(sig));
 }
 
-bool Process::has_exited() const { return wait_exit(std::chrono::milliseconds(0)); }
+bool Process::has_exited() const {
+    return wait_exit(std::chrono::milliseconds(0));
+}
 
 bool Process::wait_exit(std::chrono::milliseconds timeout) const {
     if (reaped_) return true;
@@ -102,7 +109,8 @@ std::optional<siginfo_t> Process::try_reap() {
 siginfo_t Process::reap() {
     siginfo_t info{};
     while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) != 0) {
-        if (errno != EINTR) throw_sys_error(errno, "waitid on pidfd of pid " + std::to_string(pid_));
+        if (errno != EINTR)
+            throw_sys_error(errno, "waitid on pidfd of pid " + std::to_string(pid_));
     }
     reaped_ = true;
     return info;

@@ -17,8 +17,8 @@ namespace sandbox {
 struct ExitStatus {
     enum class Kind { kExited, kKilled, kDumped };
     Kind kind = Kind::kExited;
-    int code = 0;     // exit code, for kExited
-    int signal = 0;   // terminating signal, for kKilled and kDumped
+    int code = 0;             // exit code, for kExited
+    int signal = 0;           // terminating signal, for kKilled and kDumped
     bool oom_killed = false;  // SIGKILL sent by the kernel's OOM killer
 
     bool success() const { return kind == Kind::kExited && code == 0; }

@@ -126,13 +126,13 @@ std::vector<std::string_view> split_words(std::string_view s) {
 
 // Builds "<source>:<line>: <message>" errors.
 class LineErrors {
-  public:
+public:
     LineErrors(std::string_view source, int line) : source_(source), line_(line) {}
     [[noreturn]] void fail(const std::string& message) const {
         throw ProfileError(std::string(source_) + ":" + std::to_string(line_) + ": " + message);
     }
 
-  private:
+private:
     std::string_view source_;
     int line_;
 };

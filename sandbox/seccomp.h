@@ -27,7 +27,7 @@ namespace sandbox {
 
 // Raised for a profile that does not parse; what() is "<source>:<line>: <message>".
 class ProfileError : public std::runtime_error {
-  public:
+public:
     using std::runtime_error::runtime_error;
 };
 
@@ -54,7 +54,7 @@ struct SeccompProfile {
 // A compiled filter for the native architecture. The child installs it with
 // seccomp(SECCOMP_SET_MODE_FILTER, 0, &program.fprog()) after no_new_privs.
 class BpfProgram {
-  public:
+public:
     BpfProgram() = default;
     explicit BpfProgram(std::vector<sock_filter> instructions)
         : instructions_(std::move(instructions)) {}
@@ -63,7 +63,7 @@ class BpfProgram {
     // Points into this object: keep the BpfProgram alive while it is used.
     sock_fprog fprog() const noexcept;
 
-  private:
+private:
     std::vector<sock_filter> instructions_;
 };
 

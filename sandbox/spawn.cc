@@ -25,11 +25,10 @@ constexpr std::string_view kListenPidPrefix = "LISTEN_PID=";
 constexpr std::size_t kPidDigitsRoom = 24;
 
 bool valid_fd_name(std::string_view name) {
-    return !name.empty() && name.size() <= 255 &&
-           std::all_of(name.begin(), name.end(), [](char c) {
-               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '_' || c == '.' || c == '-';
-           });
+    return !name.empty() && name.size() <= 255 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '.' || c == '-';
+    });
 }
 
 void validate(const SpawnSpec& spec) {
@@ -37,8 +36,9 @@ void validate(const SpawnSpec& spec) {
         throw ConfigError("executable must be an absolute path, got '" + spec.executable + "'");
     }
     if (spec.seccomp && !spec.no_new_privs) {
-        throw ConfigError("a seccomp filter requires no_new_privs (installing one without it "
-                          "needs CAP_SYS_ADMIN, which the child drops)");
+        throw ConfigError(
+            "a seccomp filter requires no_new_privs (installing one without it "
+            "needs CAP_SYS_ADMIN, which the child drops)");
     }
     if ((spec.ambient_capabilities & ~spec.capabilities) != 0) {
         throw ConfigError("ambient capabilities " + capability_names(spec.ambient_capabilities) +
@@ -98,9 +98,11 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
         listen_pid_index = st.env_strings.size();
         st.env_strings.push_back(std::string(kListenPidPrefix) + std::string(kPidDigitsRoom, '0'));
     }
-    for (std::string& s : st.argv_strings) st.argv.push_back(s.data());
+    for (std::string& s : st.argv_strings)
+        st.argv.push_back(s.data());
     st.argv.push_back(nullptr);
-    for (std::string& s : st.env_strings) st.envp.push_back(s.data());
+    for (std::string& s : st.env_strings)
+        st.envp.push_back(s.data());
     st.envp.push_back(nullptr);
     plan.executable = spec.executable.c_str();
     plan.argv = st.argv.data();
@@ -113,7 +115,8 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
     if (!st.dev_null) throw_sys_error(errno, "open", "/dev/null");
     st.fd_sources = {st.dev_null.get(), spec.stdout_fd >= 0 ? spec.stdout_fd : st.dev_null.get(),
                      spec.stderr_fd >= 0 ? spec.stderr_fd : st.dev_null.get()};
-    for (const PassedFd& passed : spec.passed_fds) st.fd_sources.push_back(passed.fd);
+    for (const PassedFd& passed : spec.passed_fds)
+        st.fd_sources.push_back(passed.fd);
     st.fd_scratch.assign(st.fd_sources.size(), -1);
     plan.fd_sources = st.fd_sources.data();
     plan.fd_scratch = st.fd_scratch.data();
@@ -219,39 +222,61 @@ void write_id_maps(pid_t pid, const SpawnSpec& spec) {
 
 const char* child_step_name(ChildStep step) noexcept {
     switch (step) {
-        case ChildStep::kJoinCgroup: return "join cgroup";
-        case ChildStep::kUserNamespaceSync: return "wait for user namespace maps";
-        case ChildStep::kNewSession: return "setsid";
-        case ChildStep::kLoopbackUp: return "bring up lo";
-        case ChildStep::kMountProc: return "mount /proc";
-        case ChildStep::kFdPlan: return "set up fds";
-        case ChildStep::kCloseFds: return "close inherited fds";
-        case ChildStep::kWorkingDirectory: return "chdir";
-        case ChildStep::kResourceLimits: return "set rlimits";
-        case ChildStep::kParentDeathSignal: return "set parent death signal";
-        case ChildStep::kDropBoundingSet: return "drop capability bounding set";
-        case ChildStep::kKeepCapabilities: return "keep capabilities";
-        case ChildStep::kSetGroups: return "setgroups";
-        case ChildStep::kSetGid: return "setresgid";
-        case ChildStep::kSetUid: return "setresuid";
-        case ChildStep::kSetCapabilities: return "capset";
-        case ChildStep::kAmbientCapabilities: return "set ambient capabilities";
-        case ChildStep::kResetSignals: return "reset signals";
-        case ChildStep::kNoNewPrivs: return "set no_new_privs";
-        case ChildStep::kSeccomp: return "install seccomp filter";
-        case ChildStep::kExec: return "execve";
+        case ChildStep::kJoinCgroup:
+            return "join cgroup";
+        case ChildStep::kUserNamespaceSync:
+            return "wait for user namespace maps";
+        case ChildStep::kNewSession:
+            return "setsid";
+        case ChildStep::kLoopbackUp:
+            return "bring up lo";
+        case ChildStep::kMountProc:
+            return "mount /proc";
+        case ChildStep::kFdPlan:
+            return "set up fds";
+        case ChildStep::kCloseFds:
+            return "close inherited fds";
+        case ChildStep::kWorkingDirectory:
+            return "chdir";
+        case ChildStep::kResourceLimits:
+            return "set rlimits";
+        case ChildStep::kParentDeathSignal:
+            return "set parent death signal";
+        case ChildStep::kDropBoundingSet:
+            return "drop capability bounding set";
+        case ChildStep::kKeepCapabilities:
+            return "keep capabilities";
+        case ChildStep::kSetGroups:
+            return "setgroups";
+        case ChildStep::kSetGid:
+            return "setresgid";
+        case ChildStep::kSetUid:
+            return "setresuid";
+        case ChildStep::kSetCapabilities:
+            return "capset";
+        case ChildStep::kAmbientCapabilities:
+            return "set ambient capabilities";
+        case ChildStep::kResetSignals:
+            return "reset signals";
+        case ChildStep::kNoNewPrivs:
+            return "set no_new_privs";
+        case ChildStep::kSeccomp:
+            return "install seccomp filter";
+        case ChildStep::kExec:
+            return "execve";
     }
     return "unknown step";
 }
 
 SpawnError::SpawnError(std::string executable, ChildStep step, int err)
     : std::runtime_error("spawn " + executable + ": " + child_step_name(step) +
-                         " failed: " + std::strerror(err) + " (errno " + std::to_string(err) +
-                         ")"),
+                         " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")"),
       step_(step),
       err_(err) {}
 
-bool clone_into_cgroup_available() noexcept { return g_clone_into_cgroup.load(); }
+bool clone_into_cgroup_available() noexcept {
+    return g_clone_into_cgroup.load();
+}
 
 SpawnResult spawn(const SpawnSpec& spec) {
     validate(spec);
@@ -269,8 +294,10 @@ SpawnResult spawn(const SpawnSpec& spec) {
     std::uint64_t flags = namespace_flags(spec.namespaces);
     bool into_cgroup = spec.cgroup_fd >= 0 && g_clone_into_cgroup.load();
     auto join_by_procs_write = [&] {
-        storage.cgroup_procs = UniqueFd(::openat(spec.cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
-        if (!storage.cgroup_procs) throw_sys_error(errno, "open cgroup.procs of the child's cgroup");
+        storage.cgroup_procs =
+            UniqueFd(::openat(spec.cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+        if (!storage.cgroup_procs)
+            throw_sys_error(errno, "open cgroup.procs of the child's cgroup");
         plan.cgroup_procs_fd = storage.cgroup_procs.get();
     };
     if (spec.cgroup_fd >= 0 && !into_cgroup) join_by_procs_write();
@@ -279,7 +306,8 @@ SpawnResult spawn(const SpawnSpec& spec) {
     pid_t pid;
     {
         BlockAllSignals blocked;
-        pid = clone_child(flags | (into_cgroup ? CLONE_INTO_CGROUP : 0), spec.cgroup_fd, pidfd, plan);
+        pid =
+            clone_child(flags | (into_cgroup ? CLONE_INTO_CGROUP : 0), spec.cgroup_fd, pidfd, plan);
         if (pid < 0 && into_cgroup && (errno == E2BIG || errno == EOPNOTSUPP || errno == EPERM)) {
             // The kernel refused placement at clone time: remember that, and
             // let the child join by writing cgroup.procs instead.

@@ -59,10 +59,10 @@ struct PassedFd {
 };
 
 struct SpawnSpec {
-    std::string executable;               // absolute path, exec'd as is
-    std::vector<std::string> argv;        // argv[0] included; empty: {executable}
-    std::vector<std::string> environment; // "NAME=value"; LISTEN_* are added by spawn
-    std::string working_directory;        // empty: inherit
+    std::string executable;                // absolute path, exec'd as is
+    std::vector<std::string> argv;         // argv[0] included; empty: {executable}
+    std::vector<std::string> environment;  // "NAME=value"; LISTEN_* are added by spawn
+    std::string working_directory;         // empty: inherit
 
     int stdout_fd = -1;  // -1: /dev/null. stdin is always /dev/null.
     int stderr_fd = -1;  // -1: /dev/null

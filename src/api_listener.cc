@@ -61,7 +61,9 @@ sandbox::UniqueFd bind_tcp_listener(int port, int& bound_port) {
     return fd;
 }
 
-ApiListener::~ApiListener() { stop(); }
+ApiListener::~ApiListener() {
+    stop();
+}
 
 void ApiListener::add(sandbox::UniqueFd fd) {
     int flags = ::fcntl(fd.get(), F_GETFL);
@@ -79,7 +81,8 @@ void ApiListener::serve(grpc::Server& server) {
 
 void ApiListener::stop() {
     if (!server_) return;
-    for (const auto& listener : listeners_) loop_.remove_fd(listener.get());
+    for (const auto& listener : listeners_)
+        loop_.remove_fd(listener.get());
     server_ = nullptr;
 }
 

@@ -21,7 +21,7 @@ enum class OrphanPolicy { kAdopt, kKill };
 
 // A ceiling shared by all of one namespace's processes (its parent cgroup).
 struct NamespaceQuota {
-    Resources resources;            // cpu_limit, memory_limit, pids_limit, ... on ns:<name>
+    Resources resources;               // cpu_limit, memory_limit, pids_limit, ... on ns:<name>
     std::optional<int> max_processes;  // overrides quotas.max_processes_per_namespace
 };
 

@@ -29,15 +29,17 @@
 #include "launcher.h"
 #include "observability.h"
 #include "pattern_logs.h"
-#include "systemd_notify.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
+#include "systemd_notify.h"
 
 namespace launcher {
 namespace {
 
-void say(const std::string& line) { std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str()); }
+void say(const std::string& line) {
+    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
+}
 
 int parse_port(const std::string& text) {
     int value = -1;
@@ -70,7 +72,8 @@ std::filesystem::path default_cgroup_root() {
     char value[8] = {};
     const bool delegated =
         (flag && std::string(flag) == "1") ||
-        (::getxattr(own.c_str(), "trusted.delegate", value, sizeof value - 1) > 0 && value[0] == '1');
+        (::getxattr(own.c_str(), "trusted.delegate", value, sizeof value - 1) > 0 &&
+         value[0] == '1');
     if (delegated && own != mount.path) return own;
     return mount.path + "/pattern-launcher";
 }
@@ -105,12 +108,16 @@ LauncherConfig configure(const std::vector<std::string>& args) {
         } else if (flag == "--limits-enforcement") {
             const std::string& v = value();
             if (v != "strict" && v != "warn") {
-                throw std::invalid_argument("--limits-enforcement expects strict or warn, got '" + v + "'");
+                throw std::invalid_argument("--limits-enforcement expects strict or warn, got '" +
+                                            v + "'");
             }
-            config.limits_enforcement = v == "strict" ? LimitsEnforcement::kStrict : LimitsEnforcement::kWarn;
+            config.limits_enforcement =
+                v == "strict" ? LimitsEnforcement::kStrict : LimitsEnforcement::kWarn;
         } else if (flag == "--default-isolation") {
             auto level = parse_isolation(value());
-            if (!level) throw std::invalid_argument("--default-isolation expects none, namespace or session");
+            if (!level)
+                throw std::invalid_argument(
+                    "--default-isolation expects none, namespace or session");
             config.default_isolation = *level;
         } else {
             throw std::invalid_argument("unknown argument '" + flag + "' (see --help)");
@@ -127,16 +134,19 @@ LauncherConfig configure(const std::vector<std::string>& args) {
 
 Discovery discover_or_explain(const LauncherConfig& config) {
     Discovery found = discover_patterns(config.patterns_dir);
-    for (const FileError& e : found.errors) say("skipping invalid manifest: " + std::string(e.what()));
+    for (const FileError& e : found.errors)
+        say("skipping invalid manifest: " + std::string(e.what()));
     return found;
 }
 
 sandbox::UniqueFd termination_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+        sigaddset(&set, sig);
     // Blocked in every thread (gRPC's start later and inherit the mask).
-    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) sandbox::throw_sys_error(errno, "sigprocmask");
+    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+        sandbox::throw_sys_error(errno, "sigprocmask");
     ::signal(SIGPIPE, SIG_IGN);
     sandbox::UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd) sandbox::throw_sys_error(errno, "signalfd");
@@ -202,10 +212,12 @@ int run_daemon(const std::vector<std::string>& args) {
     // Before serving: processes a previous instance left running are adopted
     // (or killed, per orphan_policy); nothing untracked stays in the subtree.
     Launcher::RecoveryReport recovered = launcher.recover();
-    if (recovered.adopted || recovered.killed || recovered.stale_records || recovered.removed_groups) {
+    if (recovered.adopted || recovered.killed || recovered.stale_records ||
+        recovered.removed_groups) {
         say("recovery: adopted " + std::to_string(recovered.adopted) + ", killed " +
-            std::to_string(recovered.killed) + ", removed " + std::to_string(recovered.removed_groups) +
-            " cgroups and " + std::to_string(recovered.stale_records) + " stale state records");
+            std::to_string(recovered.killed) + ", removed " +
+            std::to_string(recovered.removed_groups) + " cgroups and " +
+            std::to_string(recovered.stale_records) + " stale state records");
     }
 
     ApiListener api(loop);
@@ -215,17 +227,18 @@ int run_daemon(const std::vector<std::string>& args) {
         say("reloading manifests from " + config.patterns_dir.string());
         Discovery reloaded = discover_or_explain(config);
         std::vector<std::string> problems;
-        for (const FileError& e : reloaded.errors) problems.push_back(e.what());
+        for (const FileError& e : reloaded.errors)
+            problems.push_back(e.what());
         launcher.replace_patterns(std::move(reloaded));
         say("reloaded " + std::to_string(launcher.pattern_count()) + " patterns");
         notifier.ready(status_line(launcher));
         return problems;
     };
     PatternLauncherService service(
-        loop, launcher,
-        {reload, [&api](const std::string& peer) { return api.caller(peer); }});
+        loop, launcher, {reload, [&api](const std::string& peer) { return api.caller(peer); }});
     // Metrics and health endpoints (config metrics/health); the launcher reports to the metrics.
-    // Metrics and health: sockets systemd passed as "metrics" / "health", else the configured ports.
+    // Metrics and health: sockets systemd passed as "metrics" / "health", else the configured
+    // ports.
     auto take_inherited = [&](const char* name) {
         auto it = inherited.find(name);
         if (it == inherited.end()) return -1;
@@ -296,7 +309,8 @@ int run_daemon(const std::vector<std::string>& args) {
                 // Every call has been answered by now (launches get
                 // UNAVAILABLE), so the deadline only cuts idle connections.
                 server_stopper = std::thread([&] {
-                    server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+                    server->Shutdown(std::chrono::system_clock::now() +
+                                     std::chrono::milliseconds(250));
                     loop.post([&] { loop.stop(); });
                 });
             });

@@ -107,7 +107,8 @@ void EventLoop::run_posted() {
         std::lock_guard lock(posted_mutex_);
         tasks.swap(posted_);
     }
-    for (Task& task : tasks) task();
+    for (Task& task : tasks)
+        task();
 }
 
 void EventLoop::run() {

@@ -68,7 +68,8 @@ private:
     std::uint32_t next_generation_ = 1;
 
     std::multimap<Clock::time_point, std::pair<TimerId, Task>> timers_;
-    std::unordered_map<TimerId, std::multimap<Clock::time_point, std::pair<TimerId, Task>>::iterator>
+    std::unordered_map<TimerId,
+                       std::multimap<Clock::time_point, std::pair<TimerId, Task>>::iterator>
         timer_index_;
     TimerId next_timer_ = 1;
 

@@ -9,23 +9,34 @@ namespace {
 
 grpc::StatusCode to_grpc(ErrorCode code) {
     switch (code) {
-        case ErrorCode::kOk: return grpc::StatusCode::OK;
-        case ErrorCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
-        case ErrorCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
-        case ErrorCode::kPermissionDenied: return grpc::StatusCode::PERMISSION_DENIED;
-        case ErrorCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
-        case ErrorCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
-        case ErrorCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
-        case ErrorCode::kInternal: return grpc::StatusCode::INTERNAL;
+        case ErrorCode::kOk:
+            return grpc::StatusCode::OK;
+        case ErrorCode::kInvalidArgument:
+            return grpc::StatusCode::INVALID_ARGUMENT;
+        case ErrorCode::kNotFound:
+            return grpc::StatusCode::NOT_FOUND;
+        case ErrorCode::kPermissionDenied:
+            return grpc::StatusCode::PERMISSION_DENIED;
+        case ErrorCode::kFailedPrecondition:
+            return grpc::StatusCode::FAILED_PRECONDITION;
+        case ErrorCode::kResourceExhausted:
+            return grpc::StatusCode::RESOURCE_EXHAUSTED;
+        case ErrorCode::kUnavailable:
+            return grpc::StatusCode::UNAVAILABLE;
+        case ErrorCode::kInternal:
+            return grpc::StatusCode::INTERNAL;
     }
     return grpc::StatusCode::UNKNOWN;
 }
 
 pb::IsolationLevel to_wire(Isolation level) {
     switch (level) {
-        case Isolation::kNone: return pb::ISOLATION_NONE;
-        case Isolation::kNamespace: return pb::ISOLATION_NAMESPACE;
-        case Isolation::kSession: return pb::ISOLATION_SESSION;
+        case Isolation::kNone:
+            return pb::ISOLATION_NONE;
+        case Isolation::kNamespace:
+            return pb::ISOLATION_NAMESPACE;
+        case Isolation::kSession:
+            return pb::ISOLATION_SESSION;
     }
     return pb::ISOLATION_LEVEL_UNSPECIFIED;
 }
@@ -69,14 +80,22 @@ grpc::ServerUnaryReactor* on_loop(grpc::CallbackServerContext* ctx, EventLoop& l
 
 const char* code_name(ErrorCode code) {
     switch (code) {
-        case ErrorCode::kOk: return "OK";
-        case ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
-        case ErrorCode::kNotFound: return "NOT_FOUND";
-        case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
-        case ErrorCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-        case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-        case ErrorCode::kUnavailable: return "UNAVAILABLE";
-        case ErrorCode::kInternal: return "INTERNAL";
+        case ErrorCode::kOk:
+            return "OK";
+        case ErrorCode::kInvalidArgument:
+            return "INVALID_ARGUMENT";
+        case ErrorCode::kNotFound:
+            return "NOT_FOUND";
+        case ErrorCode::kPermissionDenied:
+            return "PERMISSION_DENIED";
+        case ErrorCode::kFailedPrecondition:
+            return "FAILED_PRECONDITION";
+        case ErrorCode::kResourceExhausted:
+            return "RESOURCE_EXHAUSTED";
+        case ErrorCode::kUnavailable:
+            return "UNAVAILABLE";
+        case ErrorCode::kInternal:
+            return "INTERNAL";
     }
     return "UNKNOWN";
 }
@@ -100,15 +119,22 @@ grpc::ServerUnaryReactor* PatternLauncherService::LaunchPattern(grpc::CallbackSe
     LaunchParams params;
     params.pattern = request->pattern_name();
     switch (request->isolation()) {
-        case pb::ISOLATION_NONE: params.isolation = Isolation::kNone; break;
-        case pb::ISOLATION_NAMESPACE: params.isolation = Isolation::kNamespace; break;
-        case pb::ISOLATION_SESSION: params.isolation = Isolation::kSession; break;
-        case pb::ISOLATION_LEVEL_UNSPECIFIED: break;
+        case pb::ISOLATION_NONE:
+            params.isolation = Isolation::kNone;
+            break;
+        case pb::ISOLATION_NAMESPACE:
+            params.isolation = Isolation::kNamespace;
+            break;
+        case pb::ISOLATION_SESSION:
+            params.isolation = Isolation::kSession;
+            break;
+        case pb::ISOLATION_LEVEL_UNSPECIFIED:
+            break;
         default: {
             grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-            reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "isolation: unknown IsolationLevel value " +
-                                             std::to_string(request->isolation())));
+            reactor->Finish(grpc::Status(
+                grpc::StatusCode::INVALID_ARGUMENT,
+                "isolation: unknown IsolationLevel value " + std::to_string(request->isolation())));
             return reactor;
         }
     }
@@ -125,45 +151,47 @@ grpc::ServerUnaryReactor* PatternLauncherService::LaunchPattern(grpc::CallbackSe
     std::string what = "launch pattern=" + params.pattern + " isolation=" +
                        (params.isolation ? isolation_name(*params.isolation) : "unspecified") +
                        " namespace=" + params.namespace_id + " session=" + params.session_id;
-    return on_loop(ctx, loop_, [this, params = std::move(params), response, who = caller(ctx),
-                                what](auto finish) {
-        launcher_.launch(params, [response, finish, who, what](const LaunchResult& r) {
-            audit(who, what, r.code,
-                  r.code == ErrorCode::kOk
-                      ? "process_id=" + r.info.process_id + " pid=" + std::to_string(r.info.pid) +
-                            (r.reused ? " reused" : "")
-                      : "message=\"" + r.message + "\"");
-            if (r.code == ErrorCode::kOk) {
-                response->set_process_id(r.info.process_id);
-                response->set_state(static_cast<pb::ProcessState>(r.info.state));
-                response->set_address(r.info.address);
-                response->set_healthy(r.info.healthy);
-                response->set_pid(static_cast<std::int32_t>(r.info.pid));
-                response->set_reused(r.reused);
-                response->set_limits_enforced(r.info.limits_enforced);
-            }
-            finish(r.code, r.message);
+    return on_loop(
+        ctx, loop_,
+        [this, params = std::move(params), response, who = caller(ctx), what](auto finish) {
+            launcher_.launch(params, [response, finish, who, what](const LaunchResult& r) {
+                audit(who, what, r.code,
+                      r.code == ErrorCode::kOk
+                          ? "process_id=" + r.info.process_id +
+                                " pid=" + std::to_string(r.info.pid) + (r.reused ? " reused" : "")
+                          : "message=\"" + r.message + "\"");
+                if (r.code == ErrorCode::kOk) {
+                    response->set_process_id(r.info.process_id);
+                    response->set_state(static_cast<pb::ProcessState>(r.info.state));
+                    response->set_address(r.info.address);
+                    response->set_healthy(r.info.healthy);
+                    response->set_pid(static_cast<std::int32_t>(r.info.pid));
+                    response->set_reused(r.reused);
+                    response->set_limits_enforced(r.info.limits_enforced);
+                }
+                finish(r.code, r.message);
+            });
         });
-    });
 }
 
-grpc::ServerUnaryReactor* PatternLauncherService::ListPatterns(grpc::CallbackServerContext* ctx,
-                                                               const pb::ListPatternsRequest* request,
-                                                               pb::ListPatternsResponse* response) {
+grpc::ServerUnaryReactor* PatternLauncherService::ListPatterns(
+    grpc::CallbackServerContext* ctx, const pb::ListPatternsRequest* request,
+    pb::ListPatternsResponse* response) {
     ListFilter filter{request->pattern_name(), request->namespace_(), std::nullopt};
     if (request->state() != pb::STATE_UNSPECIFIED) {
         filter.state = static_cast<ProcessState>(request->state());
     }
     return on_loop(ctx, loop_, [this, filter, response](auto finish) {
-        for (const ProcessInfo& i : launcher_.list(filter)) to_wire(i, *response->add_patterns());
+        for (const ProcessInfo& i : launcher_.list(filter))
+            to_wire(i, *response->add_patterns());
         response->set_total_count(response->patterns_size());
         finish(ErrorCode::kOk, {});
     });
 }
 
-grpc::ServerUnaryReactor* PatternLauncherService::TerminatePattern(grpc::CallbackServerContext* ctx,
-                                                                   const pb::TerminateRequest* request,
-                                                                   pb::TerminateResponse* response) {
+grpc::ServerUnaryReactor* PatternLauncherService::TerminatePattern(
+    grpc::CallbackServerContext* ctx, const pb::TerminateRequest* request,
+    pb::TerminateResponse* response) {
     if (request->process_id().empty() || request->grace_period_secs() < 0 ||
         request->grace_period_secs() > 86400) {
         grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -177,18 +205,19 @@ grpc::ServerUnaryReactor* PatternLauncherService::TerminatePattern(grpc::Callbac
     auto grace = std::chrono::milliseconds(request->grace_period_secs() * 1000);
     bool force = request->force();
     std::string what = "terminate process_id=" + id + (force ? " force" : "");
-    return on_loop(ctx, loop_, [this, id, grace, force, response, who = caller(ctx),
-                                what](auto finish) {
-        launcher_.terminate(id, grace, force, [response, finish, who, what](const TerminateResult& r) {
-            audit(who, what, r.code,
-                  r.code == ErrorCode::kOk ? "exit_cause=\"" + r.exit_cause + "\""
-                                           : "message=\"" + r.message + "\"");
-            response->set_success(r.success);
-            response->set_error(r.code == ErrorCode::kOk ? "" : r.message);
-            response->set_exit_cause(r.exit_cause);
-            finish(r.code, r.message);
+    return on_loop(
+        ctx, loop_, [this, id, grace, force, response, who = caller(ctx), what](auto finish) {
+            launcher_.terminate(
+                id, grace, force, [response, finish, who, what](const TerminateResult& r) {
+                    audit(who, what, r.code,
+                          r.code == ErrorCode::kOk ? "exit_cause=\"" + r.exit_cause + "\""
+                                                   : "message=\"" + r.message + "\"");
+                    response->set_success(r.success);
+                    response->set_error(r.code == ErrorCode::kOk ? "" : r.message);
+                    response->set_exit_cause(r.exit_cause);
+                    finish(r.code, r.message);
+                });
         });
-    });
 }
 
 grpc::ServerUnaryReactor* PatternLauncherService::Health(grpc::CallbackServerContext* ctx,
@@ -206,7 +235,8 @@ grpc::ServerUnaryReactor* PatternLauncherService::Health(grpc::CallbackServerCon
         for (const auto& [level, count] : h.isolation_distribution) {
             (*response->mutable_isolation_distribution())[level] = count;
         }
-        for (const ProcessInfo& i : h.processes) to_wire(i, *response->add_processes());
+        for (const ProcessInfo& i : h.processes)
+            to_wire(i, *response->add_processes());
         response->set_uptime_seconds(h.uptime_seconds);
         response->set_patterns_loaded(h.patterns_loaded);
         finish(ErrorCode::kOk, {});
@@ -231,8 +261,10 @@ grpc::ServerUnaryReactor* PatternLauncherService::Reload(grpc::CallbackServerCon
                                                          const pb::ReloadRequest*,
                                                          pb::ReloadResponse* response) {
     return on_loop(ctx, loop_, [this, response](auto finish) {
-        if (!hooks_.reload) return finish(ErrorCode::kFailedPrecondition, "reload is not available");
-        for (const std::string& problem : hooks_.reload()) response->add_invalid_manifests(problem);
+        if (!hooks_.reload)
+            return finish(ErrorCode::kFailedPrecondition, "reload is not available");
+        for (const std::string& problem : hooks_.reload())
+            response->add_invalid_manifests(problem);
         response->set_patterns_loaded(static_cast<std::int32_t>(launcher_.pattern_count()));
         finish(ErrorCode::kOk, {});
     });

@@ -27,12 +27,12 @@ public:
     grpc::ServerUnaryReactor* LaunchPattern(grpc::CallbackServerContext* ctx,
                                             const prism::launcher::LaunchRequest* request,
                                             prism::launcher::LaunchResponse* response) override;
-    grpc::ServerUnaryReactor* ListPatterns(grpc::CallbackServerContext* ctx,
-                                           const prism::launcher::ListPatternsRequest* request,
-                                           prism::launcher::ListPatternsResponse* response) override;
-    grpc::ServerUnaryReactor* TerminatePattern(grpc::CallbackServerContext* ctx,
-                                               const prism::launcher::TerminateRequest* request,
-                                               prism::launcher::TerminateResponse* response) override;
+    grpc::ServerUnaryReactor* ListPatterns(
+        grpc::CallbackServerContext* ctx, const prism::launcher::ListPatternsRequest* request,
+        prism::launcher::ListPatternsResponse* response) override;
+    grpc::ServerUnaryReactor* TerminatePattern(
+        grpc::CallbackServerContext* ctx, const prism::launcher::TerminateRequest* request,
+        prism::launcher::TerminateResponse* response) override;
     grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* ctx,
                                      const prism::launcher::HealthRequest* request,
                                      prism::launcher::HealthResponse* response) override;

@@ -18,7 +18,8 @@ std::shared_ptr<HealthProbe> HealthProbe::start(EventLoop& loop, int port, std::
                           " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: pattern-launcher\r\n"
                           "Connection: close\r\n\r\n";
     }
-    probe->fd_ = sandbox::UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    probe->fd_ =
+        sandbox::UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!probe->fd_) {
         std::string why = std::string("socket: ") + std::strerror(errno);
         loop.post([probe, why] { probe->finish(false, why); });
@@ -55,8 +56,10 @@ void HealthProbe::on_event(std::uint32_t events) {
     if (request_.empty()) return finish(true, "connected");  // TCP probe
 
     if ((events & EPOLLOUT) && sent_ < request_.size()) {
-        ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN) return finish(false, std::string("send: ") + std::strerror(errno));
+        ssize_t n =
+            ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN)
+            return finish(false, std::string("send: ") + std::strerror(errno));
         if (n > 0) sent_ += static_cast<std::size_t>(n);
         // Level-triggered: stop asking for writability once all is sent.
         if (sent_ == request_.size()) loop_.modify_fd(fd_.get(), EPOLLIN | EPOLLRDHUP);

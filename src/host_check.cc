@@ -17,7 +17,8 @@ namespace {
 
 std::string join(const std::vector<std::string>& words) {
     std::string out;
-    for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+    for (const auto& w : words)
+        out += (out.empty() ? "" : " ") + w;
     return out.empty() ? "(none)" : out;
 }
 
@@ -32,19 +33,20 @@ bool try_sandboxed_spawn(const sandbox::CgroupMount& mount) {
         sandbox::SpawnSpec spec;
         spec.executable = "/bin/true";
         spec.cgroup_fd = group.dir_fd();
-        spec.namespaces = {.mount = true, .pid = true, .ipc = true, .uts = true, .user = true,
-                           .net = true};
+        spec.namespaces = {
+            .mount = true, .pid = true, .ipc = true, .uts = true, .user = true, .net = true};
         spec.seccomp = &filter;
         sandbox::SpawnResult child = sandbox::spawn(spec);
         sandbox::ExitStatus status = sandbox::decode_exit(child.process.reap());
         group.remove();
         tree.close();
-        std::printf("sandboxed spawn:      %s (%s; namespaces mnt pid ipc uts user net, "
-                    "seccomp default, no capabilities)\n",
-                    status.success() ? "ok" : status.describe().c_str(),
-                    child.joined_cgroup_at_clone ? "clone3 CLONE_INTO_CGROUP"
-                                                 : "clone3, then cgroup.procs (CLONE_INTO_CGROUP "
-                                                   "refused)");
+        std::printf(
+            "sandboxed spawn:      %s (%s; namespaces mnt pid ipc uts user net, "
+            "seccomp default, no capabilities)\n",
+            status.success() ? "ok" : status.describe().c_str(),
+            child.joined_cgroup_at_clone ? "clone3 CLONE_INTO_CGROUP"
+                                         : "clone3, then cgroup.procs (CLONE_INTO_CGROUP "
+                                           "refused)");
         return status.success();
     } catch (const std::exception& e) {
         std::printf("sandboxed spawn:      FAILED: %s\n", e.what());
@@ -78,9 +80,10 @@ int run_host_check() {
     }
     ok = try_sandboxed_spawn(mount) && ok;
     if (::geteuid() != 0) {
-        std::printf("running as:           uid %d (not root: cgroup creation and id changes "
-                    "need root or a delegated subtree)\n",
-                    ::geteuid());
+        std::printf(
+            "running as:           uid %d (not root: cgroup creation and id changes "
+            "need root or a delegated subtree)\n",
+            ::geteuid());
     }
     std::printf("result:               %s\n", ok ? "ok" : "problems found");
     return ok ? 0 : 1;

@@ -35,7 +35,7 @@ struct HttpResponse {
 };
 
 class HttpEndpoint {
-  public:
+public:
     // Runs on the loop thread; an exception becomes a 500.
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
@@ -66,7 +66,7 @@ class HttpEndpoint {
     std::string address() const;
     std::size_t open_connections() const { return connections_.size(); }
 
-  private:
+private:
     struct Connection;
     void start_accepting();
     void stop_accepting();

@@ -15,12 +15,18 @@ using Clock = EventLoop::Clock;
 
 const char* state_name(ProcessState state) {
     switch (state) {
-        case ProcessState::kStarting: return "STARTING";
-        case ProcessState::kRunning: return "RUNNING";
-        case ProcessState::kTerminating: return "TERMINATING";
-        case ProcessState::kTerminated: return "TERMINATED";
-        case ProcessState::kFailed: return "FAILED";
-        case ProcessState::kFinished: return "FINISHED";
+        case ProcessState::kStarting:
+            return "STARTING";
+        case ProcessState::kRunning:
+            return "RUNNING";
+        case ProcessState::kTerminating:
+            return "TERMINATING";
+        case ProcessState::kTerminated:
+            return "TERMINATED";
+        case ProcessState::kFailed:
+            return "FAILED";
+        case ProcessState::kFinished:
+            return "FINISHED";
     }
     return "UNSPECIFIED";
 }
@@ -62,7 +68,8 @@ LaunchResult Launcher::validate(const LaunchParams& params,
     if (params.pattern.empty()) return invalid("pattern_name is required");
     auto found = patterns_.find(params.pattern);
     if (found == patterns_.end()) {
-        return LaunchResult{ErrorCode::kNotFound, "pattern not found: " + params.pattern, {}, false};
+        return LaunchResult{
+            ErrorCode::kNotFound, "pattern not found: " + params.pattern, {}, false};
     }
     manifest = found->second;
     key.pattern = params.pattern;
@@ -93,8 +100,7 @@ LaunchResult Launcher::validate(const LaunchParams& params,
         auto owner = session_owner_.find(params.session_id);
         if (owner != session_owner_.end() && owner->second != params.namespace_id) {
             return LaunchResult{ErrorCode::kPermissionDenied,
-                                "session '" + params.session_id +
-                                    "' belongs to another namespace",
+                                "session '" + params.session_id + "' belongs to another namespace",
                                 {},
                                 false};
         }
@@ -154,9 +160,11 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
                 return;
             case ProcessState::kTerminating:
                 return done(LaunchResult{ErrorCode::kUnavailable,
-                                         "process " + id + " is terminating; launch it again "
-                                                           "once it is gone",
-                                         {}, false});
+                                         "process " + id +
+                                             " is terminating; launch it again "
+                                             "once it is gone",
+                                         {},
+                                         false});
             default:
                 break;
         }
@@ -165,19 +173,22 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
             return done(LaunchResult{ErrorCode::kFailedPrecondition,
                                      "process " + id + " is FAILED (" + existing->last_error +
                                          "); terminate it to clear the circuit breaker",
-                                     {}, false});
+                                     {},
+                                     false});
         }
         if (existing->process_alive || existing->group) {
             return done(LaunchResult{ErrorCode::kUnavailable,
-                                     "process " + id + " is still being cleaned up", {}, false});
+                                     "process " + id + " is still being cleaned up",
+                                     {},
+                                     false});
         }
         processes_.erase(id);  // FINISHED: start it again
     }
     std::string limit;
     if (auto problem = quota_problem(key, limit); !problem.empty()) {
         if (observer_) observer_->quota_rejected(key.namespace_id, limit);
-        return done(LaunchResult{ErrorCode::kResourceExhausted, "cannot launch " + id + ": " + problem,
-                                 {}, false});
+        return done(LaunchResult{
+            ErrorCode::kResourceExhausted, "cannot launch " + id + ": " + problem, {}, false});
     }
 
     auto owned = std::make_unique<ManagedProcess>();
@@ -201,8 +212,8 @@ void Launcher::terminate(const std::string& process_id, milliseconds grace, bool
                          TerminateDone done) {
     ManagedProcess* p = find(process_id);
     if (!p) {
-        return done(TerminateResult{ErrorCode::kNotFound, "process not found: " + process_id,
-                                    false, {}});
+        return done(
+            TerminateResult{ErrorCode::kNotFound, "process not found: " + process_id, false, {}});
     }
     if (grace.count() > 0) p->grace = grace;
     p->terminate_waiters.push_back(std::move(done));
@@ -213,8 +224,11 @@ void Launcher::terminate(const std::string& process_id, milliseconds grace, bool
     if (p->state == ProcessState::kStarting) {
         auto waiters = std::move(p->launch_waiters);
         LaunchResult aborted{ErrorCode::kUnavailable,
-                             "process " + process_id + " was terminated while starting", {}, false};
-        for (auto& waiter : waiters) waiter(aborted);
+                             "process " + process_id + " was terminated while starting",
+                             {},
+                             false};
+        for (auto& waiter : waiters)
+            waiter(aborted);
     }
     bool already_down = !p->process_alive && !p->group;
     p->state = ProcessState::kTerminating;
@@ -228,7 +242,8 @@ void Launcher::shutdown(std::function<void()> done) {
     shutting_down_ = true;
     shutdown_done_ = std::move(done);
     std::vector<std::string> ids;
-    for (auto& [id, p] : processes_) ids.push_back(id);
+    for (auto& [id, p] : processes_)
+        ids.push_back(id);
     for (const std::string& id : ids) {
         ManagedProcess* p = find(id);
         if (p && p->state != ProcessState::kTerminating) {
@@ -307,11 +322,20 @@ HealthSummary Launcher::health(bool include_processes) const {
     for (const auto& [id, p] : processes_) {
         ++h.total;
         switch (p->state) {
-            case ProcessState::kStarting: ++h.starting; break;
-            case ProcessState::kRunning: ++h.running; break;
-            case ProcessState::kTerminating: ++h.terminating; break;
-            case ProcessState::kFailed: ++h.failed; break;
-            default: break;
+            case ProcessState::kStarting:
+                ++h.starting;
+                break;
+            case ProcessState::kRunning:
+                ++h.running;
+                break;
+            case ProcessState::kTerminating:
+                ++h.terminating;
+                break;
+            case ProcessState::kFailed:
+                ++h.failed;
+                break;
+            default:
+                break;
         }
         ++h.isolation_distribution[isolation_name(p->key.level)];
         if (include_processes) h.processes.push_back(info(*p));

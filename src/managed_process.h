@@ -66,8 +66,8 @@ struct ManagedProcess {
 
     std::vector<Launcher::LaunchDone> launch_waiters;
     std::vector<Launcher::TerminateDone> terminate_waiters;
-    std::string start_failure;  // a cold start failed: answered once torn down
-    std::string kill_reason;    // why we killed a running process (liveness)
+    std::string start_failure;    // a cold start failed: answered once torn down
+    std::string kill_reason;      // why we killed a running process (liveness)
     std::string readiness_error;  // the last failed readiness probe of this start
 
     std::string address;

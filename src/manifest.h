@@ -65,11 +65,11 @@ struct Healthcheck {
 };
 
 struct Resources {
-    std::optional<double> cpu_limit;              // CPUs, > 0
-    std::optional<std::uint64_t> memory_limit;    // bytes
+    std::optional<double> cpu_limit;                 // CPUs, > 0
+    std::optional<std::uint64_t> memory_limit;       // bytes
     std::optional<std::uint64_t> memory_swap_limit;  // bytes
-    std::optional<std::uint64_t> pids_limit;      // > 0
-    std::optional<std::uint32_t> cpu_weight;      // 1..10000
+    std::optional<std::uint64_t> pids_limit;         // > 0
+    std::optional<std::uint32_t> cpu_weight;         // 1..10000
 };
 
 struct BackendSlot {
@@ -86,8 +86,8 @@ struct SandboxSettings {
     // SIGTERM unless it installs a handler, so a graceful stop would always
     // wait out the grace period.
     std::vector<std::string> namespaces{"mount", "ipc", "uts"};
-    std::optional<std::string> user;   // name or numeric uid; unset: run as the launcher's uid
-    std::optional<std::string> group;  // name or numeric gid
+    std::optional<std::string> user;        // name or numeric uid; unset: run as the launcher's uid
+    std::optional<std::string> group;       // name or numeric gid
     std::vector<std::string> capabilities;  // kept (bounding/permitted/effective) and ambient
 };
 

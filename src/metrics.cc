@@ -51,7 +51,7 @@ ClientMetric sample(std::vector<ClientMetric::Label> labels, double value, Metri
 
 // The scrape-time part: built from a snapshot of the launcher each time.
 class Metrics::Snapshot : public prometheus::Collectable {
-  public:
+public:
     explicit Snapshot(const Launcher& launcher) : launcher_(launcher) {}
 
     std::vector<MetricFamily> Collect() const override {
@@ -166,7 +166,7 @@ class Metrics::Snapshot : public prometheus::Collectable {
         return out;
     }
 
-  private:
+private:
     const Launcher& launcher_;
 };
 

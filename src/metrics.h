@@ -31,7 +31,7 @@ namespace launcher {
 class Launcher;
 
 class Metrics : public LauncherObserver {
-  public:
+public:
     // `launcher` is read at scrape time; it must outlive this object.
     explicit Metrics(const Launcher& launcher);
     ~Metrics() override;
@@ -53,7 +53,7 @@ class Metrics : public LauncherObserver {
     void health_checked(const ProcessLabels& labels, bool ok) override;
     void quota_rejected(const std::string& namespace_id, const std::string& limit) override;
 
-  private:
+private:
     class Snapshot;
 
     std::shared_ptr<prometheus::Registry> registry_;

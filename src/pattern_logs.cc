@@ -27,7 +27,8 @@ sandbox::UniqueFd PatternLogs::open_for(const std::string& process_id) {
         int fd = sd_journal_stream_fd(process_id.c_str(), LOG_INFO, 0);
         if (fd >= 0) return sandbox::UniqueFd(fd);
         // journald went away: fall back to files for this process.
-        std::fprintf(stderr, "pattern-launcher: journald stream for %s failed (errno %d); using %s\n",
+        std::fprintf(stderr,
+                     "pattern-launcher: journald stream for %s failed (errno %d); using %s\n",
                      process_id.c_str(), -fd, dir_.c_str());
         std::filesystem::create_directories(dir_);
     }

@@ -17,7 +17,8 @@ namespace pb = prism::launcher;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: patternctl [--socket PATH | --address HOST:PORT] [--output table|json] COMMAND
+constexpr const char* kUsage =
+    R"(usage: patternctl [--socket PATH | --address HOST:PORT] [--output table|json] COMMAND
 
 commands:
   launch PATTERN [--namespace NS] [--session ID] [--isolation none|namespace|session]
@@ -70,7 +71,8 @@ Options parse_global(int argc, char** argv) {
     }
     if (i >= argc) throw UsageError("missing COMMAND");
     o.command = argv[i++];
-    for (; i < argc; ++i) o.args.push_back(argv[i]);
+    for (; i < argc; ++i)
+        o.args.push_back(argv[i]);
     return o;
 }
 
@@ -148,20 +150,28 @@ void print_table(const google::protobuf::RepeatedPtrField<pb::PatternInfo>& patt
 }
 
 int fail(const grpc::Status& status) {
-    std::fprintf(stderr, "patternctl: %s (%s)\n", status.error_message().c_str(),
-                 [&] {
-                     switch (status.error_code()) {
-                         case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-                         case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-                         case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-                         case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-                         case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-                         case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-                         case grpc::StatusCode::INTERNAL: return "INTERNAL";
-                         case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-                         default: return "error";
-                     }
-                 }());
+    std::fprintf(stderr, "patternctl: %s (%s)\n", status.error_message().c_str(), [&] {
+        switch (status.error_code()) {
+            case grpc::StatusCode::INVALID_ARGUMENT:
+                return "INVALID_ARGUMENT";
+            case grpc::StatusCode::NOT_FOUND:
+                return "NOT_FOUND";
+            case grpc::StatusCode::PERMISSION_DENIED:
+                return "PERMISSION_DENIED";
+            case grpc::StatusCode::FAILED_PRECONDITION:
+                return "FAILED_PRECONDITION";
+            case grpc::StatusCode::RESOURCE_EXHAUSTED:
+                return "RESOURCE_EXHAUSTED";
+            case grpc::StatusCode::UNAVAILABLE:
+                return "UNAVAILABLE";
+            case grpc::StatusCode::INTERNAL:
+                return "INTERNAL";
+            case grpc::StatusCode::DEADLINE_EXCEEDED:
+                return "DEADLINE_EXCEEDED";
+            default:
+                return "error";
+        }
+    }());
     return 1;
 }
 
@@ -171,7 +181,8 @@ int validate(const CommandArgs& a) {
     for (const auto& [name, m] : found.patterns) {
         std::printf("ok       %s (%s) %s\n", name.c_str(), m.version.c_str(), m.file.c_str());
     }
-    for (const auto& e : found.errors) std::printf("invalid  %s\n", e.what());
+    for (const auto& e : found.errors)
+        std::printf("invalid  %s\n", e.what());
     std::printf("%zu valid, %zu invalid\n", found.patterns.size(), found.errors.size());
     return found.errors.empty() && !found.patterns.empty() ? 0 : 1;
 }
@@ -185,7 +196,8 @@ int run(const Options& o) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
 
     if (o.command == "launch") {
-        CommandArgs a(o.args, {"--namespace", "--session", "--isolation", "--config", "--grace-period"}, {});
+        CommandArgs a(
+            o.args, {"--namespace", "--session", "--isolation", "--config", "--grace-period"}, {});
         if (a.positional.size() != 1) throw UsageError("launch needs PATTERN");
         pb::LaunchRequest req;
         req.set_pattern_name(a.positional[0]);
@@ -203,7 +215,8 @@ int run(const Options& o) {
             if (eq == std::string::npos) throw UsageError("--config expects KEY=VALUE");
             (*req.mutable_config())[it->second.substr(0, eq)] = it->second.substr(eq + 1);
         }
-        if (std::string g = a.get("--grace-period"); !g.empty()) req.set_grace_period_secs(parse_seconds(g));
+        if (std::string g = a.get("--grace-period"); !g.empty())
+            req.set_grace_period_secs(parse_seconds(g));
         pb::LaunchResponse resp;
         grpc::Status s = stub->LaunchPattern(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
@@ -223,7 +236,8 @@ int run(const Options& o) {
         req.set_namespace_(a.get("--namespace"));
         if (std::string st = a.get("--state"); !st.empty()) {
             pb::ProcessState state;
-            if (!pb::ProcessState_Parse(st, &state)) throw UsageError("--state expects e.g. RUNNING");
+            if (!pb::ProcessState_Parse(st, &state))
+                throw UsageError("--state expects e.g. RUNNING");
             req.set_state(state);
         }
         pb::ListPatternsResponse resp;
@@ -259,7 +273,8 @@ int run(const Options& o) {
         pb::TerminateRequest req;
         req.set_process_id(a.positional[0]);
         req.set_force(a.has("--force"));
-        if (std::string g = a.get("--grace-period"); !g.empty()) req.set_grace_period_secs(parse_seconds(g));
+        if (std::string g = a.get("--grace-period"); !g.empty())
+            req.set_grace_period_secs(parse_seconds(g));
         pb::TerminateResponse resp;
         grpc::Status s = stub->TerminatePattern(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
@@ -280,12 +295,13 @@ int run(const Options& o) {
         if (o.json) {
             print_json(resp);
         } else {
-            std::printf("healthy: %s\ntotal: %d  starting: %d  running: %d  terminating: %d  "
-                        "failed: %d\npatterns loaded: %d  uptime: %s\n",
-                        resp.healthy() ? "true" : "false", resp.total_processes(),
-                        resp.starting_processes(), resp.running_processes(),
-                        resp.terminating_processes(), resp.failed_processes(),
-                        resp.patterns_loaded(), uptime_text(resp.uptime_seconds()).c_str());
+            std::printf(
+                "healthy: %s\ntotal: %d  starting: %d  running: %d  terminating: %d  "
+                "failed: %d\npatterns loaded: %d  uptime: %s\n",
+                resp.healthy() ? "true" : "false", resp.total_processes(),
+                resp.starting_processes(), resp.running_processes(), resp.terminating_processes(),
+                resp.failed_processes(), resp.patterns_loaded(),
+                uptime_text(resp.uptime_seconds()).c_str());
             if (req.include_processes()) print_table(resp.processes());
         }
         return resp.healthy() ? 0 : 1;
@@ -300,7 +316,8 @@ int run(const Options& o) {
         if (o.json) {
             print_json(resp);
         } else {
-            for (const auto& problem : resp.invalid_manifests()) std::printf("invalid  %s\n", problem.c_str());
+            for (const auto& problem : resp.invalid_manifests())
+                std::printf("invalid  %s\n", problem.c_str());
             std::printf("reloaded: %d patterns loaded, %d invalid manifests skipped\n",
                         resp.patterns_loaded(), resp.invalid_manifests_size());
         }

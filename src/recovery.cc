@@ -2,9 +2,9 @@
 // (killed, crashed, upgraded). Only the launcher's own cgroup subtree is
 // searched; a process is adopted only when a state record, its cgroup and
 // its pid all agree. Everything else found there is killed and removed.
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,7 +20,9 @@ using std::chrono::milliseconds;
 
 namespace {
 
-void log_line(const std::string& line) { std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str()); }
+void log_line(const std::string& line) {
+    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
+}
 
 std::vector<std::string> subdirectories(const std::string& path) {
     std::vector<std::string> out;
@@ -41,8 +43,8 @@ sandbox::UniqueFd recover_socket(int pidfd, int fd_number, int port) {
     socklen_t len = sizeof addr;
     int listening = 0;
     socklen_t optlen = sizeof listening;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET ||
-        ntohs(addr.sin_port) != port ||
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        addr.sin_family != AF_INET || ntohs(addr.sin_port) != port ||
         ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening) {
         return {};
     }
@@ -107,7 +109,8 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
     p.started_at_unix_ms = record.started_at_unix_ms;
     const auto age = std::chrono::system_clock::now() -
                      std::chrono::system_clock::time_point(milliseconds(record.started_at_unix_ms));
-    p.started_at = EventLoop::Clock::now() - std::chrono::duration_cast<EventLoop::Clock::duration>(age);
+    p.started_at =
+        EventLoop::Clock::now() - std::chrono::duration_cast<EventLoop::Clock::duration>(age);
     p.restart_count = record.restart_count;
 
     if (!key.namespace_id.empty()) namespace_group(key.namespace_id);
@@ -128,7 +131,8 @@ Launcher::RecoveryReport Launcher::recover() {
         log_line("untrusted state record " + problem + "; whatever it described is killed");
     }
     std::map<std::string, ProcessRecord> by_cgroup;
-    for (ProcessRecord& r : loaded.records) by_cgroup[r.cgroup] = std::move(r);
+    for (ProcessRecord& r : loaded.records)
+        by_cgroup[r.cgroup] = std::move(r);
 
     // One key's group: adopt its process, or kill and remove what is there.
     auto handle_group = [&](const std::string& path) {
@@ -156,7 +160,8 @@ Launcher::RecoveryReport Launcher::recover() {
             ++report.adopted;
         } else {
             if (count > 0) {
-                log_line("killing " + std::to_string(count) + " process(es) in " + path + ": " + why);
+                log_line("killing " + std::to_string(count) + " process(es) in " + path + ": " +
+                         why);
                 report.killed += static_cast<int>(count);
             }
             group.kill();
@@ -172,7 +177,8 @@ Launcher::RecoveryReport Launcher::recover() {
         if (name == "supervisor") continue;
         const std::string path = root + "/" + name;
         if (name.starts_with("ns:") && std::count(name.begin(), name.end(), ':') == 1) {
-            for (const std::string& child : subdirectories(path)) handle_group(path + "/" + child);
+            for (const std::string& child : subdirectories(path))
+                handle_group(path + "/" + child);
             // A namespace group nobody was adopted into is removed.
             if (!namespace_groups_.count(name.substr(3))) {
                 sandbox::Cgroup ns = sandbox::Cgroup::adopt(path);

@@ -1,8 +1,8 @@
 #include "spawn_plan.h"
 
 #include <grp.h>
-#include <sys/resource.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,8 +91,10 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
     env.push_back("SESSION_ID=" + key.session_id);
     env.push_back("PROCESS_ID=" + key.process_id());
     env.push_back("GRPC_PORT=" + std::to_string(endpoints.grpc_port));
-    if (endpoints.health_port) env.push_back("HEALTH_PORT=" + std::to_string(endpoints.health_port));
-    if (!endpoints.notify_socket.empty()) env.push_back("NOTIFY_SOCKET=" + endpoints.notify_socket.string());
+    if (endpoints.health_port)
+        env.push_back("HEALTH_PORT=" + std::to_string(endpoints.health_port));
+    if (!endpoints.notify_socket.empty())
+        env.push_back("NOTIFY_SOCKET=" + endpoints.notify_socket.string());
     for (const auto& [name, value] : manifest.environment) {
         if (!is_reserved_env_name(name)) env.push_back(name + "=" + value);
     }
@@ -130,7 +132,8 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     if (manifest.sandbox.user || manifest.sandbox.group) {
         sandbox::Credentials creds;
         gid_t primary = ::getgid();
-        creds.uid = manifest.sandbox.user ? resolve_user(*manifest.sandbox.user, primary) : ::getuid();
+        creds.uid =
+            manifest.sandbox.user ? resolve_user(*manifest.sandbox.user, primary) : ::getuid();
         creds.gid = manifest.sandbox.group ? resolve_group(*manifest.sandbox.group) : primary;
         spec.credentials = creds;
     }

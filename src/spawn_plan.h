@@ -21,7 +21,7 @@ std::string request_config_problem(const std::map<std::string, std::string>& con
 struct PatternEndpoints {
     int grpc_fd = -1;
     int grpc_port = 0;
-    int health_fd = -1;   // -1: not handed over (tcp health checks bind their own)
+    int health_fd = -1;  // -1: not handed over (tcp health checks bind their own)
     int health_port = 0;
     std::filesystem::path notify_socket;  // empty: none
 };

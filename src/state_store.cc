@@ -172,7 +172,7 @@ void fsync_directory(const fs::path& dir) {
 
 // Unlinks the temporary file unless dismissed (after the rename).
 class TempFileGuard {
-  public:
+public:
     explicit TempFileGuard(const fs::path& path) : path_(path) {}
     TempFileGuard(const TempFileGuard&) = delete;
     TempFileGuard& operator=(const TempFileGuard&) = delete;
@@ -181,7 +181,7 @@ class TempFileGuard {
     }
     void dismiss() { armed_ = false; }
 
-  private:
+private:
     const fs::path& path_;
     bool armed_ = true;
 };

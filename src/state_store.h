@@ -22,14 +22,14 @@ namespace launcher {
 struct ProcessRecord {
     std::string process_id;  // "ns:tenant-a:echo"
     std::string pattern;
-    std::string isolation;   // "none" | "namespace" | "session"
+    std::string isolation;  // "none" | "namespace" | "session"
     std::string namespace_id;
     std::string session_id;
     pid_t pid = 0;
-    std::string cgroup;      // absolute cgroup directory of the process
-    std::string address;     // "127.0.0.1:20000"
+    std::string cgroup;   // absolute cgroup directory of the process
+    std::string address;  // "127.0.0.1:20000"
     int grpc_port = 0;
-    int health_port = 0;     // 0: none
+    int health_port = 0;        // 0: none
     std::string notify_socket;  // empty: none
     std::int64_t started_at_unix_ms = 0;
     int restart_count = 0;

@@ -19,7 +19,9 @@ using Clock = EventLoop::Clock;
 
 namespace {
 
-void log_line(const std::string& line) { std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str()); }
+void log_line(const std::string& line) {
+    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
+}
 
 std::int64_t unix_ms_now() {
     return std::chrono::duration_cast<milliseconds>(
@@ -98,8 +100,8 @@ sandbox::Cgroup& Launcher::namespace_group(const std::string& namespace_id) {
                 auto report = tree_.apply_limits(*ns.group, limits_for(quota->second.resources, {}),
                                                  enforcement);
                 if (!report.all_applied()) {
-                    log_line("namespace " + namespace_id + ": quota not fully enforced: " +
-                             report.describe_failures());
+                    log_line("namespace " + namespace_id +
+                             ": quota not fully enforced: " + report.describe_failures());
                 }
             } catch (...) {
                 ns.group->remove(milliseconds(1000));
@@ -167,14 +169,17 @@ void Launcher::prepare(ManagedProcess& p) {
     p.grpc = ports_.bind_next();
     p.address = "127.0.0.1:" + std::to_string(p.grpc.port);
     switch (manifest.healthcheck.type) {
-        case HealthcheckType::kHttp: p.health = ports_.bind_next(); break;
+        case HealthcheckType::kHttp:
+            p.health = ports_.bind_next();
+            break;
         case HealthcheckType::kTcp: {
             // The pattern binds its health port itself: a connect proves it listens.
             BoundSocket reserved = ports_.bind_next();
             p.health.port = reserved.port;  // the fd closes here; the port stays ours
             break;
         }
-        case HealthcheckType::kNotify: break;
+        case HealthcheckType::kNotify:
+            break;
     }
 }
 
@@ -202,7 +207,8 @@ void Launcher::spawn_process(ManagedProcess& p) {
     endpoints.notify_socket = p.notify_path;
 
     if (!p.run) {
-        p.run = std::make_unique<sandbox::Cgroup>(p.group->create_child("run." + std::to_string(p.restart_count)));
+        p.run = std::make_unique<sandbox::Cgroup>(
+            p.group->create_child("run." + std::to_string(p.restart_count)));
     }
     p.oom_kills_at_start = p.group->memory_events().oom_kill;
     sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints);
@@ -226,10 +232,12 @@ void Launcher::spawn_process(ManagedProcess& p) {
     ManagedProcess* raw = &p;
     p.start_timer = loop_.add_timer(manifest.healthcheck.start_timeout, [this, raw] {
         raw->start_timer = 0;
-        start_failed(*raw, "did not become healthy within " +
-                               std::to_string(raw->manifest->healthcheck.start_timeout.count()) +
-                               " ms" +
-                               (raw->readiness_error.empty() ? "" : " (last check: " + raw->readiness_error + ")"));
+        start_failed(
+            *raw,
+            "did not become healthy within " +
+                std::to_string(raw->manifest->healthcheck.start_timeout.count()) + " ms" +
+                (raw->readiness_error.empty() ? ""
+                                              : " (last check: " + raw->readiness_error + ")"));
     });
     watch_readiness(p);
 }
@@ -253,18 +261,18 @@ void Launcher::probe_readiness(ManagedProcess& p) {
     ManagedProcess* raw = &p;
     const Healthcheck& hc = p.manifest->healthcheck;
     std::string path = hc.type == HealthcheckType::kHttp ? hc.path : "";
-    p.probe = HealthProbe::start(loop_, p.health.port, path, hc.timeout,
-                                 [this, raw](bool ok, const std::string& detail) {
-                                     raw->probe.reset();
-                                     if (raw->state != ProcessState::kStarting) return;
-                                     if (observer_) observer_->health_checked(labels(*raw), ok);
-                                     if (ok) return became_healthy(*raw);
-                                     raw->readiness_error = detail;
-                                     raw->retry_timer = loop_.add_timer(kReadinessRetry, [this, raw] {
-                                         raw->retry_timer = 0;
-                                         if (raw->state == ProcessState::kStarting) probe_readiness(*raw);
-                                     });
-                                 });
+    p.probe = HealthProbe::start(
+        loop_, p.health.port, path, hc.timeout, [this, raw](bool ok, const std::string& detail) {
+            raw->probe.reset();
+            if (raw->state != ProcessState::kStarting) return;
+            if (observer_) observer_->health_checked(labels(*raw), ok);
+            if (ok) return became_healthy(*raw);
+            raw->readiness_error = detail;
+            raw->retry_timer = loop_.add_timer(kReadinessRetry, [this, raw] {
+                raw->retry_timer = 0;
+                if (raw->state == ProcessState::kStarting) probe_readiness(*raw);
+            });
+        });
 }
 
 void Launcher::on_notify(ManagedProcess& p) {
@@ -287,7 +295,8 @@ void Launcher::became_healthy(ManagedProcess& p) {
     p.start_timer = 0;
     p.state = ProcessState::kRunning;
     p.healthy = true;
-    if (!p.ever_running && observer_) observer_->process_started(labels(p), Clock::now() - p.requested_at);
+    if (!p.ever_running && observer_)
+        observer_->process_started(labels(p), Clock::now() - p.requested_at);
     p.ever_running = true;
     p.liveness_failures = 0;
     p.readiness_error.clear();
@@ -301,11 +310,11 @@ void Launcher::became_healthy(ManagedProcess& p) {
     // Consecutive failures are forgiven once a process has stayed up for a
     // back-off period: a crash loop never gets that far.
     ManagedProcess* raw = &p;
-    p.stable_timer = loop_.add_timer(std::max(config_.process_manager.backoff_period, milliseconds(1000)),
-                                     [raw] {
-                                         raw->stable_timer = 0;
-                                         raw->consecutive_failures = 0;
-                                     });
+    p.stable_timer = loop_.add_timer(
+        std::max(config_.process_manager.backoff_period, milliseconds(1000)), [raw] {
+            raw->stable_timer = 0;
+            raw->consecutive_failures = 0;
+        });
     schedule_liveness(p);
     start_next_queued();
 }
@@ -320,7 +329,8 @@ void Launcher::schedule_liveness(ManagedProcess& p) {
         const Healthcheck& check = raw->manifest->healthcheck;
         std::string path = check.type == HealthcheckType::kHttp ? check.path : "";
         raw->probe = HealthProbe::start(
-            loop_, raw->health.port, path, check.timeout, [this, raw](bool ok, const std::string& detail) {
+            loop_, raw->health.port, path, check.timeout,
+            [this, raw](bool ok, const std::string& detail) {
                 raw->probe.reset();
                 if (raw->state != ProcessState::kRunning) return;
                 if (observer_) observer_->health_checked(labels(*raw), ok);
@@ -402,8 +412,8 @@ void Launcher::process_failed(ManagedProcess& p, const std::string& reason, bool
         ++p.consecutive_failures;
     }
     const RestartPolicy policy = p.manifest->restart;
-    const bool wanted = policy == RestartPolicy::kAlways ||
-                        (policy == RestartPolicy::kOnFailure && failure);
+    const bool wanted =
+        policy == RestartPolicy::kAlways || (policy == RestartPolicy::kOnFailure && failure);
     const int threshold = config_.process_manager.circuit_breaker_threshold;
     if (wanted && p.consecutive_failures < threshold && !shutting_down_) {
         return schedule_restart(p);
@@ -420,8 +430,11 @@ void Launcher::process_failed(ManagedProcess& p, const std::string& reason, bool
         release(q);
         auto waiters = std::move(q.launch_waiters);
         LaunchResult result{ErrorCode::kInternal,
-                            "failed to launch process " + q.id + ": " + q.last_error, {}, false};
-        for (auto& waiter : waiters) waiter(result);
+                            "failed to launch process " + q.id + ": " + q.last_error,
+                            {},
+                            false};
+        for (auto& waiter : waiters)
+            waiter(result);
         start_next_queued();
         maybe_finish_shutdown();
     });
@@ -433,7 +446,8 @@ std::chrono::milliseconds Launcher::backoff_delay(int failures) {
     milliseconds delay = std::min(cap, milliseconds(kBackoffBase.count() << doublings));
     // ±20 % jitter, so that keys that failed together do not restart together.
     std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    auto jittered = milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(jitter_)));
+    auto jittered = milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(jitter_)));
     return std::min(cap, jittered);
 }
 
@@ -572,12 +586,13 @@ void Launcher::finish(ManagedProcess& p) {
         ErrorCode code = p.start_failure.starts_with("limits_enforcement is strict")
                              ? ErrorCode::kFailedPrecondition
                              : ErrorCode::kInternal;
-        LaunchResult result{code, "failed to launch process " + id + ": " + p.start_failure, {},
-                            false};
+        LaunchResult result{
+            code, "failed to launch process " + id + ": " + p.start_failure, {}, false};
         log_line(result.message);
         if (observer_) observer_->process_failed(labels(p));
         auto waiters = std::move(p.launch_waiters);
-        for (auto& waiter : waiters) waiter(result);
+        for (auto& waiter : waiters)
+            waiter(result);
     }
     if (p.state == ProcessState::kTerminating || !p.start_failure.empty()) {
         if (p.state == ProcessState::kTerminating && p.ever_running && observer_) {
@@ -585,11 +600,13 @@ void Launcher::finish(ManagedProcess& p) {
         }
         TerminateResult result{ErrorCode::kOk, {}, true, p.exit_cause};
         auto waiters = std::move(p.terminate_waiters);
-        for (auto& waiter : waiters) waiter(result);
+        for (auto& waiter : waiters)
+            waiter(result);
         // Callers that joined a restart which a terminate overtook.
         auto launches = std::move(p.launch_waiters);
         LaunchResult gone{ErrorCode::kUnavailable, "process " + id + " was terminated", {}, false};
-        for (auto& waiter : launches) waiter(gone);
+        for (auto& waiter : launches)
+            waiter(gone);
         if (p.key.level == Isolation::kSession) {
             bool session_used = std::any_of(processes_.begin(), processes_.end(), [&](auto& e) {
                 return e.first != id && e.second->key.level == Isolation::kSession &&
@@ -624,7 +641,8 @@ void Launcher::persist(const ManagedProcess& p) {
     try {
         state_.save(r);
     } catch (const std::exception& e) {
-        log_line(p.id + ": cannot save its state (a launcher restart will not adopt it): " + e.what());
+        log_line(p.id +
+                 ": cannot save its state (a launcher restart will not adopt it): " + e.what());
     }
 }
 

@@ -16,7 +16,8 @@ std::multimap<std::string, int> take_listen_fds() {
         fds.emplace(names && names[i] ? names[i] : "unknown", SD_LISTEN_FDS_START + i);
     }
     if (names) {
-        for (int i = 0; i < n; ++i) std::free(names[i]);
+        for (int i = 0; i < n; ++i)
+            std::free(names[i]);
         std::free(names);
     }
     return fds;
@@ -34,9 +35,13 @@ void SystemdNotifier::send(const std::string& message) {
     if (enabled_) sd_notify(0, message.c_str());
 }
 
-void SystemdNotifier::ready(const std::string& status) { send("READY=1\nSTATUS=" + status); }
+void SystemdNotifier::ready(const std::string& status) {
+    send("READY=1\nSTATUS=" + status);
+}
 
-void SystemdNotifier::status(const std::string& status) { send("STATUS=" + status); }
+void SystemdNotifier::status(const std::string& status) {
+    send("STATUS=" + status);
+}
 
 void SystemdNotifier::reloading() {
     // MONOTONIC_USEC is what Type=notify-reload (systemd >= 253) requires;
@@ -48,7 +53,9 @@ void SystemdNotifier::reloading() {
     send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now) + "\nSTATUS=reloading manifests");
 }
 
-void SystemdNotifier::stopping(const std::string& status) { send("STOPPING=1\nSTATUS=" + status); }
+void SystemdNotifier::stopping(const std::string& status) {
+    send("STOPPING=1\nSTATUS=" + status);
+}
 
 void SystemdNotifier::extend_timeout(std::chrono::microseconds more) {
     send("EXTEND_TIMEOUT_USEC=" + std::to_string(more.count()));

@@ -56,7 +56,7 @@ struct Field {
 // is not a plain scalar, a duplicate key, or an unknown key:
 //   "unknown key 'memroy_limit' in resources (known: cpu_limit, memory_limit, ...)"
 class Mapping {
-  public:
+public:
     // `where` names the mapping in messages ("" for the top level of a file).
     // `line` is used for messages about the mapping as a whole when the node
     // itself has no line (an empty or null section).
@@ -79,7 +79,7 @@ class Mapping {
     int line() const { return line_; }
     const std::vector<Field>& fields() const { return fields_; }
 
-  private:
+private:
     void load(const YAML::Node& node, const std::vector<std::string_view>& known);
 
     std::filesystem::path file_;

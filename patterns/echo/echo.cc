@@ -266,7 +266,7 @@ std::optional<size_t> head_end(const std::string& buf) {
 }
 
 class Server {
-  public:
+public:
     Server(Sockets sockets, int sigfd) : sockets_(std::move(sockets)), sigfd_(sigfd) {}
     ~Server();
     Server(const Server&) = delete;
@@ -275,7 +275,7 @@ class Server {
     void setup();
     int run();
 
-  private:
+private:
     void watch(int fd, uint32_t events, bool add);
     void on_listener(int fd, Role role);
     void on_conn(Conn& c, uint32_t events);

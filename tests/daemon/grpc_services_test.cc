@@ -17,7 +17,8 @@ std::string to_string(const grpc::ByteBuffer& buffer) {
     std::vector<grpc::Slice> slices;
     (void)buffer.Dump(&slices);
     std::string out;
-    for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const auto& s : slices)
+        out.append(reinterpret_cast<const char*>(s.begin()), s.size());
     return out;
 }
 
@@ -55,7 +56,8 @@ TEST_F(GrpcServicesTest, ReflectionListsTheLauncherService) {
     grpc::CompletionQueue cq;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    auto call = stub.PrepareCall(
+        &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
     void* tag;
     bool ok;
     auto step = [&](int id) {

@@ -53,10 +53,12 @@ TEST_F(LaunchTest, SixtyFourConcurrentLaunchesOfOneKeyMakeOneProcess) {
     std::vector<std::thread> threads;
     for (int i = 0; i < 64; ++i) {
         threads.emplace_back([&, i] {
-            statuses[i] = d.launch("echo-notify", pb::ISOLATION_NAMESPACE, "busy", "", &responses[i]);
+            statuses[i] =
+                d.launch("echo-notify", pb::ISOLATION_NAMESPACE, "busy", "", &responses[i]);
         });
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     std::set<int> pids;
     std::set<std::string> addresses;
     int fresh = 0;
@@ -134,7 +136,8 @@ TEST_F(LaunchTest, PatternIsBornInItsCgroupWithTheReservedEnvironment) {
 TEST_F(LaunchTest, ReservedEnvironmentCannotBeOverridden) {
     pb::LaunchResponse r;
     for (const char* reserved : {"GRPC_PORT", "PROCESS_ID", "LISTEN_FDS", "NOTIFY_SOCKET"}) {
-        grpc::Status s = d.launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", &r, {{reserved, "1"}});
+        grpc::Status s =
+            d.launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", &r, {{reserved, "1"}});
         EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << reserved;
         EXPECT_NE(s.error_message().find(reserved), std::string::npos) << s.error_message();
     }
@@ -262,7 +265,8 @@ TEST(Limits, StrictModeRefusesLimitsItCannotEnforce) {
     pb::LaunchResponse r;
     grpc::Status s = d.launch("limited", pb::ISOLATION_NAMESPACE, "a", "", &r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-    EXPECT_NE(s.error_message().find("controller 'memory'"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("controller 'memory'"), std::string::npos)
+        << s.error_message();
     EXPECT_TRUE(d.tenant_cgroups().empty());
 }
 

@@ -220,7 +220,7 @@ std::uint64_t cpu_usage_usec(const std::string& cgroup) {
 // ---- a real Prometheus server ----
 
 class PrometheusServer {
-  public:
+public:
     PrometheusServer(const std::string& dir, int port, int target_port) : dir_(dir), port_(port) {
         fs::create_directories(dir_ + "/data");
         std::ofstream config(dir_ + "/prometheus.yml");
@@ -290,7 +290,7 @@ class PrometheusServer {
         return ss.str();
     }
 
-  private:
+private:
     static std::string url_encode(const std::string& s) {
         static constexpr char kHex[] = "0123456789ABCDEF";
         std::string out;
@@ -314,7 +314,7 @@ class PrometheusServer {
 // ---- the fixture ----
 
 class ObservabilityTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         metrics_port = test_port(0);
         health_port = test_port(1);

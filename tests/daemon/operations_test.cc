@@ -131,7 +131,8 @@ TEST(PatternctlValidate, ReportsEachManifestOffline) {
     CommandResult r = run_command({PL_PATTERNCTL, "validate", d.patterns_dir()});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("ok       good"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("invalid  " + d.patterns_dir() + "/typo/manifest.yaml:"), std::string::npos)
+    EXPECT_NE(r.out.find("invalid  " + d.patterns_dir() + "/typo/manifest.yaml:"),
+              std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("1 valid, 1 invalid"), std::string::npos) << r.out;
     std::filesystem::remove_all(d.patterns_dir() + "/typo");

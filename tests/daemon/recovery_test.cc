@@ -25,7 +25,8 @@ std::map<std::string, int> launch_many(TestDaemon& d, int count) {
     for (int i = 0; i < count; ++i) {
         pb::LaunchResponse r;
         const char* pattern = i % 2 ? "echo" : "sleeper";
-        EXPECT_TRUE(d.launch(pattern, pb::ISOLATION_NAMESPACE, "t" + std::to_string(i), "", &r).ok())
+        EXPECT_TRUE(
+            d.launch(pattern, pb::ISOLATION_NAMESPACE, "t" + std::to_string(i), "", &r).ok())
             << d.log();
         pids[r.process_id()] = r.pid();
     }
@@ -45,10 +46,12 @@ TEST(Recovery, FiftyPatternsAreAdoptedWithTheirPidsAfterASigkill) {
     ASSERT_EQ(before.size(), static_cast<std::size_t>(kPatterns));
     std::map<std::string, std::string> addresses;
     const pb::ListPatternsResponse listed = d.list();
-    for (const auto& p : listed.patterns()) addresses[p.process_id()] = p.address();
+    for (const auto& p : listed.patterns())
+        addresses[p.process_id()] = p.address();
 
     d.kill_hard();
-    for (const auto& [id, pid] : before) ASSERT_TRUE(process_alive(pid)) << id << " died with the launcher";
+    for (const auto& [id, pid] : before)
+        ASSERT_TRUE(process_alive(pid)) << id << " died with the launcher";
     d.start();
 
     pb::ListPatternsResponse after = d.list();
@@ -103,7 +106,8 @@ TEST(Recovery, OrphanPolicyKillLeavesACleanTree) {
     d.add_config("orphan_policy: kill");
     d.start();
     EXPECT_EQ(d.list().total_count(), 0);
-    for (const auto& [id, pid] : before) EXPECT_FALSE(process_alive(pid)) << id;
+    for (const auto& [id, pid] : before)
+        EXPECT_FALSE(process_alive(pid)) << id;
     EXPECT_TRUE(d.tenant_cgroups().empty());
     EXPECT_TRUE(std::filesystem::is_empty(d.dir() + "/run/state"));
     EXPECT_NE(d.log().find("orphan_policy is kill"), std::string::npos);
@@ -119,10 +123,12 @@ TEST(Recovery, ACorruptStateRecordIsKilledAndSaidSo) {
     d.kill_hard();
     std::string victim;
     for (const auto& entry : std::filesystem::directory_iterator(d.dir() + "/run/state")) {
-        if (entry.path().filename().string().find("bad") != std::string::npos) victim = entry.path();
+        if (entry.path().filename().string().find("bad") != std::string::npos)
+            victim = entry.path();
     }
     ASSERT_FALSE(victim.empty());
-    std::ofstream(victim, std::ios::trunc) << "pattern-launcher-state 1\nprocess_id=ns:bad:sleeper\npid=";
+    std::ofstream(victim, std::ios::trunc)
+        << "pattern-launcher-state 1\nprocess_id=ns:bad:sleeper\npid=";
     d.start();
     EXPECT_TRUE(process_alive(good.pid()));
     EXPECT_FALSE(process_alive(bad.pid())) << "an untrusted record's process is killed";
@@ -154,7 +160,8 @@ TEST(Recovery, ProcessesOutsideTheSubtreeAreNeverTouched) {
     std::vector<std::string> env_strings = {"PATTERN_NAME=sleeper", "PROCESS_ID=ns:t0:sleeper",
                                             "MISBEHAVE_MODE=sleep"};
     std::vector<char*> envp;
-    for (auto& e : env_strings) envp.push_back(e.data());
+    for (auto& e : env_strings)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
     char* argv[] = {const_cast<char*>(PL_MISBEHAVE), nullptr};
     pid_t stranger = 0;
@@ -179,7 +186,8 @@ TEST(Shutdown, SigtermWithTwentyPatternsLeavesNothing) {
     std::map<std::string, int> pids = launch_many(d, 20);
     std::string root = d.cgroup_root();
     EXPECT_EQ(d.stop(), 0) << d.log();
-    for (const auto& [id, pid] : pids) EXPECT_FALSE(process_alive(pid)) << id;
+    for (const auto& [id, pid] : pids)
+        EXPECT_FALSE(process_alive(pid)) << id;
     EXPECT_FALSE(std::filesystem::exists(root));
 }
 

@@ -30,7 +30,8 @@ pb::PatternInfo wait_for(TestDaemon& d, const std::string& id,
         if (done(info)) return info;
         std::this_thread::sleep_for(10ms);
     }
-    ADD_FAILURE() << "timed out waiting on " << id << "; last state " << info.state() << "\n" << d.log();
+    ADD_FAILURE() << "timed out waiting on " << id << "; last state " << info.state() << "\n"
+                  << d.log();
     return info;
 }
 
@@ -115,17 +116,18 @@ TEST(Restart, NeverPolicyLeavesTheKeyFailed) {
     d.start();
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("once", pb::ISOLATION_NONE, "", "", &r).ok());
-    pb::PatternInfo info =
-        wait_for(d, r.process_id(), [](const pb::PatternInfo& i) { return i.state() == pb::FAILED; });
+    pb::PatternInfo info = wait_for(
+        d, r.process_id(), [](const pb::PatternInfo& i) { return i.state() == pb::FAILED; });
     EXPECT_EQ(info.restart_count(), 0);
     EXPECT_TRUE(d.tenant_cgroups().empty()) << "a FAILED key keeps no cgroup";
 }
 
 TEST(Liveness, AnUnresponsivePatternIsRestarted) {
     TestDaemon d;
-    d.add_pattern("echo", "version: 1.0.0\n"
-                          "healthcheck: {type: http, interval: 100ms, timeout: 100ms, "
-                          "failure_threshold: 2, start_timeout: 5s}\n",
+    d.add_pattern("echo",
+                  "version: 1.0.0\n"
+                  "healthcheck: {type: http, interval: 100ms, timeout: 100ms, "
+                  "failure_threshold: 2, start_timeout: 5s}\n",
                   PL_ECHO);
     d.start();
     pb::LaunchResponse r;
@@ -167,7 +169,8 @@ TEST(Quotas, LauncherAndNamespaceLimits) {
     ASSERT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "b", "", &out).ok());
     s = d.launch("q", pb::ISOLATION_NAMESPACE, "b", "", &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_NE(s.error_message().find("its max_processes (4)"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("its max_processes (4)"), std::string::npos)
+        << s.error_message();
     // Reuse of a running key is never refused.
     EXPECT_TRUE(d.launch("p", pb::ISOLATION_NAMESPACE, "a", "", &out).ok());
     EXPECT_EQ(d.list().total_count(), 4);
@@ -183,11 +186,14 @@ TEST(StartQueue, StartsBeyondTheLimitWaitInsteadOfFailing) {
     for (int i = 0; i < 8; ++i) {
         threads.emplace_back([&, i] {
             pb::LaunchResponse r;
-            statuses[i] = d.launch("echo", pb::ISOLATION_NAMESPACE, "q" + std::to_string(i), "", &r);
+            statuses[i] =
+                d.launch("echo", pb::ISOLATION_NAMESPACE, "q" + std::to_string(i), "", &r);
         });
     }
-    for (auto& t : threads) t.join();
-    for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s.error_message();
+    for (auto& t : threads)
+        t.join();
+    for (const auto& s : statuses)
+        EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(d.list().total_count(), 8);
 }
 
@@ -204,7 +210,8 @@ TEST(Concurrency, AThousandLaunchesOverAHundredKeysMakeAHundredProcesses) {
             for (int i = 0; i < kPerThread; ++i) {
                 int key = (t * kPerThread + i * 7) % kKeys;
                 pb::LaunchResponse r;
-                if (!d.launch("echo", pb::ISOLATION_NAMESPACE, "k" + std::to_string(key), "", &r).ok()) {
+                if (!d.launch("echo", pb::ISOLATION_NAMESPACE, "k" + std::to_string(key), "", &r)
+                         .ok()) {
                     ++failures;
                     continue;
                 }
@@ -212,14 +219,17 @@ TEST(Concurrency, AThousandLaunchesOverAHundredKeysMakeAHundredProcesses) {
             }
         });
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     EXPECT_EQ(failures.load(), 0);
     std::map<std::string, std::set<int>> merged;
     for (auto& m : seen) {
-        for (auto& [id, pids] : m) merged[id].insert(pids.begin(), pids.end());
+        for (auto& [id, pids] : m)
+            merged[id].insert(pids.begin(), pids.end());
     }
     EXPECT_EQ(merged.size(), static_cast<std::size_t>(kKeys));
-    for (auto& [id, pids] : merged) EXPECT_EQ(pids.size(), 1u) << id << " got several processes";
+    for (auto& [id, pids] : merged)
+        EXPECT_EQ(pids.size(), 1u) << id << " got several processes";
     EXPECT_EQ(d.list().total_count(), kKeys);
     EXPECT_EQ(d.tenant_cgroups().size(), static_cast<std::size_t>(3 * kKeys))
         << "namespace, key and run groups";
@@ -233,7 +243,8 @@ namespace {
 TEST(Quotas, ANamespaceCeilingIsItsParentCgroupsLimit) {
     pltest::TestDaemon d;
     d.add_config("limits_enforcement: strict");
-    d.add_config("namespace_quotas: {tenant-a: {memory_limit: 256Mi, pids_limit: 100, cpu_limit: 1}}");
+    d.add_config(
+        "namespace_quotas: {tenant-a: {memory_limit: 256Mi, pids_limit: 100, cpu_limit: 1}}");
     d.add_pattern("p", pltest::misbehave_manifest("sleep"));
     d.start();
     std::string controllers;

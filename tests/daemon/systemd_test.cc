@@ -9,12 +9,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
 #include <mutex>
 #include <thread>
 
@@ -38,7 +38,8 @@ TEST(SocketActivation, TheFirstConnectionStartsTheDaemonOnTheInheritedSocket) {
     std::string log = d.log();
     EXPECT_NE(log.find("serving the API on socket fd 3 from systemd"), std::string::npos) << log;
     // The audit line names the caller by its SO_PEERCRED credentials.
-    EXPECT_NE(log.find("audit: caller=[uid 0 gid 0 pid " + std::to_string(::getpid()) + "] launch pattern=echo"),
+    EXPECT_NE(log.find("audit: caller=[uid 0 gid 0 pid " + std::to_string(::getpid()) +
+                       "] launch pattern=echo"),
               std::string::npos)
         << log;
     struct stat before {};
@@ -118,7 +119,8 @@ TEST(Notify, ReadyOnlyOnceTheApiAnswersThenWatchdogReloadAndStopping) {
     receiver.on_ready = [&] {
         if (api_answered_at_ready || in_supervisor_at_ready) return;  // only the first READY
         // At READY=1 the API must already answer: no retries, no waiting.
-        auto channel = grpc::CreateChannel("unix:" + d.socket(), grpc::InsecureChannelCredentials());
+        auto channel =
+            grpc::CreateChannel("unix:" + d.socket(), grpc::InsecureChannelCredentials());
         auto stub = pb::PatternLauncher::NewStub(channel);
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + 2s);

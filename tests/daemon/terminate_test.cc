@@ -69,12 +69,14 @@ TEST_F(TerminateTest, DescendantsDieWithThePattern) {
         std::this_thread::sleep_for(10ms);
         pids.clear();
         std::ifstream procs(d.cgroup_root() + "/ns:a/ns:a:forker/run.0/cgroup.procs");
-        for (pid_t pid; procs >> pid;) pids.push_back(pid);
+        for (pid_t pid; procs >> pid;)
+            pids.push_back(pid);
     }
     ASSERT_EQ(pids.size(), 4u) << "the pattern and its three children";
     pb::TerminateResponse t;
     ASSERT_TRUE(d.terminate(r.process_id(), &t).ok());
-    for (pid_t pid : pids) EXPECT_FALSE(process_alive(pid)) << pid;
+    for (pid_t pid : pids)
+        EXPECT_FALSE(process_alive(pid)) << pid;
     EXPECT_TRUE(d.tenant_cgroups().empty());
 }
 
@@ -112,7 +114,8 @@ TEST(Shutdown, SigtermStopsEveryPatternAndRemovesTheCgroupTree) {
     }
     std::string root = d.cgroup_root();
     EXPECT_EQ(d.stop(), 0) << d.log();
-    for (int pid : pids) EXPECT_FALSE(process_alive(pid)) << pid;
+    for (int pid : pids)
+        EXPECT_FALSE(process_alive(pid)) << pid;
     EXPECT_FALSE(std::filesystem::exists(root)) << "cgroup tree left behind";
     EXPECT_FALSE(std::filesystem::exists(d.socket())) << "API socket left behind";
 }

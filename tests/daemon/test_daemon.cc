@@ -2,13 +2,13 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,7 +46,9 @@ std::string echo_manifest(const std::string& health) {
     return "version: 1.0.0\n"
            "isolation_level: namespace\n"
            "healthcheck:\n"
-           "  type: " + health + "\n"
+           "  type: " +
+           health +
+           "\n"
            "  start_timeout: 10s\n"
            "sandbox:\n"
            "  network: isolated\n"
@@ -61,8 +63,11 @@ std::string misbehave_manifest(const std::string& mode, const std::string& args,
            "  type: notify\n"
            "  start_timeout: 2s\n"
            "environment:\n"
-           "  MISBEHAVE_MODE: " + mode + "\n"
-           "  MISBEHAVE_ARGS: \"" + args + "\"\n" + extra;
+           "  MISBEHAVE_MODE: " +
+           mode +
+           "\n"
+           "  MISBEHAVE_ARGS: \"" +
+           args + "\"\n" + extra;
 }
 
 TestDaemon::TestDaemon() {
@@ -124,26 +129,32 @@ void TestDaemon::start() {
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     std::vector<std::string> args = wrapper_;
     args.insert(args.end(), {PL_LAUNCHER, "--config", config_path_});
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    for (char** e = environ; *e; ++e)
+        env_strings.emplace_back(*e);
     env_strings.insert(env_strings.end(), env_.begin(), env_.end());
     std::vector<char*> envp;
-    for (auto& e : env_strings) envp.push_back(e.data());
+    for (auto& e : env_strings)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
     int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("posix_spawn pattern-launcher failed");
     const auto startup_deadline = std::chrono::steady_clock::now() + 30s;
 
-    while (!std::filesystem::exists(socket_) && std::chrono::steady_clock::now() < startup_deadline) {
+    while (!std::filesystem::exists(socket_) &&
+           std::chrono::steady_clock::now() < startup_deadline) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
@@ -157,7 +168,8 @@ void TestDaemon::start() {
     args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
     args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
     args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
-    auto channel = grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args_);
+    auto channel =
+        grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args_);
     stub_ = pb::PatternLauncher::NewStub(channel);
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -221,7 +233,8 @@ grpc::Status TestDaemon::launch(const std::string& pattern, pb::IsolationLevel l
     req.set_isolation(level);
     req.set_namespace_(ns);
     req.set_session_id(session);
-    for (const auto& [k, v] : config) (*req.mutable_config())[k] = v;
+    for (const auto& [k, v] : config)
+        (*req.mutable_config())[k] = v;
     return api().LaunchPattern(&ctx, req, response);
 }
 
@@ -244,7 +257,9 @@ pb::ListPatternsResponse TestDaemon::list() {
     return resp;
 }
 
-std::string TestDaemon::log() const { return slurp(log_path_); }
+std::string TestDaemon::log() const {
+    return slurp(log_path_);
+}
 
 std::vector<std::string> TestDaemon::tenant_cgroups() const {
     std::vector<std::string> out;
@@ -268,7 +283,8 @@ CommandResult run_command(const std::vector<std::string>& args) {
     posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
     std::vector<std::string> copy = args;
     std::vector<char*> argv;
-    for (auto& a : copy) argv.push_back(a.data());
+    for (auto& a : copy)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid;
     if (::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {

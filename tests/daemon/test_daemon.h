@@ -49,9 +49,8 @@ public:
     pid_t pid() const { return pid_; }
 
     pb::PatternLauncher::Stub& api() { return *stub_; }
-    grpc::Status launch(const std::string& pattern, pb::IsolationLevel level,
-                        const std::string& ns, const std::string& session,
-                        pb::LaunchResponse* response,
+    grpc::Status launch(const std::string& pattern, pb::IsolationLevel level, const std::string& ns,
+                        const std::string& session, pb::LaunchResponse* response,
                         const std::map<std::string, std::string>& config = {});
     grpc::Status terminate(const std::string& id, pb::TerminateResponse* response,
                            std::int64_t grace_secs = 0, bool force = false);

@@ -69,17 +69,20 @@ TEST_F(ValidationTest, RequestConfigIsChecked) {
                   grpc::StatusCode::INVALID_ARGUMENT, "config key 'GRPC_PORT' is reserved");
     expect_status(launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", {{"BAD-NAME", "1"}}),
                   grpc::StatusCode::INVALID_ARGUMENT, "config key 'BAD-NAME'");
-    expect_status(launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", {{"BIG", std::string(5000, 'x')}}),
-                  grpc::StatusCode::INVALID_ARGUMENT, "config value of 'BIG'");
+    expect_status(
+        launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", {{"BIG", std::string(5000, 'x')}}),
+        grpc::StatusCode::INVALID_ARGUMENT, "config value of 'BIG'");
     std::map<std::string, std::string> many;
-    for (int i = 0; i < 65; ++i) many["K" + std::to_string(i)] = "v";
+    for (int i = 0; i < 65; ++i)
+        many["K" + std::to_string(i)] = "v";
     expect_status(launch("sleeper", pb::ISOLATION_NAMESPACE, "a", "", many),
                   grpc::StatusCode::INVALID_ARGUMENT, "at most 64");
 }
 
 TEST_F(ValidationTest, TerminateAndStatusOfUnknownIds) {
     pb::TerminateResponse t;
-    expect_status(d->terminate("", &t), grpc::StatusCode::INVALID_ARGUMENT, "process_id is required");
+    expect_status(d->terminate("", &t), grpc::StatusCode::INVALID_ARGUMENT,
+                  "process_id is required");
     expect_status(d->terminate("shared:ghost", &t), grpc::StatusCode::NOT_FOUND,
                   "process not found: shared:ghost");
     expect_status(d->terminate("shared:sleeper", &t, -1), grpc::StatusCode::INVALID_ARGUMENT,

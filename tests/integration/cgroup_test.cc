@@ -58,8 +58,9 @@ TEST(CgroupTree, CloseKillsAndRemovesLeftoverGroups) {
 
 TEST(CgroupTree, RejectsHostileNames) {
     TestTree t;
-    for (const std::string& bad : std::vector<std::string>{"", ".", "..", "../escape", "a/b", std::string("nul\0x", 5),
-                            "cgroup.procs", "supervisor", std::string(256, 'a'), "sp ace"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"", ".", "..", "../escape", "a/b", std::string("nul\0x", 5),
+                                  "cgroup.procs", "supervisor", std::string(256, 'a'), "sp ace"}) {
         EXPECT_THROW(t.tree().create_group(bad), sandbox::ConfigError) << "name: " << bad;
     }
     for (const std::string& name : pltest::list_dir(t.root())) {
@@ -260,9 +261,7 @@ TEST(CgroupLimits, AppliesEveryLimit) {
     sandbox::LimitReport report =
         t.tree().apply_limits(group, all_limits(), sandbox::Enforcement::kStrict);
     EXPECT_TRUE(report.all_applied()) << report.describe_failures();
-    auto read = [&](const char* f) {
-        return sandbox::detail::read_file(group.path() + "/" + f);
-    };
+    auto read = [&](const char* f) { return sandbox::detail::read_file(group.path() + "/" + f); };
     EXPECT_EQ(read("memory.max"), "67108864\n");
     EXPECT_EQ(read("memory.swap.max"), "0\n");
     EXPECT_EQ(read("cpu.max"), "50000 100000\n");
@@ -280,7 +279,8 @@ TEST(CgroupLimits, AppliesEveryLimit) {
 TEST(CgroupLimits, PidsLimitStopsAForkBomb) {
     TestTree t;
     if (!pltest::cgroup_has_controller(t.root(), "pids")) {
-        GTEST_SKIP() << "needs the pids controller on cgroup v2 (hybrid host); runs in the VM suite";
+        GTEST_SKIP()
+            << "needs the pids controller on cgroup v2 (hybrid host); runs in the VM suite";
     }
     sandbox::Cgroup group = t.tree().create_group("forkbomb");
     sandbox::CgroupLimits limits;

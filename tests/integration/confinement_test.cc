@@ -28,12 +28,14 @@ std::string ns_id(const std::string& pid, const std::string& ns) {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
 }
 
-std::string zero_caps() { return "0000000000000000"; }
+std::string zero_caps() {
+    return "0000000000000000";
+}
 
 TEST(Confinement, RequestedNamespacesDifferFromOurs) {
     auto spec = pltest::misbehave({"sleep"});
-    spec.namespaces = {.mount = true, .pid = true, .ipc = true, .uts = true, .user = true,
-                       .net = true};
+    spec.namespaces = {
+        .mount = true, .pid = true, .ipc = true, .uts = true, .user = true, .net = true};
     sandbox::SpawnResult child = sandbox::spawn(spec);
     std::string pid = std::to_string(child.process.pid());
     for (const char* ns : {"mnt", "pid", "ipc", "uts", "user", "net"}) {
@@ -73,7 +75,8 @@ TEST(Confinement, NetworkNamespaceHasOnlyLoopbackAndItIsUp) {
     std::string line, names;
     std::getline(dev, line);
     std::getline(dev, line);  // two header lines
-    while (std::getline(dev, line)) names += line.substr(0, line.find(':')) + ";";
+    while (std::getline(dev, line))
+        names += line.substr(0, line.find(':')) + ";";
     EXPECT_EQ(names.find_first_not_of(' '), names.find("lo;"));
     EXPECT_EQ(std::count(names.begin(), names.end(), ';'), 1) << names;
 
@@ -181,13 +184,14 @@ TEST(Confinement, DefaultSeccompProfileDeniesAsDocumented) {
     EXPECT_EQ(report["Seccomp"], "2");
     EXPECT_EQ(report["NoNewPrivs"], "1");
 
-    for (const char* denied : {"init_module", "finit_module", "kexec_load", "reboot", "mount",
-                               "umount2", "pivot_root", "swapon", "bpf", "perf_event_open",
-                               "ptrace", "process_vm_readv", "keyctl", "add_key", "userfaultfd",
-                               "open_by_handle_at", "settimeofday", "acct", "unshare"}) {
+    for (const char* denied :
+         {"init_module", "finit_module", "kexec_load", "reboot", "mount", "umount2", "pivot_root",
+          "swapon", "bpf", "perf_event_open", "ptrace", "process_vm_readv", "keyctl", "add_key",
+          "userfaultfd", "open_by_handle_at", "settimeofday", "acct", "unshare"}) {
         pltest::Captured run = run_syscall(denied);
         EXPECT_TRUE(run.status.success()) << denied << ": " << run.status.describe();
-        EXPECT_NE(run.output.find("errno=EPERM"), std::string::npos) << denied << ": " << run.output;
+        EXPECT_NE(run.output.find("errno=EPERM"), std::string::npos)
+            << denied << ": " << run.output;
     }
     // clone3 gets ENOSYS so that libc falls back to clone().
     EXPECT_NE(run_syscall("clone3").output.find("errno=ENOSYS"), std::string::npos);

@@ -98,7 +98,8 @@ TEST(Lifecycle, CgroupKillEndsTheChildAndItsGrandchildren) {
     group.kill();
     EXPECT_TRUE(group.wait_until_empty(5s));
     EXPECT_EQ(sandbox::decode_exit(running.process.reap()).signal, SIGKILL);
-    for (pid_t pid : grandchildren) EXPECT_TRUE(ended(pid)) << pid;
+    for (pid_t pid : grandchildren)
+        EXPECT_TRUE(ended(pid)) << pid;
     group.remove();
 }
 

@@ -143,8 +143,7 @@ std::string echo_roundtrip(int port, const std::string& message) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<uint16_t>(port));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
-    if (::write(fd.get(), message.data(), message.size()) !=
-        static_cast<ssize_t>(message.size())) {
+    if (::write(fd.get(), message.data(), message.size()) != static_cast<ssize_t>(message.size())) {
         return "";
     }
     std::string reply;

@@ -16,9 +16,9 @@ TEST(CgroupNames, AcceptsIsolationKeys) {
 }
 
 TEST(CgroupNames, RejectsWhatCouldEscapeOrCollide) {
-    for (const std::string& bad : std::vector<std::string>{"", ".", "..", "a/b", "/abs", "../x", std::string("a\0b", 3),
-                            "cgroup.procs", "cgroup.kill", "sp ace", "tab\t", "new\nline",
-                            std::string(256, 'x'), "ünïcode"}) {
+    for (const std::string& bad : std::vector<std::string>{
+             "", ".", "..", "a/b", "/abs", "../x", std::string("a\0b", 3), "cgroup.procs",
+             "cgroup.kill", "sp ace", "tab\t", "new\nline", std::string(256, 'x'), "ünïcode"}) {
         EXPECT_FALSE(sandbox::is_valid_cgroup_name(bad)) << bad;
         EXPECT_THROW(sandbox::validate_cgroup_name(bad), sandbox::ConfigError);
     }

@@ -21,7 +21,7 @@ using launcher::LauncherConfig;
 
 // A fresh directory under /tmp for one test, removed afterwards.
 class ConfigTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         std::string tmpl = (fs::temp_directory_path() / "pl-config-test.XXXXXX").string();
         ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
@@ -393,11 +393,12 @@ TEST_F(ConfigTest, RelativeConfigPathStillGivesAbsolutePaths) {
 }
 
 TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
-    EXPECT_FILE_ERROR("launcher:\n  grpc_port: 1\n  patern_dir: x\n", 3,
-                      "unknown key 'patern_dir' in launcher (known: grpc_port, grpc_socket, "
-                      "patterns_dir, default_isolation, process_manager, resources, metrics, "
-                      "health, runtime_dir, cgroup_root, pattern_ports, limits_enforcement, "
-                      "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes)");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  grpc_port: 1\n  patern_dir: x\n", 3,
+        "unknown key 'patern_dir' in launcher (known: grpc_port, grpc_socket, "
+        "patterns_dir, default_isolation, process_manager, resources, metrics, "
+        "health, runtime_dir, cgroup_root, pattern_ports, limits_enforcement, "
+        "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
                       "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");

@@ -23,7 +23,7 @@ using launcher::FileError;
 
 // A fresh directory under /tmp for one test, removed afterwards.
 class ManifestTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         std::string tmpl = (fs::temp_directory_path() / "pl-manifest-test.XXXXXX").string();
         ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);

@@ -24,7 +24,7 @@ using launcher::StateStore;
 
 // A fresh directory under /tmp for one test, removed afterwards.
 class StateStoreTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         std::string tmpl = (fs::temp_directory_path() / "pl-state-test.XXXXXX").string();
         ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
