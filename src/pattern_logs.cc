@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "sandbox/error.h"
 
@@ -50,7 +51,10 @@ void PatternLogs::enforce_caps() {
             std::error_code ec;
             std::filesystem::copy_file(it->second, it->second.string() + ".1",
                                        std::filesystem::copy_options::overwrite_existing, ec);
-            ::truncate(it->second.c_str(), 0);
+            if (::truncate(it->second.c_str(), 0) != 0) {
+                std::fprintf(stderr, "pattern-launcher: cannot truncate %s: %s\n",
+                             it->second.c_str(), std::strerror(errno));
+            }
         }
         ++it;
     }
