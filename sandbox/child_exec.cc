@@ -107,8 +107,22 @@ void mount_proc(const ChildPlan& plan) noexcept {
 
 // Puts fd_sources[i] at fd i. Every source is first copied above the target
 // range, so that no dup3 can overwrite a source that is still needed.
-void apply_fd_plan(const ChildPlan& plan) noexcept {
+void apply_fd_plan(ChildPlan& plan) noexcept {
     const int floor = plan.fd_count;
+    // Free the table of everything the plan does not use.
+    int previous = -1;
+    for (int i = 0; i < plan.keep_count; ++i) {
+        const int fd = plan.keep_fds[i];
+        if (fd > previous + 1) sys(SYS_close_range, previous + 1, fd - 1, 0);
+        previous = fd;
+    }
+    sys(SYS_close_range, previous + 1, ~0U, 0);
+    // The error pipe must survive the dup3s into 0..floor-1.
+    if (plan.error_pipe < floor) {
+        long moved = sys(SYS_fcntl, plan.error_pipe, F_DUPFD_CLOEXEC, floor);
+        if (moved < 0) fail(plan, ChildStep::kFdPlan);
+        plan.error_pipe = static_cast<int>(moved);
+    }
     for (int i = 0; i < plan.fd_count; ++i) {
         long high = sys(SYS_fcntl, plan.fd_sources[i], F_DUPFD_CLOEXEC, floor);
         if (high < 0) fail(plan, ChildStep::kFdPlan);
@@ -219,7 +233,7 @@ void restrict_privileges(const ChildPlan& plan) noexcept {
 
 }  // namespace
 
-void run_child(const ChildPlan& plan) noexcept {
+void run_child(ChildPlan plan) noexcept {
     join_cgroup(plan);
     wait_for_id_maps(plan);
     if (plan.listen_pid_digits) write_decimal(plan.listen_pid_digits, sys(SYS_getpid));

@@ -42,6 +42,11 @@ struct ChildPlan {
 
     // fd_sources[i] becomes fd i in the child (0..2 are stdio, 3.. passed fds).
     const int* fd_sources = nullptr;
+    // Sorted, unique: the sources and the error pipe. Every other fd is
+    // closed before the plan is applied, since the inherited table may be
+    // full (as full as the launcher's) and the plan needs free slots.
+    const int* keep_fds = nullptr;
+    int keep_count = 0;
     int* fd_scratch = nullptr;  // same length, the child's own copy to write into
     int fd_count = 0;
 
@@ -66,7 +71,8 @@ struct ChildPlan {
 };
 
 // Runs the steps and execs; on failure reports the step and errno on the
-// error pipe and exits with 127. Never returns.
-[[noreturn]] void run_child(const ChildPlan& plan) noexcept;
+// error pipe and exits with 127. Never returns. Takes a copy: the child may
+// move the error pipe.
+[[noreturn]] void run_child(ChildPlan plan) noexcept;
 
 }  // namespace sandbox::detail

@@ -78,6 +78,7 @@ struct PlanStorage {
     std::vector<char*> envp;
     std::vector<int> fd_sources;
     std::vector<int> fd_scratch;
+    std::vector<int> keep_fds;
     UniqueFd dev_null;
     UniqueFd cgroup_procs;
     sock_fprog seccomp{};
@@ -118,6 +119,7 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
     for (const PassedFd& passed : spec.passed_fds)
         st.fd_sources.push_back(passed.fd);
     st.fd_scratch.assign(st.fd_sources.size(), -1);
+    // keep_fds is completed (error pipe) once the pipe exists.
     plan.fd_sources = st.fd_sources.data();
     plan.fd_scratch = st.fd_scratch.data();
     plan.fd_count = static_cast<int>(st.fd_sources.size());
@@ -285,6 +287,13 @@ SpawnResult spawn(const SpawnSpec& spec) {
 
     Pipe error_pipe = make_pipe();
     plan.error_pipe = error_pipe.write.get();
+    storage.keep_fds = storage.fd_sources;
+    storage.keep_fds.push_back(plan.error_pipe);
+    std::sort(storage.keep_fds.begin(), storage.keep_fds.end());
+    storage.keep_fds.erase(std::unique(storage.keep_fds.begin(), storage.keep_fds.end()),
+                           storage.keep_fds.end());
+    plan.keep_fds = storage.keep_fds.data();
+    plan.keep_count = static_cast<int>(storage.keep_fds.size());
     Pipe sync_pipe;
     if (spec.namespaces.user) {
         sync_pipe = make_pipe();

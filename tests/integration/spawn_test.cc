@@ -183,3 +183,39 @@ TEST(Spawn, ExitStatusIsDecoded) {
 }
 
 }  // namespace
+
+namespace {
+
+// A launcher with thousands of keys has a nearly full fd table, which the
+// child inherits: the fd plan must still find room.
+TEST(Spawn, WorksWhenTheParentsFdTableIsFull) {
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    pltest::Listener listener = pltest::listen_tcp();
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(pltest::count_open_fds() + 16);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    std::vector<int> filler;
+    for (int fd; (fd = ::dup(STDERR_FILENO)) >= 0;) filler.push_back(fd);
+    // Room for spawn's own pipes and /dev/null, nothing more.
+    for (int i = 0; i < 6 && !filler.empty(); ++i) {
+        ::close(filler.back());
+        filler.pop_back();
+    }
+    auto spec = pltest::misbehave({"report"});
+    spec.passed_fds = {{listener.fd.get(), "grpc"}};
+    pltest::Captured run;
+    std::string error;
+    try {
+        run = pltest::run_captured(spec);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    for (int fd : filler) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    ASSERT_TRUE(error.empty()) << error;
+    EXPECT_TRUE(run.status.success()) << run.status.describe();
+    EXPECT_EQ(pltest::parse_report(run.output)["fds"], "0,1,2,3");
+}
+
+}  // namespace
