@@ -191,7 +191,7 @@ int run(const Options& o) {
     if (o.command == "validate") return validate(CommandArgs(o.args, {}, {}));
 
     auto channel = grpc::CreateChannel(o.endpoint, grpc::InsecureChannelCredentials());
-    auto stub = pb::PatternLauncher::NewStub(channel);
+    auto api = pb::PatternLauncher::NewStub(channel);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
 
@@ -218,7 +218,7 @@ int run(const Options& o) {
         if (std::string g = a.get("--grace-period"); !g.empty())
             req.set_grace_period_secs(parse_seconds(g));
         pb::LaunchResponse resp;
-        grpc::Status s = stub->LaunchPattern(&ctx, req, &resp);
+        grpc::Status s = api->LaunchPattern(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         if (o.json) {
             print_json(resp);
@@ -241,7 +241,7 @@ int run(const Options& o) {
             req.set_state(state);
         }
         pb::ListPatternsResponse resp;
-        grpc::Status s = stub->ListPatterns(&ctx, req, &resp);
+        grpc::Status s = api->ListPatterns(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         o.json ? print_json(resp) : print_table(resp.patterns());
         return 0;
@@ -252,7 +252,7 @@ int run(const Options& o) {
         pb::GetProcessStatusRequest req;
         req.set_process_id(a.positional[0]);
         pb::GetProcessStatusResponse resp;
-        grpc::Status s = stub->GetProcessStatus(&ctx, req, &resp);
+        grpc::Status s = api->GetProcessStatus(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         if (resp.not_found()) {
             std::fprintf(stderr, "patternctl: process not found: %s\n", req.process_id().c_str());
@@ -276,7 +276,7 @@ int run(const Options& o) {
         if (std::string g = a.get("--grace-period"); !g.empty())
             req.set_grace_period_secs(parse_seconds(g));
         pb::TerminateResponse resp;
-        grpc::Status s = stub->TerminatePattern(&ctx, req, &resp);
+        grpc::Status s = api->TerminatePattern(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         if (o.json) {
             print_json(resp);
@@ -290,7 +290,7 @@ int run(const Options& o) {
         pb::HealthRequest req;
         req.set_include_processes(a.has("--processes"));
         pb::HealthResponse resp;
-        grpc::Status s = stub->Health(&ctx, req, &resp);
+        grpc::Status s = api->Health(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         if (o.json) {
             print_json(resp);
@@ -311,7 +311,7 @@ int run(const Options& o) {
         if (!a.positional.empty()) throw UsageError("reload takes no arguments");
         pb::ReloadRequest req;
         pb::ReloadResponse resp;
-        grpc::Status s = stub->Reload(&ctx, req, &resp);
+        grpc::Status s = api->Reload(&ctx, req, &resp);
         if (!s.ok()) return fail(s);
         if (o.json) {
             print_json(resp);

@@ -196,7 +196,8 @@ TEST(Spawn, WorksWhenTheParentsFdTableIsFull) {
     tight.rlim_cur = static_cast<rlim_t>(pltest::count_open_fds() + 16);
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
     std::vector<int> filler;
-    for (int fd; (fd = ::dup(STDERR_FILENO)) >= 0;) filler.push_back(fd);
+    for (int fd; (fd = ::dup(STDERR_FILENO)) >= 0;)
+        filler.push_back(fd);
     // Room for spawn's own pipes and /dev/null, nothing more.
     for (int i = 0; i < 6 && !filler.empty(); ++i) {
         ::close(filler.back());
@@ -211,7 +212,8 @@ TEST(Spawn, WorksWhenTheParentsFdTableIsFull) {
     } catch (const std::exception& e) {
         error = e.what();
     }
-    for (int fd : filler) ::close(fd);
+    for (int fd : filler)
+        ::close(fd);
     ::setrlimit(RLIMIT_NOFILE, &saved);
     ASSERT_TRUE(error.empty()) << error;
     EXPECT_TRUE(run.status.success()) << run.status.describe();
