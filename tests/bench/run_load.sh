@@ -8,6 +8,9 @@
 #                      tests/bench/load_driver (default: $BUILD_DIR or ./build)
 #   --network MODE     isolated (own network namespace per pattern, the default) | host
 #   --no-limits        leave resources: out of the manifest (no limit writes at all)
+#   --executable PATH  the pattern's binary instead of the built echo (any program
+#                      that sends READY=1 to $NOTIFY_SOCKET), to separate the
+#                      launcher's cost from echo's own startup
 #   --ports FIRST-LAST pattern_ports (default 20000-44999)
 #   --runtime-base DIR where the private directory goes (default /tmp; the daemon's
 #                      runtime_dir, with its per-process state records, lives in it:
@@ -31,6 +34,7 @@ set -euo pipefail
 build="${BUILD_DIR:-build}"
 network=isolated
 limits=1
+executable=
 ports=20000-44999
 runtime_base=/tmp
 keep_log=
@@ -40,12 +44,13 @@ while [[ $# -gt 0 ]]; do
         --build) build="$2"; shift 2 ;;
         --network) network="$2"; shift 2 ;;
         --no-limits) limits=0; shift ;;
+        --executable) executable="$2"; shift 2 ;;
         --ports) ports="$2"; shift 2 ;;
         --runtime-base) runtime_base="$2"; shift 2 ;;
         --keep-log) keep_log="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +67,10 @@ driver="$build/tests/bench/load_driver"
 for f in "$launcher" "$echo_bin" "$driver"; do
     [[ -x "$f" ]] || { echo "run_load.sh: $f is missing; build the targets pattern-launcher echo load_driver" >&2; exit 2; }
 done
+if [[ -n "$executable" ]]; then
+    [[ -x "$executable" ]] || { echo "run_load.sh: --executable $executable is not executable" >&2; exit 2; }
+    echo_bin="$(cd "$(dirname "$executable")" && pwd)/$(basename "$executable")"
+fi
 
 cgroup2="$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)"
 [[ -n "$cgroup2" ]] || { echo "run_load.sh: no cgroup2 mount" >&2; exit 2; }
@@ -110,7 +119,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$dir/patterns/echo-notify" "$dir/run"
 {
-    echo "# The echo example with notify readiness, for load_driver."
+    echo "# The echo example with notify readiness (or --executable), for load_driver."
     echo "name: echo-notify"
     echo "version: 1.0.0"
     echo "executable: $echo_bin"
@@ -148,7 +157,7 @@ EOF
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "run_load.sh: $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "pid_max $(cat /proc/sys/kernel/pid_max), daemon RLIMIT_NOFILE $(ulimit -n)," \
-     "network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
+     "pattern $echo_bin, network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
      "runtime_dir $dir/run ($(stat -f -c %T "$dir")), cgroup root $cgroup_root" >&2
 
 # shellcheck disable=SC2086  # $wrap is a command line on purpose
