@@ -396,7 +396,7 @@ std::string loadavg() {
 // ---- the API ------------------------------------------------------------------
 
 class Api {
-  public:
+public:
     explicit Api(const Options& o) : options_(o) {}
 
     // Its own connection per stub: client threads never share one HTTP/2 stream pool.
@@ -445,7 +445,7 @@ class Api {
         return stub.Health(&ctx, req, &response);
     }
 
-  private:
+private:
     const Options& options_;
 };
 
@@ -469,7 +469,7 @@ struct Batch {
 };
 
 class Runner {
-  public:
+public:
     Runner(const Options& o, const Api& api) : api_(api) {
         for (int i = 0; i < o.concurrency; ++i)
             stubs_.push_back(api.stub());
@@ -563,7 +563,7 @@ class Runner {
         return batch;
     }
 
-  private:
+private:
     static void note_error(Batch& batch, const std::string& error) {
         if (batch.errors.size() < 3) batch.errors.push_back(error);
     }
