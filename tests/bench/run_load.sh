@@ -80,6 +80,7 @@ dir="$(cd "$runtime_base" && pwd)/pl-load.$$"
 cgroup_root="$cgroup2/pl-load.$$"
 socket="$dir/run/api.sock"
 daemon_pid=
+driver_pid=
 
 # Kills what is left in our own subtree (never anything else) and removes it.
 remove_cgroup_root() {
@@ -97,6 +98,10 @@ remove_cgroup_root() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$driver_pid" ]] && kill -0 "$driver_pid" 2>/dev/null; then
+        kill -TERM "$driver_pid" 2>/dev/null || true
+        wait "$driver_pid" 2>/dev/null || true
+    fi
     if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         for _ in $(seq 1 1200); do
@@ -170,12 +175,17 @@ for _ in $(seq 1 300); do
 done
 [[ -S "$socket" ]] || { echo "run_load.sh: no API socket after 15 s" >&2; cat "$dir/launcher.log" >&2; exit 1; }
 
+# In the background, so that a signal to this script is handled at once.
 rc=0
-"$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "network: $network" "$@" || rc=$?
+"$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "network: $network" "$@" &
+driver_pid=$!
+wait "$driver_pid" || rc=$?
+driver_pid=
 # The daemon's own complaints, if any (not the per-launch limits warning of
-# limits_enforcement: warn, nor the patterns' stderr).
+# limits_enforcement: warn, the audit line of every call, nor the patterns' output).
 notes="$(grep '^pattern-launcher: ' "$dir/launcher.log" |
-         grep -v -e 'launched without some limits' -e 'serving prism' | tail -n 20 || true)"
+         grep -v -e 'launched without some limits' -e '^pattern-launcher: audit: ' |
+         grep -i -e fail -e error -e cannot -e refus -e 'too many' -e warn | tail -n 20 || true)"
 if [[ -n "$notes" ]]; then
     echo "run_load.sh: daemon log:" >&2
     echo "$notes" >&2
