@@ -7,26 +7,32 @@ namespace pb = prism::launcher;
 
 namespace {
 
-grpc::StatusCode to_grpc(ErrorCode code) {
+// One row per ErrorCode: its gRPC status and the name audit lines use.
+struct CodeInfo {
+    grpc::StatusCode status;
+    const char* name;
+};
+
+CodeInfo code_info(ErrorCode code) {
     switch (code) {
         case ErrorCode::kOk:
-            return grpc::StatusCode::OK;
+            return {grpc::StatusCode::OK, "OK"};
         case ErrorCode::kInvalidArgument:
-            return grpc::StatusCode::INVALID_ARGUMENT;
+            return {grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT"};
         case ErrorCode::kNotFound:
-            return grpc::StatusCode::NOT_FOUND;
+            return {grpc::StatusCode::NOT_FOUND, "NOT_FOUND"};
         case ErrorCode::kPermissionDenied:
-            return grpc::StatusCode::PERMISSION_DENIED;
+            return {grpc::StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED"};
         case ErrorCode::kFailedPrecondition:
-            return grpc::StatusCode::FAILED_PRECONDITION;
+            return {grpc::StatusCode::FAILED_PRECONDITION, "FAILED_PRECONDITION"};
         case ErrorCode::kResourceExhausted:
-            return grpc::StatusCode::RESOURCE_EXHAUSTED;
+            return {grpc::StatusCode::RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"};
         case ErrorCode::kUnavailable:
-            return grpc::StatusCode::UNAVAILABLE;
+            return {grpc::StatusCode::UNAVAILABLE, "UNAVAILABLE"};
         case ErrorCode::kInternal:
-            return grpc::StatusCode::INTERNAL;
+            return {grpc::StatusCode::INTERNAL, "INTERNAL"};
     }
-    return grpc::StatusCode::UNKNOWN;
+    return {grpc::StatusCode::UNKNOWN, "UNKNOWN"};
 }
 
 pb::IsolationLevel to_wire(Isolation level) {
@@ -72,39 +78,17 @@ grpc::ServerUnaryReactor* on_loop(grpc::CallbackServerContext* ctx, EventLoop& l
     loop.post([reactor, work = std::move(work)]() mutable {
         work([reactor](ErrorCode code, const std::string& message) {
             reactor->Finish(code == ErrorCode::kOk ? grpc::Status::OK
-                                                   : grpc::Status(to_grpc(code), message));
+                                                   : grpc::Status(code_info(code).status, message));
         });
     });
     return reactor;
-}
-
-const char* code_name(ErrorCode code) {
-    switch (code) {
-        case ErrorCode::kOk:
-            return "OK";
-        case ErrorCode::kInvalidArgument:
-            return "INVALID_ARGUMENT";
-        case ErrorCode::kNotFound:
-            return "NOT_FOUND";
-        case ErrorCode::kPermissionDenied:
-            return "PERMISSION_DENIED";
-        case ErrorCode::kFailedPrecondition:
-            return "FAILED_PRECONDITION";
-        case ErrorCode::kResourceExhausted:
-            return "RESOURCE_EXHAUSTED";
-        case ErrorCode::kUnavailable:
-            return "UNAVAILABLE";
-        case ErrorCode::kInternal:
-            return "INTERNAL";
-    }
-    return "UNKNOWN";
 }
 
 // One line per launch and terminate: who asked, what, and the result.
 void audit(const std::string& who, const std::string& what, ErrorCode code,
            const std::string& detail) {
     std::fprintf(stderr, "pattern-launcher: audit: caller=[%s] %s result=%s%s%s\n", who.c_str(),
-                 what.c_str(), code_name(code), detail.empty() ? "" : " ", detail.c_str());
+                 what.c_str(), code_info(code).name, detail.empty() ? "" : " ", detail.c_str());
 }
 
 }  // namespace

@@ -41,7 +41,13 @@ sandbox::UniqueFd PatternLogs::open_for(const std::string& process_id) {
 }
 
 void PatternLogs::enforce_caps() {
-    for (auto it = files_.begin(); it != files_.end();) {
+    // A bounded slice per call, resuming where the last one stopped: with
+    // thousands of keys, stat()ing every file on every tick was most of the
+    // idle daemon's CPU.
+    constexpr int kFilesPerCall = 256;
+    auto it = files_.lower_bound(next_check_);
+    for (int checked = 0; checked < kFilesPerCall && !files_.empty(); ++checked) {
+        if (it == files_.end()) it = files_.begin();
         struct stat st {};
         if (::stat(it->second.c_str(), &st) != 0) {
             it = files_.erase(it);  // removed by an operator: forget it
@@ -57,7 +63,9 @@ void PatternLogs::enforce_caps() {
             }
         }
         ++it;
+        if (checked + 1 >= static_cast<int>(files_.size())) break;  // every file seen once
     }
+    next_check_ = it == files_.end() ? std::string() : it->first;
 }
 
 }  // namespace launcher

@@ -27,7 +27,8 @@ public:
 
     // Files over the cap are copied to "<name>.1" and truncated (the
     // pattern's fd is O_APPEND, so it goes on writing at the new end).
-    // Cheap when nothing is over; the daemon calls it from a timer.
+    // Checks at most 256 files per call, round-robin; the daemon calls it
+    // from a timer.
     void enforce_caps();
 
 private:
@@ -35,6 +36,7 @@ private:
     std::uint64_t max_bytes_;
     bool journald_ = false;
     std::map<std::string, std::filesystem::path> files_;  // process id -> file
+    std::string next_check_;                              // where the next enforce_caps() resumes
 };
 
 }  // namespace launcher
