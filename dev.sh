@@ -3,12 +3,16 @@
 # installs what is missing (from packaging/debian/control), builds into
 # ./build and then runs or tests.
 #
-#   ./dev.sh run    build, then run the daemon with config/pattern-launcher.yaml (Ctrl-C stops it)
-#   ./dev.sh test   build with warnings as errors, then run every test (ctest)
-#   ./dev.sh build  only build
+#   ./dev.sh run      build, then run the daemon with config/pattern-launcher.yaml (Ctrl-C stops it)
+#   ./dev.sh test     build with warnings as errors, run every host test (ctest), then
+#                     the VM stage: the Debian package installed in a qemu guest with
+#                     systemd and full cgroup v2, running the system suite (tests/system)
+#   ./dev.sh vm-test  build, then only the VM stage
+#   ./dev.sh build    only build
 #
-# Environment: BUILD_DIR (default ./build), PL_SANITIZE=1 for an ASan/UBSan build,
-# CTEST_PARALLEL_LEVEL (default: number of cores).
+# Environment: BUILD_DIR (default ./build), PL_SANITIZE=1 for an ASan/UBSan build
+# (the VM stage is then skipped: the guest has no sanitizer runtime),
+# CTEST_PARALLEL_LEVEL (default: number of cores), PL_VM_* (see tests/system/vm.sh).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +32,14 @@ build() {
     cmake --build "$build_dir" -j "$(nproc)"
 }
 
+vm_stage() {
+    if [ "${PL_SANITIZE:-OFF}" != OFF ] && [ "${PL_SANITIZE:-OFF}" != 0 ]; then
+        echo "vm stage skipped: PL_SANITIZE builds need a sanitizer runtime the guest does not have"
+        return 0
+    fi
+    "$top/tests/system/run.sh" "$build_dir"
+}
+
 case "$cmd" in
     build)
         build
@@ -42,7 +54,13 @@ case "$cmd" in
         awk '/: Skipped$/ { getline reason; getline name
                             sub(/^\[  SKIPPED \] /, "", name); sub(/ \(.*$/, "", name)
                             print "skipped " name ": " reason }' Testing/Temporary/LastTest.log
+        vm_stage || rc=1
         exit "$rc"
+        ;;
+    vm-test)
+        need_root
+        build
+        vm_stage
         ;;
     run)
         need_root
@@ -54,7 +72,7 @@ case "$cmd" in
             --patterns-dir "$build_dir/patterns" "$@"
         ;;
     *)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -441,8 +441,10 @@ LimitReport CgroupTree::apply_limits(const Cgroup& group, const CgroupLimits& li
             std::string have;
             for (const auto& c : available)
                 have += (have.empty() ? "" : " ") + c;
-            outcome.reason = "controller '" + controller + "' is not available in " + root_path_ +
-                             "/cgroup.controllers (available: " + (have.empty() ? "none" : have) +
+            // A controller is usable here only if the parent enabled it for
+            // this subtree: under systemd, Delegate= decides that.
+            outcome.reason = "controller '" + controller + "' is not delegated to " + root_path_ +
+                             " (its cgroup.controllers lists: " + (have.empty() ? "none" : have) +
                              ")";
             if (enforcement == Enforcement::kStrict) {
                 throw ConfigError("cannot enforce " + file_name + "=" + value + ": " +

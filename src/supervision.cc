@@ -388,8 +388,9 @@ void Launcher::on_exit(ManagedProcess& p) {
         case ProcessState::kRunning:
             log_line(p.id + ": pattern " + p.exit_cause);
             return process_failed(p, "process " + p.exit_cause, !success);
-        default:
-            return teardown(p);  // TERMINATING: the end of a terminate
+        default:  // TERMINATING: the end of a terminate (or of the shutdown)
+            log_line(p.id + ": stopped: pattern " + p.exit_cause);
+            return teardown(p);
     }
 }
 

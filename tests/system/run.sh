@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The VM stage of the tests: builds the Debian package, builds (or reuses)
+# the test VM image, boots it, installs the package there and runs the
+# system suite (tests/system/*_test.cc) plus the host suites' tests that
+# need cgroup v2 controllers. Prints every suite's GoogleTest output and a
+# summary; exits non-zero if anything failed.
+#
+#   tests/system/run.sh [BUILD_DIR]      (default: build; must be built already)
+#
+# Environment: PL_VM_DEB=path reuses a built .deb instead of building one;
+# PL_VM_DIR and the other knobs of tests/system/vm.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build_dir=$(cd "${1:-$top/build}" && pwd)
+export PL_VM_DIR=${PL_VM_DIR:-$build_dir/vm}
+start=$SECONDS
+
+stage() { printf '== vm stage (%d s): %s\n' "$((SECONDS - start))" "$*"; }
+
+for program in tests/system/system_tests tests/integration/sandbox_integration_tests \
+    tests/daemon/daemon_tests tests/fixtures/pl-misbehave src/pattern-launcher src/patternctl \
+    patterns/echo/echo; do
+    [ -x "$build_dir/$program" ] || { echo "run.sh: $build_dir/$program is missing; build first" >&2; exit 2; }
+done
+
+deb=${PL_VM_DEB:-}
+if [ -z "$deb" ]; then
+    stage "building the Debian package"
+    "$top/packaging/build-deb.sh" "$build_dir/deb" >"$build_dir/deb-build.log" 2>&1 || {
+        tail -n 40 "$build_dir/deb-build.log"
+        echo "run.sh: the package build failed (log: $build_dir/deb-build.log)" >&2
+        exit 1
+    }
+    version=$(dpkg-parsechangelog -l "$top/packaging/debian/changelog" -S Version)
+    deb=$build_dir/deb/pattern-launcher_${version}_amd64.deb
+fi
+[ -f "$deb" ] || { echo "run.sh: no package at $deb" >&2; exit 1; }
+
+# The image holds the package's dependencies (the guest has no network);
+# for "a | b" the first.
+mapfile -t packages < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
+    sed -e 's/|.*//' -e 's/(.*)//' -e 's/[[:space:]]//g' | sed '/^$/d')
+stage "image (${#packages[@]} runtime dependencies of $(basename "$deb"))"
+"$here/vm.sh" image "${packages[@]}"
+
+stage "assembling the payload"
+payload=$PL_VM_DIR/payload
+rm -rf "$payload"
+mkdir -p "$payload/bin" "$payload/patterns"
+cp "$deb" "$payload/"
+cp -r "$here/patterns/." "$payload/patterns/"
+install -m 0755 "$here/guest/run-suite.sh" "$payload/run.sh"
+: >"$payload/paths.map"
+for program in tests/system/system_tests tests/integration/sandbox_integration_tests \
+    tests/daemon/daemon_tests tests/fixtures/pl-misbehave src/pattern-launcher src/patternctl \
+    patterns/echo/echo; do
+    cp "$build_dir/$program" "$payload/bin/"
+    echo "$build_dir/$program bin/$(basename "$program")" >>"$payload/paths.map"
+done
+
+stage "booting the VM"
+rc=0
+"$here/vm.sh" run "$payload" || rc=$?
+stage "the guest finished with $rc; its output follows"
+cat "$payload/out/log" 2>/dev/null || echo "(no output: see $payload/out/console.log)"
+
+# One line per suite, from the GoogleTest XML the guest wrote.
+echo "== vm summary"
+summary_rc=0
+python3 - "$payload/out" <<'PY' || summary_rc=$?
+import glob, os, sys
+import xml.etree.ElementTree as ET
+out = sys.argv[1]
+files = sorted(glob.glob(os.path.join(out, "*.xml")))
+if not files:
+    print("no suite reported results")
+    sys.exit(1)
+bad = 0
+for f in files:
+    root = ET.parse(f).getroot()
+    tests, failures, errors = (int(root.get(k, 0)) for k in ("tests", "failures", "errors"))
+    skipped = sum(1 for t in root.iter("testcase") if t.find("skipped") is not None)
+    name = os.path.basename(f)[:-4]
+    print(f"{name}: {tests} tests, {tests - failures - errors - skipped} passed, "
+          f"{failures + errors} failed, {skipped} skipped")
+    for t in root.iter("testcase"):
+        if t.find("failure") is not None:
+            print(f"  FAILED {t.get('classname')}.{t.get('name')}")
+        s = t.find("skipped")
+        if s is not None:
+            print(f"  skipped {t.get('classname')}.{t.get('name')}: {s.get('message', '')}")
+    bad += failures + errors
+sys.exit(1 if bad else 0)
+PY
+stage "done"
+if [ "$rc" -ne 0 ] || [ "$summary_rc" -ne 0 ]; then
+    echo "vm stage: FAILED (guest exit $rc)"
+    exit 1
+fi
+echo "vm stage: all suites passed"
