@@ -356,14 +356,20 @@ CgroupTree CgroupTree::open(std::string root_path, Options options) {
     }
     tree.open_ = true;  // from here on the destructor undoes what was done
 
-    if (options.move_self_to_supervisor) {
+    tree.delegated_ = std::move(options.delegated_controllers);
+    if (options.move_self_to_supervisor || options.supervisor_occupant > 0) {
         std::string supervisor = tree.supervisor_path();
         if (::mkdir(supervisor.c_str(), 0755) != 0 && errno != EEXIST) {
             throw_sys_error(errno, "create supervisor cgroup", supervisor);
         }
-        // "0" moves the writer's whole thread group.
-        write_file(supervisor + "/cgroup.procs", "0");
-        tree.moved_self_ = true;
+        if (options.supervisor_occupant > 0) {
+            write_file(supervisor + "/cgroup.procs", std::to_string(options.supervisor_occupant));
+            tree.occupied_ = true;
+        } else {
+            // "0" moves the writer's whole thread group.
+            write_file(supervisor + "/cgroup.procs", "0");
+            tree.moved_self_ = true;
+        }
     }
     return tree;
 }
@@ -372,7 +378,9 @@ CgroupTree::CgroupTree(CgroupTree&& other) noexcept
     : mount_(std::move(other.mount_)),
       root_path_(std::move(other.root_path_)),
       original_cgroup_dir_(std::move(other.original_cgroup_dir_)),
+      delegated_(std::move(other.delegated_)),
       moved_self_(other.moved_self_),
+      occupied_(other.occupied_),
       open_(std::exchange(other.open_, false)) {}
 
 CgroupTree::~CgroupTree() {
@@ -390,7 +398,13 @@ Cgroup CgroupTree::create_group(std::string_view name) const {
 }
 
 std::vector<std::string> CgroupTree::available_controllers() const {
-    return cgroup_controllers(root_path_);
+    std::vector<std::string> available = cgroup_controllers(root_path_);
+    if (delegated_) {
+        std::erase_if(available, [this](const std::string& c) {
+            return std::find(delegated_->begin(), delegated_->end(), c) == delegated_->end();
+        });
+    }
+    return available;
 }
 
 void CgroupTree::ensure_controller_path(const std::string& group_path,
@@ -441,11 +455,12 @@ LimitReport CgroupTree::apply_limits(const Cgroup& group, const CgroupLimits& li
             std::string have;
             for (const auto& c : available)
                 have += (have.empty() ? "" : " ") + c;
-            // A controller is usable here only if the parent enabled it for
-            // this subtree: under systemd, Delegate= decides that.
+            // A controller is usable here only if it was delegated: the
+            // parent enabled it for this subtree (cgroup.controllers) and,
+            // where systemd said which, it is one of DelegateControllers.
             outcome.reason = "controller '" + controller + "' is not delegated to " + root_path_ +
-                             " (its cgroup.controllers lists: " + (have.empty() ? "none" : have) +
-                             ")";
+                             (delegated_ ? " (delegated: " : " (its cgroup.controllers lists: ") +
+                             (have.empty() ? "none" : have) + ")";
             if (enforcement == Enforcement::kStrict) {
                 throw ConfigError("cannot enforce " + file_name + "=" + value + ": " +
                                   outcome.reason);
@@ -468,15 +483,17 @@ void CgroupTree::close() {
     bool left_tree =
         !original_cgroup_dir_.starts_with(root_path_ + "/") && original_cgroup_dir_ != root_path_;
     if (moved_self_ && left_tree) write_file(original_cgroup_dir_ + "/cgroup.procs", "0");
+    // The occupant's supervisor and the root it keeps are the caller's to end.
+    const bool keep_supervisor = !left_tree || occupied_;
     for (const std::string& child : child_dirs(root_path_)) {
-        if (child == "supervisor" && !left_tree) continue;
+        if (child == "supervisor" && keep_supervisor) continue;
         Cgroup group = Cgroup::adopt(root_path_ + "/" + child);
         if (child != "supervisor") group.kill();
         group.remove();
     }
     // The subtree is ours whether this instance created it or inherited it
     // from one that died; it goes unless we live in it (a delegated unit).
-    if (left_tree && ::rmdir(root_path_.c_str()) != 0 && errno != ENOENT) {
+    if (left_tree && !occupied_ && ::rmdir(root_path_.c_str()) != 0 && errno != ENOENT) {
         throw_sys_error(errno, "remove cgroup root", root_path_);
     }
 }

@@ -145,6 +145,15 @@ public:
         // Move the calling process into <root>/supervisor so that the root
         // can enable controllers for its children.
         bool move_self_to_supervisor = true;
+        // Move this process into <root>/supervisor instead of the caller: a
+        // placeholder that keeps a root the caller does not live in (a
+        // systemd scope) populated. The root and the supervisor are then
+        // left to the caller by close(). 0: none.
+        pid_t supervisor_occupant = 0;
+        // The controllers the tree may use, when whoever delegated the root
+        // said which (systemd's DelegateControllers). A controller outside
+        // the list counts as missing even if cgroup.controllers offers it.
+        std::optional<std::vector<std::string>> delegated_controllers;
     };
 
     // root_path: an absolute directory on the cgroup2 mount, created if
@@ -174,7 +183,8 @@ public:
     LimitReport apply_limits(const Cgroup& group, const CgroupLimits& limits,
                              Enforcement enforcement) const;
 
-    // Controllers the root can hand to its children (its cgroup.controllers).
+    // Controllers the root can hand to its children: its cgroup.controllers,
+    // narrowed to Options::delegated_controllers when given.
     std::vector<std::string> available_controllers() const;
 
     // Kills and removes every group below the root (not the supervisor), moves
@@ -190,7 +200,9 @@ private:
     CgroupMount mount_;
     std::string root_path_;
     std::string original_cgroup_dir_;  // where the caller was before open()
+    std::optional<std::vector<std::string>> delegated_;
     bool moved_self_ = false;
+    bool occupied_ = false;  // a supervisor_occupant keeps the root
     bool open_ = false;
 };
 

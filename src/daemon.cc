@@ -16,6 +16,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -33,6 +34,7 @@
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
 #include "systemd_notify.h"
+#include "tenant_scope.h"
 
 namespace launcher {
 namespace {
@@ -60,12 +62,12 @@ LauncherConfig built_in_defaults() {
     return config;
 }
 
-// Under systemd with Delegate=yes the unit's own cgroup is ours; elsewhere a
-// subtree of our own below the cgroup2 mount. Delegation is recognised by the
-// xattr systemd puts on delegated cgroups (trusted.delegate) or by
-// PATTERN_LAUNCHER_DELEGATED=1 from the unit; a root process can write to
-// any cgroup, so write access proves nothing.
-std::filesystem::path default_cgroup_root() {
+// Under systemd with Delegate=yes the delegated cgroup is ours (see
+// open_cgroup_tree); elsewhere a subtree of our own below the cgroup2 mount.
+// Delegation is recognised by the xattr systemd puts on delegated cgroups
+// (trusted.delegate) or by PATTERN_LAUNCHER_DELEGATED=1 from the unit; a
+// root process can write to any cgroup, so write access proves nothing.
+bool running_delegated() {
     const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
     const std::string own = sandbox::cgroup_dir(mount, sandbox::self_cgroup());
     const char* flag = std::getenv("PATTERN_LAUNCHER_DELEGATED");
@@ -74,8 +76,37 @@ std::filesystem::path default_cgroup_root() {
         (flag && std::string(flag) == "1") ||
         (::getxattr(own.c_str(), "trusted.delegate", value, sizeof value - 1) > 0 &&
          value[0] == '1');
-    if (delegated && own != mount.path) return own;
+    return delegated && own != mount.path;
+}
+
+std::filesystem::path default_cgroup_root() {
+    const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
+    if (running_delegated()) return sandbox::cgroup_dir(mount, sandbox::self_cgroup());
     return mount.path + "/pattern-launcher";
+}
+
+// The tenants' cgroup tree. A delegated systemd service keeps its tenants in
+// a scope of their own (tenant_scope.h says why) and stays in its unit's
+// cgroup itself; without one (no D-Bus, not a service) it falls back to its
+// own delegated cgroup, where it moves into "supervisor".
+sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool root_configured,
+                                     std::optional<TenantScope>& scope) {
+    if (!root_configured && running_delegated()) {
+        try {
+            scope = open_tenant_scope("/proc/self/exe");
+        } catch (const std::exception& e) {
+            say(std::string("cannot set up the tenants' scope: ") + e.what() +
+                "; tenants go below the service's own cgroup, where systemd cannot restart "
+                "this service while they run");
+        }
+    }
+    if (!scope) return sandbox::CgroupTree::open(config.cgroup_root.string());
+    config.cgroup_root = scope->cgroup_dir;
+    sandbox::CgroupTree::Options options;
+    options.move_self_to_supervisor = false;
+    options.supervisor_occupant = scope->holder;
+    options.delegated_controllers = scope->delegated_controllers;
+    return sandbox::CgroupTree::open(config.cgroup_root.string(), options);
 }
 
 LauncherConfig configure(const std::vector<std::string>& args) {
@@ -127,7 +158,6 @@ LauncherConfig configure(const std::vector<std::string>& args) {
     if (!socket_given && (config.grpc_socket.empty() || config.grpc_socket == derived_socket)) {
         config.grpc_socket = config.runtime_dir / "api.sock";
     }
-    if (config.cgroup_root.empty()) config.cgroup_root = default_cgroup_root();
     if (config.log_dir.empty()) config.log_dir = config.runtime_dir / "logs";
     return config;
 }
@@ -190,6 +220,8 @@ int run_daemon(const std::vector<std::string>& args) {
     // First, while no thread or child exists: LISTEN_PID must still be ours.
     std::multimap<std::string, int> inherited = take_listen_fds();
     LauncherConfig config = configure(args);
+    const bool root_configured = !config.cgroup_root.empty();
+    if (!root_configured) config.cgroup_root = default_cgroup_root();
     sandbox::UniqueFd signals = termination_signals();
     SystemdNotifier notifier;
 
@@ -202,8 +234,10 @@ int run_daemon(const std::vector<std::string>& args) {
     ::chmod(config.runtime_dir.c_str(), 0755);
     std::filesystem::create_directories(config.grpc_socket.parent_path());
 
-    // Moves this process into <root>/supervisor before anything is started.
-    sandbox::CgroupTree tree = sandbox::CgroupTree::open(config.cgroup_root.string());
+    // Before anything is started: the tenants' root, with this process (or
+    // the scope's placeholder) in its supervisor leaf.
+    std::optional<TenantScope> scope;
+    sandbox::CgroupTree tree = open_cgroup_tree(config, root_configured, scope);
     EventLoop loop;
     PatternLogs logs(config.log_dir, config.log_max_bytes);
     const std::size_t pattern_count = discovery.patterns.size();
@@ -320,6 +354,7 @@ int run_daemon(const std::vector<std::string>& args) {
     if (server_stopper.joinable()) server_stopper.join();
     server->Wait();
     tree.close();
+    if (scope) release_tenant_scope(*scope);
     // systemd's socket stays for the next activation (man systemd.socket).
     if (!api_from_systemd) ::unlink(config.grpc_socket.c_str());
     say("stopped");

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "manifest.h"
+#include "tenant_scope.h"
 
 namespace {
 
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
     }
     try {
         if (!args.empty() && args[0] == "check") return launcher::run_host_check();
+        // The placeholder that keeps the tenants' systemd scope (tenant_scope.h).
+        if (args.size() == 1 && args[0] == "hold") return launcher::run_holder();
         return launcher::run_daemon(args);
     } catch (const launcher::FileError& e) {
         std::fprintf(stderr, "pattern-launcher: %s\n", e.what());

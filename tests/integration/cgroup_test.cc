@@ -1,7 +1,9 @@
 // cgroup v2 tree management against the real kernel.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
@@ -54,6 +56,57 @@ TEST(CgroupTree, CloseKillsAndRemovesLeftoverGroups) {
     t.tree().close();
     EXPECT_TRUE(child.process.wait_exit(5s));
     EXPECT_FALSE(exists(path));
+}
+
+TEST(CgroupTree, DelegatedControllersNarrowWhatIsAvailable) {
+    sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
+    const std::string root = mount.path + "/pl-test-delegated." + std::to_string(::getpid());
+    sandbox::CgroupTree::Options options;
+    options.delegated_controllers = std::vector<std::string>{};  // nothing delegated
+    sandbox::CgroupTree tree = sandbox::CgroupTree::open(root, options);
+    EXPECT_TRUE(tree.available_controllers().empty());
+    sandbox::Cgroup group = tree.create_group("g");
+    sandbox::CgroupLimits limits;
+    limits.pids_max = 8;
+    try {
+        tree.apply_limits(group, limits, sandbox::Enforcement::kStrict);
+        FAIL() << "a controller that was not delegated must not be used";
+    } catch (const sandbox::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("controller 'pids' is not delegated to " + root +
+                                             " (delegated: none)"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(CgroupTree, ASupervisorOccupantKeepsTheRootWhichCloseLeavesToTheCaller) {
+    sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
+    const std::string before = sandbox::self_cgroup();
+    const std::string root = mount.path + "/pl-test-occupied." + std::to_string(::getpid());
+    pid_t holder = ::fork();
+    if (holder == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    ASSERT_GT(holder, 0);
+    sandbox::CgroupTree::Options options;
+    options.move_self_to_supervisor = false;
+    options.supervisor_occupant = holder;
+    {
+        sandbox::CgroupTree tree = sandbox::CgroupTree::open(root, options);
+        EXPECT_EQ(sandbox::self_cgroup(), before) << "the caller must stay where it was";
+        EXPECT_EQ(sandbox::cgroup_processes(tree.supervisor_path()), std::vector<pid_t>{holder});
+        sandbox::Cgroup group = tree.create_group("tenant");
+        const std::string tenant = group.release();
+        tree.close();
+        EXPECT_FALSE(exists(tenant));
+    }
+    // The occupant still keeps the root; ending it is the caller's job.
+    EXPECT_EQ(sandbox::cgroup_processes(root + "/supervisor"), std::vector<pid_t>{holder});
+    ::kill(holder, SIGKILL);
+    ::waitpid(holder, nullptr, 0);
+    EXPECT_EQ(::rmdir((root + "/supervisor").c_str()), 0);
+    EXPECT_EQ(::rmdir(root.c_str()), 0);
 }
 
 TEST(CgroupTree, RejectsHostileNames) {
@@ -223,7 +276,9 @@ TEST(CgroupLimits, StrictRefusesALimitWhoseControllerIsMissing) {
         std::string what = e.what();
         EXPECT_NE(what.find("memory.max"), std::string::npos) << what;
         EXPECT_NE(what.find("controller 'memory'"), std::string::npos) << what;
-        EXPECT_NE(what.find(t.root() + "/cgroup.controllers"), std::string::npos) << what;
+        EXPECT_NE(what.find("is not delegated to " + t.root() + " (its cgroup.controllers lists:"),
+                  std::string::npos)
+            << what;
     }
     EXPECT_FALSE(exists(group.path() + "/memory.max"));
 }

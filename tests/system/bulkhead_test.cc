@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 // in another namespace.
 class Bulkhead : public ::testing::Test {
 protected:
+    void TearDown() override { EXPECT_EQ(stop_service_and_clean_up(), ""); }
     void SetUp() override {
         reset_service();
         b_ = api_.launch_running("echo", "tenant-b");

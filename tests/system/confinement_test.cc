@@ -79,6 +79,7 @@ TEST(Confinement, AnIsolatedPatternCannotReachTheHostOrItsNeighbour) {
     EXPECT_TRUE(process_exists(neighbour.pid()));
     api.terminate(probe.process_id());
     api.terminate(neighbour.process_id());
+    EXPECT_EQ(stop_service_and_clean_up(), "");
 }
 
 }  // namespace

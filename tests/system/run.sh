@@ -8,7 +8,9 @@
 #   tests/system/run.sh [BUILD_DIR]      (default: build; must be built already)
 #
 # Environment: PL_VM_DEB=path reuses a built .deb instead of building one;
-# PL_VM_DIR and the other knobs of tests/system/vm.sh.
+# PL_VM_FILTER=GTEST_FILTER runs only those system tests (and no host suite);
+# PL_VM_DIR and the other knobs of tests/system/vm.sh. The guest's output,
+# its GoogleTest XML and its whole journal stay in $PL_VM_DIR/payload/out.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +54,7 @@ mkdir -p "$payload/bin" "$payload/patterns"
 cp "$deb" "$payload/"
 cp -r "$here/patterns/." "$payload/patterns/"
 install -m 0755 "$here/guest/run-suite.sh" "$payload/run.sh"
+printf '%s' "${PL_VM_FILTER:-}" >"$payload/filter"
 : >"$payload/paths.map"
 for program in tests/system/system_tests tests/integration/sandbox_integration_tests \
     tests/daemon/daemon_tests tests/fixtures/pl-misbehave src/pattern-launcher src/patternctl \

@@ -21,6 +21,8 @@ const std::map<std::string, std::string> kSleep = {{"MISBEHAVE_MODE", "sleep"}};
 class Service : public ::testing::Test {
 protected:
     void SetUp() override { reset_service(); }
+    // Every test ends with a stop that must leave nothing behind.
+    void TearDown() override { EXPECT_EQ(stop_service_and_clean_up(), ""); }
 };
 
 TEST_F(Service, FirstApiCallSocketActivatesItAndNotifyBringsItToActive) {
@@ -39,26 +41,31 @@ TEST_F(Service, FirstApiCallSocketActivatesItAndNotifyBringsItToActive) {
     EXPECT_EQ(unit_property(kService, "TriggeredBy"), kSocketUnit);
 }
 
-TEST_F(Service, TenantCgroupsSitUnderTheUnitWithTheManifestsLimits) {
+TEST_F(Service, TenantCgroupsSitInTheDelegatedScopeWithTheManifestsLimits) {
     Api api;
     auto launched = api.launch_running(kTenant, "limits", kSleep);
+    // The daemon stays in its unit's cgroup, which has no children: systemd
+    // can always put a restarted main process back there.
     const std::string unit_dir = service_cgroup_dir();
-    // The daemon moved itself into "supervisor"; tenants are its siblings.
-    EXPECT_EQ(cgroup_dir_of(main_pid()), unit_dir + "/supervisor");
+    EXPECT_EQ(cgroup_dir_of(main_pid()), unit_dir);
+    EXPECT_TRUE(cgroups_below(unit_dir).empty());
+    // Tenants live in the delegated scope, kept by its placeholder.
+    EXPECT_EQ(unit_property(kScopeUnit, "ActiveState"), "active");
+    EXPECT_EQ(unit_property(kScopeUnit, "Delegate"), "yes");
+    const std::string holders = read_file(std::string(kScopeDir) + "/supervisor/cgroup.procs");
+    ASSERT_FALSE(holders.empty());
+    EXPECT_EQ(read_line("/proc/" + holders.substr(0, holders.find('\n')) + "/cmdline"),
+              std::string("pattern-launcher\0hold", 21) + '\0');
 
     prism::launcher::PatternInfo info = api.status(launched.process_id());
     const std::string key_dir = info.cgroup();
-    EXPECT_TRUE(key_dir.starts_with(unit_dir + "/")) << key_dir << " is not below " << unit_dir;
+    EXPECT_EQ(key_dir, std::string(kScopeDir) + "/ns:limits/ns:limits:tenant");
     EXPECT_TRUE(cgroup_dir_of(launched.pid()).starts_with(key_dir + "/"))
         << cgroup_dir_of(launched.pid());
     EXPECT_TRUE(info.limits_enforced());
     EXPECT_EQ(read_line(key_dir + "/memory.max"), "67108864");   // memory_limit: 64Mi
     EXPECT_EQ(read_line(key_dir + "/cpu.max"), "50000 100000");  // cpu_limit: 0.5
     EXPECT_EQ(read_line(key_dir + "/pids.max"), "32");           // pids_limit: 32
-    // Delegate=yes: systemd gave the unit every controller the launcher uses.
-    const std::string controllers = read_line(unit_dir + "/cgroup.controllers");
-    for (const char* c : {"cpu", "memory", "pids"})
-        EXPECT_NE(controllers.find(c), std::string::npos) << controllers;
     api.terminate(launched.process_id());
     EXPECT_FALSE(fs::exists(key_dir));
 }
@@ -75,58 +82,75 @@ TEST_F(Service, StopEndsEveryPatternGracefullyAndLeavesNoCgroup) {
     EXPECT_FALSE(process_exists(a.pid()));
     EXPECT_FALSE(process_exists(b.pid()));
     EXPECT_TRUE(!fs::exists(unit_dir) || cgroups_below(unit_dir).empty());
-    // SIGTERM ended both (the grace period was not needed).
+    // The placeholder is gone with the tenants, and systemd with it the scope.
+    EXPECT_TRUE(wait_until([] { return !fs::exists(kScopeDir); }, 30s))
+        << sh(std::string("find ") + kScopeDir).output;
+    EXPECT_EQ(unit_property(kScopeUnit, "ActiveState"), "inactive");
+    // SIGTERM ended both: the tenant dies of it, echo handles it and exits 0.
+    // A SIGKILL at the end of the grace period would read "killed by signal 9".
     const std::string log = sh("journalctl --no-pager -o cat -u " + std::string(kService)).output;
-    for (const auto& id : {a.process_id(), b.process_id()}) {
-        EXPECT_NE(log.find(id + ": stopped: pattern killed by signal 15"), std::string::npos)
-            << id << " not stopped by SIGTERM; journal:\n"
-            << log;
-    }
+    EXPECT_NE(log.find(a.process_id() + ": stopped: pattern killed by signal 15"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find(b.process_id() + ": stopped: pattern exited with code 0"), std::string::npos)
+        << log;
+}
+
+// Kills the daemon with `systemctl kill ARGS` and waits for systemd's restart.
+void kill_and_wait_for_restart(const std::string& args) {
+    const pid_t old_main = main_pid();
+    const int before = restarts();
+    sh_ok("systemctl kill " + args + " " + kService);
+    ASSERT_TRUE(wait_until([&] { return restarts() > before && main_pid() > 0; }, 120s))
+        << "systemd did not restart the launcher";
+    EXPECT_NE(main_pid(), old_main);
 }
 
 TEST_F(Service, AfterSigkillOfTheDaemonTheRestartedOneAdoptsItsPatterns) {
     Api api;
     auto launched = api.launch_running(kTenant, "adopt", kSleep);
-    const pid_t old_main = main_pid();
-    const int before = restarts();
-
-    sh_ok("systemctl kill --kill-who=main -s KILL " + std::string(kService));
-    ASSERT_TRUE(wait_until([&] { return restarts() > before && main_pid() > 0; }, 120s))
-        << "systemd did not restart the launcher";
-    EXPECT_NE(main_pid(), old_main);
+    kill_and_wait_for_restart("--kill-who=main -s KILL");
     // Same process, same pid: adopted, not restarted; and still controllable.
     prism::launcher::PatternInfo info = api.status(launched.process_id());
     EXPECT_EQ(info.pid(), launched.pid());
     EXPECT_EQ(info.state(), prism::launcher::RUNNING);
-    EXPECT_TRUE(process_exists(launched.pid()));
+    EXPECT_EQ(echo_roundtrip(api.launch_running("echo", "adopt").address(), "x").reply, "x");
     api.terminate(launched.process_id());
     EXPECT_FALSE(process_exists(launched.pid()));
 }
 
-TEST_F(Service, AfterSigkillOfTheWholeUnitNothingIsLeftUntracked) {
+TEST_F(Service, SystemctlKillOfTheUnitLeavesTheTenantsWhichTheRestartAdopts) {
     Api api;
-    auto launched = api.launch_running(kTenant, "killall", kSleep);
-    const std::string key_dir = api.status(launched.process_id()).cgroup();
-    const int before = restarts();
+    auto tenant = api.launch_running(kTenant, "killall", kSleep);
+    auto echo = api.launch_running("echo", "killall");
+    // Every process of the unit gets SIGKILL; the tenants are not in it.
+    kill_and_wait_for_restart("-s KILL");
+    for (const auto& launched : {tenant, echo}) {
+        prism::launcher::PatternInfo info = api.status(launched.process_id());
+        EXPECT_EQ(info.pid(), launched.pid()) << launched.process_id();
+        EXPECT_EQ(info.state(), prism::launcher::RUNNING) << launched.process_id();
+    }
+    // The adopted echo still serves on the address it had (its socket was
+    // recovered), and a relaunch of its key reuses it.
+    EXPECT_EQ(echo_roundtrip(echo.address(), "after").reply, "after");
+    auto again = api.launch_running("echo", "killall");
+    EXPECT_TRUE(again.reused());
+    EXPECT_EQ(again.pid(), echo.pid());
+}
 
-    // systemctl kill signals every process of the unit: daemon and patterns.
-    sh_ok("systemctl kill -s KILL " + std::string(kService));
-    ASSERT_TRUE(wait_until([&] { return restarts() > before && main_pid() > 0; }, 120s))
-        << "systemd did not restart the launcher";
+TEST_F(Service, WithOrphanPolicyKillTheRestartedDaemonKillsWhatItFinds) {
+    set_config_value("orphan_policy", "kill");
+    Api api;
+    auto launched = api.launch_running(kTenant, "orphans", kSleep);
+    const std::string key_dir = api.status(launched.process_id()).cgroup();
+    kill_and_wait_for_restart("--kill-who=main -s KILL");
     api.health();  // READY: recovery is done
     EXPECT_FALSE(process_exists(launched.pid()));
-    // The dead process's key is not reported as running, and its cgroup and
-    // state record are gone; only the new daemon's supervisor is left.
-    EXPECT_FALSE(api.known(launched.process_id()) &&
-                 api.status(launched.process_id()).state() == prism::launcher::RUNNING);
     EXPECT_FALSE(fs::exists(key_dir));
-    EXPECT_EQ(cgroups_below(service_cgroup_dir()),
-              std::vector<std::string>{service_cgroup_dir() + "/supervisor"});
+    EXPECT_FALSE(api.known(launched.process_id()));
     EXPECT_TRUE(sh("ls /run/pattern-launcher/state").output.empty());
-    // The same key launches again.
-    auto again = api.launch_running(kTenant, "killall", kSleep);
-    EXPECT_NE(again.pid(), launched.pid());
-    api.terminate(again.process_id());
+    const std::string log = sh("journalctl --no-pager -o cat -u " + std::string(kService)).output;
+    EXPECT_NE(log.find("orphan_policy is kill"), std::string::npos) << log;
 }
 
 TEST_F(Service, AFrozenDaemonIsRestartedByTheWatchdogAndAdoptsItsPatterns) {
@@ -151,25 +175,23 @@ TEST_F(Service, AFrozenDaemonIsRestartedByTheWatchdogAndAdoptsItsPatterns) {
 }
 
 TEST_F(Service, StrictModeRefusesALimitWhoseControllerIsNotDelegated) {
-    // Only cpu and pids are delegated, in a slice of its own where no other
-    // unit asks for memory accounting: the unit's cgroup has no memory
-    // controller. The packaged config has limits_enforcement: strict.
-    add_service_dropin("no-memory",
-                       "[Service]\nSlice=pl-strict.slice\nDelegate=\nDelegate=cpu pids\n"
-                       "MemoryAccounting=no\n");
+    // Only cpu and pids are delegated; the packaged config is strict.
+    add_service_dropin("no-memory", "[Service]\nDelegate=\nDelegate=cpu pids\n");
     Api api;
     prism::launcher::LaunchResponse response;
     grpc::Status status = api.launch(kTenant, "strict", kSleep, &response);
-    const std::string unit_dir = service_cgroup_dir();
-    ASSERT_EQ(read_line(unit_dir + "/cgroup.controllers").find("memory"), std::string::npos)
-        << "the test setup failed: memory is in " << unit_dir << "/cgroup.controllers";
+    EXPECT_EQ(unit_property(kScopeUnit, "DelegateControllers"), "cpu pids");
     const std::string error = status.ok() ? response.error() : status.error_message();
     EXPECT_TRUE(!status.ok() || response.state() == prism::launcher::FAILED)
         << "launched although memory.max cannot be enforced";
-    EXPECT_NE(error.find("limits_enforcement is strict"), std::string::npos) << error;
-    EXPECT_NE(error.find("controller 'memory' is not delegated"), std::string::npos) << error;
+    EXPECT_NE(error.find("limits_enforcement is strict and cannot enforce memory.max=67108864: "
+                         "controller 'memory' is not delegated to " +
+                         std::string(kScopeDir) + " (delegated: cpu pids)"),
+              std::string::npos)
+        << error;
     // Nothing of the refused launch is left.
-    EXPECT_EQ(cgroups_below(unit_dir), std::vector<std::string>{unit_dir + "/supervisor"});
+    EXPECT_EQ(cgroups_below(kScopeDir),
+              std::vector<std::string>{std::string(kScopeDir) + "/supervisor"});
 }
 
 }  // namespace

@@ -267,23 +267,55 @@ prism::launcher::TerminateResponse Api::terminate(const std::string& process_id)
 
 namespace {
 const std::string kDropinDir = "/run/systemd/system/pattern-launcher.service.d";
-}
+const std::string kConfigBackup = std::string(kConfig) + ".system-test";
+}  // namespace
 
-void reset_service() {
-    sh_ok("systemctl stop " + std::string(kService));
+std::string stop_service_and_clean_up() {
+    sh("systemctl stop " + std::string(kService));
     std::error_code ec;
     if (fs::exists(kDropinDir)) {
         fs::remove_all(kDropinDir, ec);
         sh_ok("systemctl daemon-reload");
     }
+    if (fs::exists(kConfigBackup)) fs::rename(kConfigBackup, kConfig, ec);
     sh("systemctl reset-failed " + std::string(kService));
-    // A stopped launcher leaves nothing below its cgroup: no tenant, no
-    // supervisor (systemd removes the unit's own directory once empty).
-    const std::string dir = std::string(kCgroupMount) + "/system.slice/" + kService;
-    if (fs::exists(dir) && !cgroups_below(dir).empty()) {
-        throw failure("the stopped service left cgroups below " + dir + ": " +
-                      sh("find " + dir + " -mindepth 1 -type d").output);
+    // A stopped launcher leaves nothing: no tenant, no scope, no record.
+    // Whatever is left is reported, then killed and removed, so that the
+    // next test starts clean.
+    std::string leftovers;
+    if (unit_property(kScopeUnit, "ActiveState") != "inactive") {
+        leftovers += std::string(kScopeUnit) + " is " + unit_property(kScopeUnit, "ActiveState") +
+                     ": " + sh("find " + std::string(kScopeDir) + " -type d").output;
+        sh("systemctl stop " + std::string(kScopeUnit));
     }
+    const std::string unit_dir = std::string(kCgroupMount) + "/system.slice/" + kService;
+    const std::vector<std::string> below = cgroups_below(unit_dir);
+    for (const auto& group : below)
+        leftovers += "cgroup " + group + "\n";
+    if (!below.empty()) {
+        std::ofstream(unit_dir + "/cgroup.kill") << "1";
+        for (auto it = below.rbegin(); it != below.rend(); ++it)
+            wait_until([&] { return ::rmdir(it->c_str()) == 0 || errno == ENOENT; }, 10s);
+    }
+    if (fs::exists("/run/pattern-launcher/state")) {
+        for (const auto& entry : fs::directory_iterator("/run/pattern-launcher/state", ec))
+            leftovers += "state record " + entry.path().string() + "\n";
+        fs::remove_all("/run/pattern-launcher/state", ec);
+    }
+    return leftovers;
+}
+
+void set_config_value(const std::string& key, const std::string& value) {
+    if (!fs::exists(kConfigBackup)) fs::copy_file(kConfig, kConfigBackup);
+    sh_ok("sed -i 's|^  " + key + ":.*|  " + key + ": " + value + "|' " + kConfig);
+    if (read_file(kConfig).find("  " + key + ": " + value + "\n") == std::string::npos)
+        throw failure("no '  " + key + ":' line in " + kConfig);
+}
+
+void reset_service() {
+    const std::string leftovers = stop_service_and_clean_up();
+    if (!leftovers.empty())
+        std::fprintf(stderr, "reset_service cleaned up:\n%s", leftovers.c_str());
     sh_ok("systemctl start " + std::string(kSocketUnit));
 }
 

@@ -19,6 +19,11 @@ namespace plsys {
 
 inline constexpr const char* kService = "pattern-launcher.service";
 inline constexpr const char* kSocketUnit = "pattern-launcher.socket";
+// The transient scope the daemon keeps its tenants in (src/tenant_scope.h).
+inline constexpr const char* kScopeUnit = "pattern-launcher-tenants.scope";
+inline constexpr const char* kScopeDir =
+    "/sys/fs/cgroup/system.slice/pattern-launcher-tenants.scope";
+inline constexpr const char* kConfig = "/etc/pattern-launcher/pattern-launcher.yaml";
 inline constexpr const char* kApiSocket = "/run/pattern-launcher/api.sock";
 inline constexpr const char* kCgroupMount = "/sys/fs/cgroup";
 
@@ -87,12 +92,20 @@ private:
     std::unique_ptr<prism::launcher::PatternLauncher::Stub> stub_;
 };
 
-// Brings the service to a known state: drop-ins of earlier tests removed,
-// service stopped (which must leave no tenant cgroup), socket listening.
+// Stops the service, removes the drop-ins of add_service_dropin and puts
+// back the packaged config (set_config_value). Returns what the stop left
+// behind (tenant cgroups, the tenants' scope, state records), one per line,
+// after killing and removing it: empty for a clean stop.
+std::string stop_service_and_clean_up();
+// Brings the service to a known state: stopped and cleaned up as above (what
+// was left is printed), the socket listening.
 void reset_service();
 // Adds /run/systemd/system/pattern-launcher.service.d/<name>.conf and reloads
 // systemd; reset_service() removes it again.
 void add_service_dropin(const std::string& name, const std::string& content);
+// Replaces "  key: ..." in the config file (the original is kept and put
+// back by stop_service_and_clean_up); takes effect at the next start.
+void set_config_value(const std::string& key, const std::string& value);
 // NRestarts of the service.
 int restarts();
 

@@ -51,6 +51,13 @@ run_suite() {  # NAME ARGS...
     fi
 }
 
+# PL_VM_FILTER on the host (tests/system/run.sh) narrows the run to those
+# system tests, for working on one of them.
+if [ -s filter ]; then
+    run_suite system_tests bin/system_tests --gtest_filter="$(cat filter)"
+    journalctl --no-pager -o short-monotonic >out/journal.txt
+    exit "$rc"
+fi
 run_suite system_tests bin/system_tests
 
 # The host suites' tests that need memory, cpu and pids on cgroup v2: the
@@ -62,4 +69,6 @@ run_suite sandbox_limits bin/sandbox_integration_tests \
 run_suite daemon_limits bin/daemon_tests \
     --gtest_filter='Quotas.*'
 
+# The whole journal, for the host to keep next to the results.
+journalctl --no-pager -o short-monotonic >out/journal.txt
 exit "$rc"
