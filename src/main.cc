@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: pattern-launcher [--config FILE] [flags]   run the daemon
        pattern-launcher check                      report what this host gives the sandbox
+       pattern-launcher hold                       (started by the daemon) keep the tenants' scope
 
 flags (override the config file):
   --patterns-dir DIR          where <pattern>/manifest.yaml live

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -94,6 +95,18 @@ void check(int r, const char* what) {
     if (r < 0) throw bus_failure(std::string("build StartTransientUnit: ") + what, r, nullptr);
 }
 
+// Asks systemd to stop `unit` (SIGTERM to what is left in it, then its
+// cgroup is removed). Returns once the job is queued.
+void stop_unit(sd_bus* bus, const std::string& unit) {
+    BusError e;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call_method(bus, kSystemd, "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "StopUnit", &e.error, &reply,
+                               "ss", unit.c_str(), "replace");
+    sd_bus_message_unref(reply);
+    if (r < 0) throw bus_failure("StopUnit " + unit, r, &e.error);
+}
+
 void start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice) {
     sd_bus_message* raw = nullptr;
     check(sd_bus_message_new_method_call(bus, &raw, kSystemd, "/org/freedesktop/systemd1",
@@ -128,6 +141,10 @@ void start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice
     int r = sd_bus_call(bus, raw, 30 * 1000 * 1000, &e.error, &reply);
     sd_bus_message_unref(reply);
     if (r < 0) throw bus_failure("StartTransientUnit " + scope.unit, r, &e.error);
+}
+
+bool unit_exists_error(const std::exception& e) {
+    return std::string(e.what()).find("already exists") != std::string::npos;
 }
 
 pid_t start_holder(const std::string& executable) {
@@ -189,7 +206,16 @@ std::optional<TenantScope> open_tenant_scope(const std::string& self_executable)
     scope.holder = start_holder(self_executable);
     scope.holder_is_child = true;
     try {
-        start_scope(bus.get(), scope, slice);
+        try {
+            start_scope(bus.get(), scope, slice);
+        } catch (const std::runtime_error& e) {
+            // A scope of that name without a cgroup: a leftover systemd has
+            // not collected yet. Stop it and ask once more.
+            if (!unit_exists_error(e)) throw;
+            stop_unit(bus.get(), scope.unit);
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            start_scope(bus.get(), scope, slice);
+        }
         // The job moves the holder; wait for it (generously: emulated hosts).
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         while (!in_cgroup(scope.holder, scope.cgroup_dir)) {
@@ -208,19 +234,26 @@ std::optional<TenantScope> open_tenant_scope(const std::string& self_executable)
 }
 
 void release_tenant_scope(const TenantScope& scope) {
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, scope.holder, 0));
-    ::kill(scope.holder, SIGTERM);
+    // Stopping the unit lets systemd end the placeholder and remove the
+    // cgroup itself; removing it behind systemd's back would leave the unit
+    // "active" without a cgroup, and the next start could not reuse the name.
+    try {
+        Bus bus = connect_to_systemd();
+        stop_unit(bus.get(), scope.unit);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pattern-launcher: %s; ending the placeholder directly\n", e.what());
+        ::kill(scope.holder, SIGTERM);
+    }
     if (scope.holder_is_child) {
         ::waitpid(scope.holder, nullptr, 0);
-    } else if (pidfd >= 0) {
-        pollfd p{pidfd, POLLIN, 0};
-        ::poll(&p, 1, 5000);
+        return;
     }
-    if (pidfd >= 0) ::close(pidfd);
-    // systemd stops the now empty scope and removes its cgroup; these are in
-    // case it has not got there yet (errors mean it has).
-    ::rmdir((scope.cgroup_dir + "/supervisor").c_str());
-    ::rmdir(scope.cgroup_dir.c_str());
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, scope.holder, 0));
+    if (pidfd >= 0) {
+        pollfd p{pidfd, POLLIN, 0};
+        ::poll(&p, 1, 10000);
+        ::close(pidfd);
+    }
 }
 
 int run_holder() {

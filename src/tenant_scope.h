@@ -36,8 +36,8 @@ struct TenantScope {
 // (the D-Bus error, the path) when it is one and the scope cannot be had.
 std::optional<TenantScope> open_tenant_scope(const std::string& self_executable);
 
-// Ends the placeholder once every tenant is gone; systemd then stops the
-// scope and removes its cgroup.
+// Once every tenant is gone: asks systemd to stop the scope (which ends the
+// placeholder and removes the cgroup) and waits for the placeholder.
 void release_tenant_scope(const TenantScope& scope);
 
 // The placeholder's main: sleeps until SIGTERM or SIGKILL.

@@ -92,9 +92,10 @@ TEST_F(Bulkhead, ForkBombStopsAtThePidsLimit) {
 }
 
 TEST_F(Bulkhead, CpuSpinnerIsThrottledWhileItsNeighbourAnswers) {
+    const std::string b_dir = api_.status(b_.process_id()).cgroup();
+    const auto b_before = read_keyed(b_dir + "/cpu.stat");
     auto a = launch_a("cpu-a", "spin", "");  // cpu_limit: 0.5
     const std::string a_dir = api_.status(a.process_id()).cgroup();
-    const std::string b_dir = api_.status(b_.process_id()).cgroup();
     // Let A spin through some hundred 100 ms periods.
     ASSERT_TRUE(
         wait_until([&] { return read_keyed(a_dir + "/cpu.stat")["nr_periods"] >= 100; }, 120s));
@@ -111,8 +112,10 @@ TEST_F(Bulkhead, CpuSpinnerIsThrottledWhileItsNeighbourAnswers) {
     EXPECT_GT(a_stat["throttled_usec"], 0u);
     // ...and never more than its quota: 50 ms per 100 ms period (+10 %).
     EXPECT_LE(a_stat["usage_usec"], a_stat["nr_periods"] * 55000) << read_file(a_dir + "/cpu.stat");
-    // B, mostly idle, never hit its own quota.
-    EXPECT_EQ(b_stat["nr_throttled"], 0u) << read_file(b_dir + "/cpu.stat");
+    // B, idle but for the echoes, never hit its own quota while A spun (its
+    // start, under emulation, may have).
+    EXPECT_EQ(b_stat["nr_throttled"], b_before.at("nr_throttled"))
+        << read_file(b_dir + "/cpu.stat");
     expect_b_unharmed();
     api_.terminate(a.process_id());
 }

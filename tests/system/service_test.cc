@@ -96,20 +96,22 @@ TEST_F(Service, StopEndsEveryPatternGracefullyAndLeavesNoCgroup) {
         << log;
 }
 
-// Kills the daemon with `systemctl kill ARGS` and waits for systemd's restart.
-void kill_and_wait_for_restart(const std::string& args) {
+// Kills the daemon with `systemctl kill ARGS`, waits for systemd's restart
+// and gives `api` a new channel (the old connection died with the daemon).
+void kill_and_wait_for_restart(const std::string& args, Api& api) {
     const pid_t old_main = main_pid();
     const int before = restarts();
     sh_ok("systemctl kill " + args + " " + kService);
     ASSERT_TRUE(wait_until([&] { return restarts() > before && main_pid() > 0; }, 120s))
         << "systemd did not restart the launcher";
     EXPECT_NE(main_pid(), old_main);
+    api = Api();
 }
 
 TEST_F(Service, AfterSigkillOfTheDaemonTheRestartedOneAdoptsItsPatterns) {
     Api api;
     auto launched = api.launch_running(kTenant, "adopt", kSleep);
-    kill_and_wait_for_restart("--kill-who=main -s KILL");
+    kill_and_wait_for_restart("--kill-who=main -s KILL", api);
     // Same process, same pid: adopted, not restarted; and still controllable.
     prism::launcher::PatternInfo info = api.status(launched.process_id());
     EXPECT_EQ(info.pid(), launched.pid());
@@ -124,7 +126,7 @@ TEST_F(Service, SystemctlKillOfTheUnitLeavesTheTenantsWhichTheRestartAdopts) {
     auto tenant = api.launch_running(kTenant, "killall", kSleep);
     auto echo = api.launch_running("echo", "killall");
     // Every process of the unit gets SIGKILL; the tenants are not in it.
-    kill_and_wait_for_restart("-s KILL");
+    kill_and_wait_for_restart("-s KILL", api);
     for (const auto& launched : {tenant, echo}) {
         prism::launcher::PatternInfo info = api.status(launched.process_id());
         EXPECT_EQ(info.pid(), launched.pid()) << launched.process_id();
@@ -143,7 +145,7 @@ TEST_F(Service, WithOrphanPolicyKillTheRestartedDaemonKillsWhatItFinds) {
     Api api;
     auto launched = api.launch_running(kTenant, "orphans", kSleep);
     const std::string key_dir = api.status(launched.process_id()).cgroup();
-    kill_and_wait_for_restart("--kill-who=main -s KILL");
+    kill_and_wait_for_restart("--kill-who=main -s KILL", api);
     api.health();  // READY: recovery is done
     EXPECT_FALSE(process_exists(launched.pid()));
     EXPECT_FALSE(fs::exists(key_dir));
@@ -166,6 +168,7 @@ TEST_F(Service, AFrozenDaemonIsRestartedByTheWatchdogAndAdoptsItsPatterns) {
     ASSERT_TRUE(wait_until([&] { return restarts() > before && main_pid() > 0; }, 180s))
         << "the watchdog did not restart the frozen launcher";
     EXPECT_NE(main_pid(), frozen);
+    api = Api();
     const std::string log = sh("journalctl --no-pager -o cat -u " + std::string(kService)).output;
     EXPECT_NE(log.find("Watchdog timeout"), std::string::npos) << log;
     prism::launcher::PatternInfo info = api.status(launched.process_id());
