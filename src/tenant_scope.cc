@@ -167,6 +167,9 @@ pid_t start_holder(const std::string& executable) {
 }
 
 bool in_cgroup(pid_t pid, const std::string& dir) {
+    // systemd creates the scope's cgroup while it runs the job: not there yet.
+    std::error_code ec;
+    if (!std::filesystem::exists(dir + "/cgroup.procs", ec)) return false;
     const auto members = sandbox::cgroup_processes(dir);
     return std::find(members.begin(), members.end(), pid) != members.end();
 }
