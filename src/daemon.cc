@@ -79,9 +79,9 @@ bool running_delegated() {
     return delegated && own != mount.path;
 }
 
-std::filesystem::path default_cgroup_root() {
+std::filesystem::path default_cgroup_root(bool delegated) {
     const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
-    if (running_delegated()) return sandbox::cgroup_dir(mount, sandbox::self_cgroup());
+    if (delegated) return sandbox::cgroup_dir(mount, sandbox::self_cgroup());
     return mount.path + "/pattern-launcher";
 }
 
@@ -89,9 +89,9 @@ std::filesystem::path default_cgroup_root() {
 // a scope of their own (tenant_scope.h says why) and stays in its unit's
 // cgroup itself; without one (no D-Bus, not a service) it falls back to its
 // own delegated cgroup, where it moves into "supervisor".
-sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool root_configured,
+sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool delegated_by_default,
                                      std::optional<TenantScope>& scope) {
-    if (!root_configured && running_delegated()) {
+    if (delegated_by_default) {
         try {
             scope = open_tenant_scope("/proc/self/exe");
         } catch (const std::exception& e) {
@@ -220,8 +220,10 @@ int run_daemon(const std::vector<std::string>& args) {
     // First, while no thread or child exists: LISTEN_PID must still be ours.
     std::multimap<std::string, int> inherited = take_listen_fds();
     LauncherConfig config = configure(args);
-    const bool root_configured = !config.cgroup_root.empty();
-    if (!root_configured) config.cgroup_root = default_cgroup_root();
+    // Without a configured cgroup_root, a delegated service's tenants get
+    // their own scope (open_cgroup_tree); this is the fallback.
+    const bool delegated_by_default = config.cgroup_root.empty() && running_delegated();
+    if (config.cgroup_root.empty()) config.cgroup_root = default_cgroup_root(delegated_by_default);
     sandbox::UniqueFd signals = termination_signals();
     SystemdNotifier notifier;
 
@@ -237,7 +239,7 @@ int run_daemon(const std::vector<std::string>& args) {
     // Before anything is started: the tenants' root, with this process (or
     // the scope's placeholder) in its supervisor leaf.
     std::optional<TenantScope> scope;
-    sandbox::CgroupTree tree = open_cgroup_tree(config, root_configured, scope);
+    sandbox::CgroupTree tree = open_cgroup_tree(config, delegated_by_default, scope);
     EventLoop loop;
     PatternLogs logs(config.log_dir, config.log_max_bytes);
     const std::size_t pattern_count = discovery.patterns.size();

@@ -121,10 +121,11 @@ void start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice
     check(sd_bus_message_append(raw, "(sv)", "Slice", "s", slice.c_str()), "Slice");
     check(sd_bus_message_append(raw, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(scope.holder)),
           "PIDs");
-    check(sd_bus_message_append(raw, "(sv)", "Delegate", "b", 1), "Delegate");
     // Collected once stopped, also after a failure: the name is reused.
     check(sd_bus_message_append(raw, "(sv)", "CollectMode", "s", "inactive-or-failed"),
           "CollectMode");
+    // DelegateControllers alone: it turns delegation on with just these
+    // (systemd ORs it into the mask, so Delegate=true first would mean all).
     check(sd_bus_message_open_container(raw, 'r', "sv"), "DelegateControllers");
     check(sd_bus_message_append(raw, "s", "DelegateControllers"), "DelegateControllers");
     check(sd_bus_message_open_container(raw, 'v', "as"), "DelegateControllers");
