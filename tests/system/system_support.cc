@@ -208,37 +208,29 @@ prism::launcher::LaunchResponse Api::launch_running(
     return response;
 }
 
-prism::launcher::PatternInfo Api::status(const std::string& process_id) {
+grpc::Status Api::get_status(const std::string& process_id,
+                             prism::launcher::GetProcessStatusResponse* response) {
     grpc::ClientContext context;
     set_deadline(context);
     prism::launcher::GetProcessStatusRequest request;
     request.set_process_id(process_id);
+    return stub_->GetProcessStatus(&context, request, response);
+}
+
+prism::launcher::PatternInfo Api::status(const std::string& process_id) {
     prism::launcher::GetProcessStatusResponse response;
-    grpc::Status status = stub_->GetProcessStatus(&context, request, &response);
+    grpc::Status status = get_status(process_id, &response);
     if (!status.ok()) throw failure(rpc_failure("GetProcessStatus", status));
     if (response.not_found()) throw failure("GetProcessStatus: " + process_id + " not found");
     return response.process();
 }
 
 bool Api::known(const std::string& process_id) {
-    grpc::ClientContext context;
-    set_deadline(context);
-    prism::launcher::GetProcessStatusRequest request;
-    request.set_process_id(process_id);
     prism::launcher::GetProcessStatusResponse response;
-    grpc::Status status = stub_->GetProcessStatus(&context, request, &response);
+    grpc::Status status = get_status(process_id, &response);
     if (status.error_code() == grpc::StatusCode::NOT_FOUND) return false;
     if (!status.ok()) throw failure(rpc_failure("GetProcessStatus", status));
     return !response.not_found();
-}
-
-prism::launcher::ListPatternsResponse Api::list() {
-    grpc::ClientContext context;
-    set_deadline(context);
-    prism::launcher::ListPatternsResponse response;
-    grpc::Status status = stub_->ListPatterns(&context, {}, &response);
-    if (!status.ok()) throw failure(rpc_failure("ListPatterns", status));
-    return response;
 }
 
 prism::launcher::HealthResponse Api::health() {

@@ -84,11 +84,13 @@ public:
         const std::map<std::string, std::string>& config = {});
     prism::launcher::PatternInfo status(const std::string& process_id);
     bool known(const std::string& process_id);
-    prism::launcher::ListPatternsResponse list();
     prism::launcher::HealthResponse health();
     prism::launcher::TerminateResponse terminate(const std::string& process_id);
 
 private:
+    grpc::Status get_status(const std::string& process_id,
+                            prism::launcher::GetProcessStatusResponse* response);
+
     std::unique_ptr<prism::launcher::PatternLauncher::Stub> stub_;
 };
 
