@@ -22,6 +22,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
+#include "sandbox/unique_fd.h"
 
 namespace launcher {
 namespace {
@@ -238,6 +239,11 @@ std::optional<TenantScope> open_tenant_scope(const std::string& self_executable)
 }
 
 void release_tenant_scope(const TenantScope& scope) {
+    // A previous instance's placeholder is not our child: a pidfd taken now
+    // tells when it is gone, whatever becomes of its pid afterwards.
+    sandbox::UniqueFd pidfd;
+    if (!scope.holder_is_child)
+        pidfd = sandbox::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, scope.holder, 0)));
     // Stopping the unit lets systemd end the placeholder and remove the
     // cgroup itself; removing it behind systemd's back would leave the unit
     // "active" without a cgroup, and the next start could not reuse the name.
@@ -250,13 +256,9 @@ void release_tenant_scope(const TenantScope& scope) {
     }
     if (scope.holder_is_child) {
         ::waitpid(scope.holder, nullptr, 0);
-        return;
-    }
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, scope.holder, 0));
-    if (pidfd >= 0) {
-        pollfd p{pidfd, POLLIN, 0};
+    } else if (pidfd) {
+        pollfd p{pidfd.get(), POLLIN, 0};
         ::poll(&p, 1, 10000);
-        ::close(pidfd);
     }
 }
 
