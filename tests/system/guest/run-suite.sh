@@ -64,10 +64,10 @@ run_suite system_tests bin/system_tests
 # development host (hybrid layout) skips them. They create their cgroups
 # below the mount's root, whose subtree needs the controllers enabled.
 echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
-run_suite sandbox_limits bin/sandbox_integration_tests \
-    --gtest_filter='CgroupLimits.AppliesEveryLimit:CgroupLimits.PidsLimitStopsAForkBomb:Lifecycle.OomKillIsDecodedFromMemoryEvents:Lifecycle.MemoryLimitOomKillIsReported'
-run_suite daemon_limits bin/daemon_tests \
-    --gtest_filter='Quotas.*'
+sandbox_limits=CgroupLimits.AppliesEveryLimit:CgroupLimits.PidsLimitStopsAForkBomb
+sandbox_limits+=:Lifecycle.OomKillIsDecodedFromMemoryEvents:Lifecycle.MemoryLimitOomKillIsReported
+run_suite sandbox_limits bin/sandbox_integration_tests --gtest_filter="$sandbox_limits"
+run_suite daemon_limits bin/daemon_tests --gtest_filter='Quotas.*'
 
 # The whole journal, for the host to keep next to the results.
 journalctl --no-pager -o short-monotonic >out/journal.txt
