@@ -93,7 +93,8 @@ sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool delegated_by_d
                                      std::optional<TenantScope>& scope) {
     if (delegated_by_default) {
         try {
-            scope = open_tenant_scope("/proc/self/exe");
+            // config.cgroup_root is the service's own cgroup here (the fallback).
+            scope = open_tenant_scope(config.cgroup_root.string());
         } catch (const std::exception& e) {
             say(std::string("cannot set up the tenants' scope: ") + e.what() +
                 "; tenants go below the service's own cgroup, where systemd cannot restart "

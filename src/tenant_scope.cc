@@ -20,7 +20,6 @@
 #include <thread>
 
 #include "sandbox/cgroup.h"
-#include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
 #include "sandbox/unique_fd.h"
 
@@ -149,7 +148,9 @@ bool unit_exists_error(const std::exception& e) {
     return std::string(e.what()).find("already exists") != std::string::npos;
 }
 
-pid_t start_holder(const std::string& executable) {
+// This very binary, as "pattern-launcher hold".
+pid_t start_holder() {
+    const char* executable = "/proc/self/exe";
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // The daemon blocks the signals it reads through a signalfd; the holder
@@ -161,7 +162,7 @@ pid_t start_holder(const std::string& executable) {
     const char* argv[] = {"pattern-launcher", "hold", nullptr};
     const char* envp[] = {"PATH=/usr/bin:/bin", nullptr};
     pid_t pid = 0;
-    int err = posix_spawn(&pid, executable.c_str(), nullptr, &attr, const_cast<char**>(argv),
+    int err = posix_spawn(&pid, executable, nullptr, &attr, const_cast<char**>(argv),
                           const_cast<char**>(envp));
     posix_spawnattr_destroy(&attr);
     if (err != 0) sandbox::throw_sys_error(err, "start the scope's placeholder", executable);
@@ -178,7 +179,7 @@ bool in_cgroup(pid_t pid, const std::string& dir) {
 
 }  // namespace
 
-std::optional<TenantScope> open_tenant_scope(const std::string& self_executable) {
+std::optional<TenantScope> open_tenant_scope(const std::string& service_cgroup_dir) {
     char* raw_unit = nullptr;
     if (sd_pid_get_unit(0, &raw_unit) < 0) return std::nullopt;
     const std::string unit = take_string(raw_unit);
@@ -189,10 +190,9 @@ std::optional<TenantScope> open_tenant_scope(const std::string& self_executable)
 
     TenantScope scope;
     scope.unit = unit.substr(0, unit.size() - std::strlen(".service")) + "-tenants.scope";
-    const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
-    const std::string own = sandbox::cgroup_dir(mount, sandbox::self_cgroup());
     // A sibling of the service's cgroup, in the same slice.
-    scope.cgroup_dir = own.substr(0, own.rfind('/')) + "/" + scope.unit;
+    scope.cgroup_dir =
+        service_cgroup_dir.substr(0, service_cgroup_dir.rfind('/')) + "/" + scope.unit;
 
     Bus bus = connect_to_systemd();
     scope.delegated_controllers = delegate_controllers(bus.get(), unit);
@@ -203,12 +203,12 @@ std::optional<TenantScope> open_tenant_scope(const std::string& self_executable)
         if (!holders.empty()) {
             scope.holder = holders.front();
         } else {
-            scope.holder = start_holder(self_executable);
+            scope.holder = start_holder();
             scope.holder_is_child = true;
         }
         return scope;
     }
-    scope.holder = start_holder(self_executable);
+    scope.holder = start_holder();
     scope.holder_is_child = true;
     try {
         try {

@@ -30,11 +30,12 @@ struct TenantScope {
     std::vector<std::string> delegated_controllers;
 };
 
-// The scope of the service this process runs as (sd_pid_get_unit), found
-// again after a restart or created through systemd's D-Bus API. nullopt
-// when this process is not a systemd service; throws with what failed
-// (the D-Bus error, the path) when it is one and the scope cannot be had.
-std::optional<TenantScope> open_tenant_scope(const std::string& self_executable);
+// The scope of the service this process runs as (sd_pid_get_unit), whose
+// cgroup is `service_cgroup_dir`, found again after a restart or created
+// through systemd's D-Bus API. nullopt when this process is not a systemd
+// service; throws with what failed (the D-Bus error, the path) when it is
+// one and the scope cannot be had.
+std::optional<TenantScope> open_tenant_scope(const std::string& service_cgroup_dir);
 
 // Once every tenant is gone: asks systemd to stop the scope (which ends the
 // placeholder and removes the cgroup) and waits for the placeholder.
