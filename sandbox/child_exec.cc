@@ -5,6 +5,7 @@
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+
+#include "sandbox/landlock.h"
 
 namespace sandbox::detail {
 namespace {
@@ -28,8 +31,8 @@ struct KernelSigaction {
 
 constexpr int kKernelSignalCount = 64;
 
-[[noreturn]] void fail(const ChildPlan& plan, ChildStep step) noexcept {
-    ChildFailure failure{static_cast<int>(step), errno};
+[[noreturn]] void fail(const ChildPlan& plan, ChildStep step, int detail = -1) noexcept {
+    ChildFailure failure{static_cast<int>(step), errno, detail};
     // Nothing more can be done if this write fails: the parent then sees
     // an exit code of 127 without a step.
     ::syscall(SYS_write, plan.error_pipe, &failure, sizeof failure);
@@ -65,18 +68,15 @@ void join_cgroup(const ChildPlan& plan) noexcept {
     if (sys(SYS_write, plan.cgroup_procs_fd, ptr("0"), 1) != 1) fail(plan, ChildStep::kJoinCgroup);
 }
 
-void wait_for_id_maps(const ChildPlan& plan) noexcept {
-    if (plan.userns_sync_fd < 0) return;
-    char byte = 0;
-    long n;
-    do {
-        n = sys(SYS_read, plan.userns_sync_fd, ptr(&byte), 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        if (n == 0) errno = EPIPE;  // the parent gave up on us
-        fail(plan, ChildStep::kUserNamespaceSync);
-    }
-    sys(SYS_close, plan.userns_sync_fd);
+// Joined only now, after the file view was built with the host's root: the
+// mount namespace and the tmpfs mounts stay owned by the initial user
+// namespace, so the pattern's root-in-namespace cannot change them, and
+// files created for mount points need no mapped fsuid. setns resets the
+// bounding set to full, so this comes before it is cut.
+void join_user_namespace(const ChildPlan& plan) noexcept {
+    if (plan.userns_fd < 0) return;
+    if (sys(SYS_setns, plan.userns_fd, CLONE_NEWUSER) != 0) fail(plan, ChildStep::kUserNamespace);
+    sys(SYS_close, plan.userns_fd);
 }
 
 void bring_loopback_up(const ChildPlan& plan) noexcept {
@@ -93,16 +93,81 @@ void bring_loopback_up(const ChildPlan& plan) noexcept {
     sys(SYS_close, fd);
 }
 
-void mount_proc(const ChildPlan& plan) noexcept {
-    if (!plan.mount_proc) return;
-    // Stop our mounts from propagating back to the host first: mounting a
-    // new /proc on a shared mount would replace the host's /proc.
-    if (sys(SYS_mount, 0, ptr("/"), 0, MS_REC | MS_SLAVE, 0) != 0)
-        fail(plan, ChildStep::kMountProc);
-    if (sys(SYS_mount, ptr("proc"), ptr("/proc"), ptr("proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            0) != 0) {
-        fail(plan, ChildStep::kMountProc);
+// The cgroup namespace is made here rather than with CLONE_NEWCGROUP: a
+// namespace made by clone3 is rooted at the parent's cgroup even with
+// CLONE_INTO_CGROUP (copy_cgroup_ns uses current's css_set), while unshare
+// roots it at the cgroup we were born into.
+void unshare_cgroup_namespace(const ChildPlan& plan) noexcept {
+    if (plan.unshare_cgroup && sys(SYS_unshare, CLONE_NEWCGROUP) != 0)
+        fail(plan, ChildStep::kCgroupNamespace);
+}
+
+long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
+    switch (op.kind) {
+        case MountOpKind::kMakePrivate:
+            return sys(SYS_mount, 0, ptr(op.target), 0, MS_REC | MS_PRIVATE, 0);
+        case MountOpKind::kOpenTree: {
+            long fd = sys(SYS_open_tree, AT_FDCWD, ptr(op.source),
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+            if (fd < 0) return fd;
+            plan.tree_fds[op.slot] = static_cast<int>(fd);
+            mount_attr attr{};
+            attr.attr_set = op.attr;
+            return sys(SYS_mount_setattr, fd, ptr(""), AT_EMPTY_PATH | AT_RECURSIVE, ptr(&attr),
+                       sizeof attr);
+        }
+        case MountOpKind::kReadOnlyTree: {
+            mount_attr attr{};
+            attr.attr_set = op.attr;
+            return sys(SYS_mount_setattr, AT_FDCWD, ptr(op.target), AT_RECURSIVE, ptr(&attr),
+                       sizeof attr);
+        }
+        case MountOpKind::kMount:
+            return sys(SYS_mount, ptr(op.source), ptr(op.target), ptr(op.fstype),
+                       static_cast<long>(op.flags), ptr(op.data));
+        case MountOpKind::kRemount:
+            return sys(SYS_mount, 0, ptr(op.target), 0,
+                       static_cast<long>(MS_REMOUNT | MS_BIND | op.flags), 0);
+        case MountOpKind::kMkdir: {
+            long rc = sys(SYS_mkdir, ptr(op.target), op.mode);
+            return rc != 0 && errno == EEXIST ? 0 : rc;
+        }
+        case MountOpKind::kMkfile: {
+            long fd = sys(SYS_open, ptr(op.target), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                          op.mode);
+            if (fd < 0) return fd;
+            sys(SYS_close, fd);
+            return 0;
+        }
+        case MountOpKind::kSymlink:
+            return sys(SYS_symlink, ptr(op.source), ptr(op.target));
+        case MountOpKind::kMoveTree: {
+            const int fd = plan.tree_fds[op.slot];
+            long rc = sys(SYS_move_mount, fd, ptr(""), AT_FDCWD, ptr(op.target),
+                          MOVE_MOUNT_F_EMPTY_PATH);
+            sys(SYS_close, fd);
+            return rc;
+        }
     }
+    errno = EINVAL;
+    return -1;
+}
+
+void build_file_view(const ChildPlan& plan) noexcept {
+    for (int i = 0; i < plan.mount_op_count; ++i) {
+        const MountOp& op = plan.mount_ops[i];
+        if (run_mount_op(plan, op) != 0 && !(op.optional && errno == ENOENT))
+            fail(plan, ChildStep::kFileView, i);
+    }
+}
+
+// An fd the child itself needs until exec must survive the fd plan: moved
+// above the range the plan fills (close-on-exec, like the original).
+void move_above(const ChildPlan& plan, int& fd, int floor) noexcept {
+    if (fd < 0 || fd >= floor) return;
+    long moved = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) fail(plan, ChildStep::kFdPlan);
+    fd = static_cast<int>(moved);
 }
 
 // Puts fd_sources[i] at fd i. Every source is first copied above the target
@@ -117,12 +182,11 @@ void apply_fd_plan(ChildPlan& plan) noexcept {
         previous = fd;
     }
     sys(SYS_close_range, previous + 1, ~0U, 0);
-    // The error pipe must survive the dup3s into 0..floor-1.
-    if (plan.error_pipe < floor) {
-        long moved = sys(SYS_fcntl, plan.error_pipe, F_DUPFD_CLOEXEC, floor);
-        if (moved < 0) fail(plan, ChildStep::kFdPlan);
-        plan.error_pipe = static_cast<int>(moved);
-    }
+    // What we need ourselves must survive the dup3s into 0..floor-1.
+    move_above(plan, plan.error_pipe, floor);
+    move_above(plan, plan.exec_fd, floor);
+    move_above(plan, plan.landlock_fd, floor);
+    move_above(plan, plan.userns_fd, floor);
     for (int i = 0; i < plan.fd_count; ++i) {
         long high = sys(SYS_fcntl, plan.fd_sources[i], F_DUPFD_CLOEXEC, floor);
         if (high < 0) fail(plan, ChildStep::kFdPlan);
@@ -130,6 +194,11 @@ void apply_fd_plan(ChildPlan& plan) noexcept {
     }
     for (int i = 0; i < plan.fd_count; ++i) {
         if (sys(SYS_dup3, plan.fd_scratch[i], i, 0) < 0) fail(plan, ChildStep::kFdPlan);
+    }
+    // The init's copy of the error pipe is the one that must stay open.
+    if (plan.error_pipe_index >= 0) {
+        sys(SYS_close, plan.error_pipe);
+        plan.error_pipe = plan.error_pipe_index;
     }
     // Everything above the plan closes at exec, the error pipe included.
     if (sys(SYS_close_range, floor, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
@@ -215,8 +284,11 @@ void reset_signals(const ChildPlan& plan) noexcept {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         sys(SYS_rt_sigaction, sig, ptr(&default_action), 0, sizeof(std::uint64_t));
     }
-    std::uint64_t empty = 0;
-    if (sys(SYS_rt_sigprocmask, SIG_SETMASK, ptr(&empty), 0, sizeof empty) != 0) {
+    // An init keeps every signal blocked across exec: as PID 1 it would drop
+    // any that came before it blocked them itself. It unblocks them for the
+    // pattern it forks.
+    std::uint64_t mask = plan.exec_fd >= 0 ? ~std::uint64_t{0} : 0;
+    if (sys(SYS_rt_sigprocmask, SIG_SETMASK, ptr(&mask), 0, sizeof mask) != 0) {
         fail(plan, ChildStep::kResetSignals);
     }
 }
@@ -225,6 +297,12 @@ void restrict_privileges(const ChildPlan& plan) noexcept {
     if (plan.no_new_privs && sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         fail(plan, ChildStep::kNoNewPrivs);
     }
+    // Landlock (5.13) needs no_new_privs and comes before seccomp, whose
+    // profiles need not allow landlock_restrict_self.
+    if (plan.landlock_fd >= 0 && sys(kSysLandlockRestrictSelf, plan.landlock_fd, 0) != 0) {
+        fail(plan, ChildStep::kLandlock);
+    }
+    if (plan.landlock_fd >= 0) sys(SYS_close, plan.landlock_fd);
     // From here on every syscall, execve included, passes the filter.
     if (plan.seccomp && sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ptr(plan.seccomp)) != 0) {
         fail(plan, ChildStep::kSeccomp);
@@ -235,21 +313,26 @@ void restrict_privileges(const ChildPlan& plan) noexcept {
 
 void run_child(ChildPlan plan) noexcept {
     join_cgroup(plan);
-    wait_for_id_maps(plan);
     if (plan.listen_pid_digits) write_decimal(plan.listen_pid_digits, sys(SYS_getpid));
     if (plan.new_session && sys(SYS_setsid) < 0) fail(plan, ChildStep::kNewSession);
+    unshare_cgroup_namespace(plan);
     bring_loopback_up(plan);
-    mount_proc(plan);
     apply_fd_plan(plan);
+    build_file_view(plan);
     change_directory(plan);
     set_resource_limits(plan);
     set_parent_death_signal(plan);
+    join_user_namespace(plan);
     drop_bounding_set(plan);
     switch_ids(plan);
     set_capabilities(plan);
     reset_signals(plan);
     restrict_privileges(plan);
-    sys(SYS_execve, ptr(plan.executable), ptr(plan.argv), ptr(plan.envp));
+    if (plan.exec_fd >= 0) {
+        sys(SYS_execveat, plan.exec_fd, ptr(""), ptr(plan.argv), ptr(plan.envp), AT_EMPTY_PATH);
+    } else {
+        sys(SYS_execve, ptr(plan.executable), ptr(plan.argv), ptr(plan.envp));
+    }
     fail(plan, ChildStep::kExec);
 }
 

@@ -14,14 +14,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sandbox/file_view.h"
 #include "sandbox/spawn.h"
 
 namespace sandbox::detail {
 
 // What the child writes to the error pipe before _exit(127).
+// pattern-launcher-init writes the first two fields only (see init_protocol.h).
 struct ChildFailure {
-    int step;  // a ChildStep
-    int err;   // errno
+    int step;         // a ChildStep, or one of init_protocol's kStepInit*
+    int err;          // errno
+    int detail = -1;  // for kFileView: the index of the failed MountOp
 };
 
 struct ChildPlan {
@@ -33,12 +36,15 @@ struct ChildPlan {
     char* listen_pid_digits = nullptr;
 
     int error_pipe = -1;       // write end, O_CLOEXEC: EOF in the parent means exec worked
-    int userns_sync_fd = -1;   // read end: the parent writes one byte once id maps are set
+    int userns_fd = -1;        // a user namespace (with its id maps) to join before the ids change
     int cgroup_procs_fd = -1;  // fallback placement when CLONE_INTO_CGROUP was refused
 
     bool new_session = true;
+    bool unshare_cgroup = false;  // a cgroup namespace rooted at the cgroup we were born in
     bool loopback_up = false;
-    bool mount_proc = false;
+    const MountOp* mount_ops = nullptr;  // the file view; run after the fd plan
+    int mount_op_count = 0;
+    int* tree_fds = nullptr;  // scratch, one per kOpenTree
 
     // fd_sources[i] becomes fd i in the child (0..2 are stdio, 3.. passed fds).
     const int* fd_sources = nullptr;
@@ -49,6 +55,12 @@ struct ChildPlan {
     int keep_count = 0;
     int* fd_scratch = nullptr;  // same length, the child's own copy to write into
     int fd_count = 0;
+    // With an init: the error pipe is also fd_sources[error_pipe_index]
+    // (not close-on-exec, so the init inherits it); -1 otherwise.
+    int error_pipe_index = -1;
+
+    int exec_fd = -1;      // execveat(exec_fd, "", AT_EMPTY_PATH) instead of execve(executable)
+    int landlock_fd = -1;  // a Landlock ruleset to restrict ourselves with; -1: none
 
     const char* working_directory = nullptr;
     const ResourceLimit* resource_limits = nullptr;

@@ -1,11 +1,13 @@
 #include "sandbox/seccomp.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -85,6 +87,67 @@ std::string describe(const SeccompAction& action) {
             return "errno " + errno_name(action.errno_value);
     }
     return "?";
+}
+
+// The flags a condition may test: the namespace flags, which is what a
+// condition is for. Values from <linux/sched.h>; glibc's <sched.h> must agree.
+struct CloneFlagName {
+    std::string_view name;
+    std::uint64_t bit;
+};
+constexpr CloneFlagName kCloneFlags[] = {
+    {"CLONE_NEWNS", 0x00020000},  {"CLONE_NEWCGROUP", 0x02000000}, {"CLONE_NEWUTS", 0x04000000},
+    {"CLONE_NEWIPC", 0x08000000}, {"CLONE_NEWUSER", 0x10000000},   {"CLONE_NEWPID", 0x20000000},
+    {"CLONE_NEWNET", 0x40000000}, {"CLONE_NEWTIME", 0x00000080},
+};
+static_assert(CLONE_NEWNS == 0x00020000 && CLONE_NEWCGROUP == 0x02000000 &&
+              CLONE_NEWUTS == 0x04000000 && CLONE_NEWIPC == 0x08000000 &&
+              CLONE_NEWUSER == 0x10000000 && CLONE_NEWPID == 0x20000000 &&
+              CLONE_NEWNET == 0x40000000);
+#ifdef CLONE_NEWTIME
+static_assert(CLONE_NEWTIME == 0x00000080);
+#endif
+// clone(2)'s low byte is the exit signal (CSIGNAL), not flags: the kernel
+// takes flags as lower_32_bits(arg) & ~CSIGNAL, so CLONE_NEWTIME (0x80) cannot
+// be asked for through clone, only through clone3 and unshare.
+constexpr std::uint64_t kCloneExitSignalMask = 0xff;
+
+std::optional<std::uint64_t> clone_flag_from_name(std::string_view name) {
+    for (const auto& entry : kCloneFlags) {
+        if (entry.name == name) return entry.bit;
+    }
+    return std::nullopt;
+}
+
+std::string known_clone_flags() {
+    std::string known;
+    for (const auto& entry : kCloneFlags) {
+        if (!known.empty()) known += ", ";
+        known += entry.name;
+    }
+    return known;
+}
+
+// The syscalls whose argument 0 is a flags word a condition can test.
+bool has_testable_flags(std::string_view syscall) {
+    return syscall == "clone" || syscall == "unshare";
+}
+
+// " if flags & CLONE_NEWNS|CLONE_NEWUSER else allow", "" for none; for messages.
+std::string describe(const std::optional<SeccompFlagsCondition>& condition) {
+    if (!condition) return "";
+    std::string text = " if flags & ";
+    for (std::size_t i = 0; i < condition->flag_names.size(); ++i) {
+        if (i != 0) text += "|";
+        text += condition->flag_names[i];
+    }
+    if (condition->otherwise) text += " else " + describe(*condition->otherwise);
+    return text;
+}
+
+// "errno EPERM if flags & CLONE_NEWUSER": what a line says about one syscall.
+std::string describe(const SeccompRule& rule) {
+    return describe(rule.action) + describe(rule.condition);
 }
 
 uint32_t to_libseccomp(const SeccompAction& action) {
@@ -167,6 +230,93 @@ SeccompAction parse_action(const std::vector<std::string_view>& words, const Lin
     return action;
 }
 
+bool is_word_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// The words ([A-Za-z0-9_]+) and operators ('&', '|') of what follows `if`.
+std::vector<std::string_view> condition_tokens(std::string_view text, const LineErrors& err) {
+    std::vector<std::string_view> tokens;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (kSpace.find(c) != std::string_view::npos) {
+            ++i;
+        } else if (c == '&' || c == '|') {
+            tokens.push_back(text.substr(i, 1));
+            ++i;
+        } else if (is_word_char(c)) {
+            std::size_t end = i;
+            while (end < text.size() && is_word_char(text[end]))
+                ++end;
+            tokens.push_back(text.substr(i, end - i));
+            i = end;
+        } else {
+            err.fail("unexpected '" + std::string(1, c) + "' in the condition");
+        }
+    }
+    return tokens;
+}
+
+// `text` follows `<action>: <syscall> if`; grammar:
+//   flags & FLAG [| FLAG]... [else <action>]
+SeccompFlagsCondition parse_condition(std::string_view syscall, std::string_view text,
+                                      const SeccompAction& action, const LineErrors& err) {
+    const std::vector<std::string_view> tokens = condition_tokens(text, err);
+    if (tokens.empty()) err.fail("'if' needs a condition, e.g. 'if flags & CLONE_NEWUSER'");
+    if (tokens[0] != "flags") {
+        err.fail("unknown argument '" + std::string(tokens[0]) +
+                 "' (a condition tests 'flags', e.g. 'if flags & CLONE_NEWUSER')");
+    }
+    if (tokens.size() < 2 || tokens[1] != "&") err.fail("expected '&' after 'flags'");
+
+    SeccompFlagsCondition condition;
+    std::size_t at = 2;
+    while (true) {
+        const std::string_view name = at < tokens.size() ? tokens[at] : std::string_view{};
+        if (name.empty() || name == "&" || name == "|" || name == "else") {
+            err.fail(condition.flag_names.empty() ? "empty flag list after 'flags &'"
+                                                  : "'|' must be followed by a flag name");
+        }
+        const auto bit = clone_flag_from_name(name);
+        if (!bit) {
+            err.fail("unknown flag '" + std::string(name) + "' (known: " + known_clone_flags() +
+                     ")");
+        }
+        if (syscall == "clone" && (*bit & kCloneExitSignalMask) != 0) {
+            err.fail(std::string(name) +
+                     " cannot be tested on clone: its bit is in clone's exit-signal byte, and "
+                     "only clone3 and unshare can create that namespace");
+        }
+        if ((condition.any_of & *bit) != 0)
+            err.fail("flag '" + std::string(name) + "' named twice");
+        condition.flag_names.emplace_back(name);
+        condition.any_of |= *bit;
+        ++at;
+        if (at < tokens.size() && tokens[at] == "|") {
+            ++at;
+            continue;
+        }
+        break;
+    }
+
+    if (at == tokens.size()) return condition;
+    if (tokens[at] != "else") {
+        err.fail("unexpected '" + std::string(tokens[at]) +
+                 "' after the flag list (expected '|', 'else <action>' or the end of the line)");
+    }
+    ++at;
+    if (at == tokens.size()) err.fail("'else' needs an action (allow, log, kill or errno <NAME>)");
+    const std::vector<std::string_view> words(tokens.begin() + static_cast<std::ptrdiff_t>(at),
+                                              tokens.end());
+    const SeccompAction otherwise = parse_action(words, err);
+    if (otherwise == action) {
+        err.fail("'else " + describe(otherwise) + "' is the rule's own action: drop the condition");
+    }
+    condition.otherwise = otherwise;
+    return condition;
+}
+
 // Deletes a libseccomp filter context.
 struct ScmpCtxDeleter {
     void operator()(void* ctx) const noexcept { seccomp_release(ctx); }
@@ -178,6 +328,59 @@ void set_attr(const ScmpCtx& ctx, scmp_filter_attr attr, uint32_t value, std::st
     const int rc = seccomp_attr_set(ctx.get(), attr, value);
     if (rc < 0) {
         throw_sys_error(-rc, "seccomp_attr_set " + std::string(what) + " for", source);
+    }
+}
+
+// What SCMP_A0(SCMP_CMP_MASKED_EQ, mask, value) builds: "(arg0 & mask) ==
+// value". Written out because the macro is a C compound literal, which
+// -Wpedantic rejects in C++.
+scmp_arg_cmp arg0_masked_eq(std::uint64_t mask, std::uint64_t value) {
+    return scmp_arg_cmp{0, SCMP_CMP_MASKED_EQ, mask, value};
+}
+
+void add_to_filter(const ScmpCtx& ctx, const SeccompAction& action, int nr,
+                   const scmp_arg_cmp* condition, const std::string& where,
+                   const std::string& rule_text) {
+    const int rc = seccomp_rule_add_array(ctx.get(), to_libseccomp(action), nr,
+                                          condition != nullptr ? 1U : 0U, condition);
+    if (rc < 0) {
+        throw ProfileError(where + "cannot add rule '" + rule_text + "': " + std::strerror(-rc) +
+                           " (errno " + std::to_string(-rc) + ")");
+    }
+}
+
+// One rule per flag bit, "(flags & bit) == bit", so that ANY of the bits
+// selects the action (libseccomp ORs rules of one syscall and action), and
+// for `else` one rule "(flags & all bits) == 0": the two sets of calls are
+// disjoint, so no precedence between actions is involved.
+void add_conditional_rules(const ScmpCtx& ctx, const SeccompProfile& profile,
+                           const SeccompRule& rule, int nr, const std::string& where) {
+    // clone's flags are argument 0 everywhere except s390 and s390x, whose
+    // kernel (CONFIG_CLONE_BACKWARDS2 in kernel/fork.c) takes the stack
+    // pointer first. Checked against kernel/fork.c for the default,
+    // CLONE_BACKWARDS (i386, arm, ppc, ...) and CLONE_BACKWARDS3 (microblaze)
+    // signatures; x86_64 and aarch64 use flags-first ones, and x86_64 is what
+    // the tests run on. unshare's flags are argument 0 on every architecture.
+    // Rather than test the stack pointer, refuse on s390.
+    const uint32_t arch = seccomp_arch_native();
+    if (rule.syscall == "clone" && (arch == SCMP_ARCH_S390 || arch == SCMP_ARCH_S390X)) {
+        throw ProfileError(where +
+                           "a condition on clone is not supported on s390/s390x (its flags are "
+                           "argument 1 there)");
+    }
+    const SeccompFlagsCondition& condition = *rule.condition;
+    const std::string text = describe(rule.action) + ": " + rule.syscall + describe(rule.condition);
+    if (rule.action != profile.default_action) {
+        for (int i = 0; i < 64; ++i) {
+            const std::uint64_t bit = std::uint64_t{1} << i;
+            if ((condition.any_of & bit) == 0) continue;
+            const scmp_arg_cmp has_bit = arg0_masked_eq(bit, bit);
+            add_to_filter(ctx, rule.action, nr, &has_bit, where, text);
+        }
+    }
+    if (condition.otherwise && *condition.otherwise != profile.default_action) {
+        const scmp_arg_cmp has_none = arg0_masked_eq(condition.any_of, 0);
+        add_to_filter(ctx, *condition.otherwise, nr, &has_none, where, text);
     }
 }
 
@@ -198,6 +401,33 @@ SeccompProfile parse_seccomp_profile(std::string_view text, std::string_view sou
     int default_line = 0;
     // syscall name -> index into profile.rules, to catch conflicting actions.
     std::map<std::string, std::size_t, std::less<>> seen;
+    // Keeps one rule per syscall; see the format comment in seccomp.h for
+    // which combinations of lines are errors.
+    auto add_rule = [&](SeccompRule rule, const LineErrors& err) {
+        const auto it = seen.find(rule.syscall);
+        if (it == seen.end()) {
+            seen.emplace(rule.syscall, profile.rules.size());
+            profile.rules.push_back(std::move(rule));
+            return;
+        }
+        SeccompRule& first = profile.rules[it->second];
+        if (rule.condition && first.condition) {
+            err.fail("syscall '" + rule.syscall + "' already has a condition on line " +
+                     std::to_string(first.line) + " (list every flag on that line)");
+        }
+        const SeccompRule* conditional = rule.condition    ? &rule
+                                         : first.condition ? &first
+                                                           : nullptr;
+        const bool agree = rule.action == first.action &&
+                           (conditional == nullptr || !conditional->condition->otherwise);
+        if (!agree) {
+            err.fail("syscall '" + rule.syscall + "' is '" + describe(rule) + "' here but '" +
+                     describe(first) + "' on line " + std::to_string(first.line));
+        }
+        // Same action: a harmless repetition, or a condition that the
+        // unconditional rule already covers (keep the unconditional one).
+        if (first.condition) first = std::move(rule);
+    };
 
     int line_no = 0;
     std::size_t pos = 0;
@@ -238,27 +468,40 @@ SeccompProfile parse_seccomp_profile(std::string_view text, std::string_view sou
             err.fail("'default' takes no ':' (write 'default <action>')");
         }
         const SeccompAction action = parse_action(action_words, err);
-        const std::string_view names = line.substr(colon + 1);
-        if (names.find(':') != std::string_view::npos) err.fail("more than one ':' on the line");
+        const std::string_view rest = line.substr(colon + 1);
+        if (rest.find(':') != std::string_view::npos) err.fail("more than one ':' on the line");
 
-        for (const std::string_view name : split_words(names)) {
-            const std::string syscall(name);
+        const std::vector<std::string_view> words = split_words(rest);
+        const auto if_word = std::find(words.begin(), words.end(), std::string_view("if"));
+        if (if_word != words.end()) {
+            if (if_word == words.begin()) {
+                err.fail("'if' needs a syscall before it (clone or unshare)");
+            }
+            if (if_word - words.begin() > 1) {
+                err.fail("a condition applies to one syscall: give '" + std::string(words[1]) +
+                         "' a line of its own");
+            }
+        }
+        for (auto name = words.begin(); name != if_word; ++name) {
+            SeccompRule rule;
+            rule.syscall = std::string(*name);
+            rule.action = action;
+            rule.line = line_no;
             // __NR_SCMP_ERROR means the name exists on no architecture; a
             // negative pseudo number (e.g. "open" on aarch64) is a syscall the
             // native architecture lacks, which libseccomp skips when adding.
-            if (seccomp_syscall_resolve_name(syscall.c_str()) == __NR_SCMP_ERROR) {
-                err.fail("unknown syscall '" + syscall + "'");
+            if (seccomp_syscall_resolve_name(rule.syscall.c_str()) == __NR_SCMP_ERROR) {
+                err.fail("unknown syscall '" + rule.syscall + "'");
             }
-            if (const auto it = seen.find(syscall); it != seen.end()) {
-                const SeccompRule& first = profile.rules[it->second];
-                if (first.action != action) {
-                    err.fail("syscall '" + syscall + "' is '" + describe(action) + "' here but '" +
-                             describe(first.action) + "' on line " + std::to_string(first.line));
+            if (if_word != words.end()) {
+                if (!has_testable_flags(rule.syscall)) {
+                    err.fail("a condition can only test the flags of clone or unshare, not '" +
+                             rule.syscall + "'");
                 }
-                continue;  // same action again: harmless repetition
+                const auto after_if = static_cast<std::size_t>(if_word->data() - rest.data()) + 2;
+                rule.condition = parse_condition(rule.syscall, rest.substr(after_if), action, err);
             }
-            seen.emplace(syscall, profile.rules.size());
-            profile.rules.push_back(SeccompRule{syscall, action, line_no});
+            add_rule(std::move(rule), err);
         }
     }
 
@@ -286,19 +529,19 @@ BpfProgram compile_seccomp_profile(const SeccompProfile& profile) {
     set_attr(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS, "ACT_BADARCH", profile.source);
 
     for (const SeccompRule& rule : profile.rules) {
-        // libseccomp refuses (EACCES) a rule that repeats the default action;
-        // the default already covers it.
-        if (rule.action == profile.default_action) continue;
         const int nr = seccomp_syscall_resolve_name(rule.syscall.c_str());
         const auto where = profile.source + ":" + std::to_string(rule.line) + ": ";
         if (nr == __NR_SCMP_ERROR)
             throw ProfileError(where + "unknown syscall '" + rule.syscall + "'");
-        const int rc = seccomp_rule_add(ctx.get(), to_libseccomp(rule.action), nr, 0);
-        if (rc < 0) {
-            throw ProfileError(where + "cannot add rule '" + describe(rule.action) + ": " +
-                               rule.syscall + "': " + std::strerror(-rc) + " (errno " +
-                               std::to_string(-rc) + ")");
+        if (rule.condition) {
+            add_conditional_rules(ctx, profile, rule, nr, where);
+            continue;
         }
+        // libseccomp refuses (EACCES) a rule that repeats the default action;
+        // the default already covers it.
+        if (rule.action == profile.default_action) continue;
+        add_to_filter(ctx, rule.action, nr, nullptr, where,
+                      describe(rule.action) + ": " + rule.syscall);
     }
 
     UniqueFd memfd(memfd_create("seccomp-bpf", MFD_CLOEXEC));

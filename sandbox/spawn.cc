@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -60,6 +61,31 @@ void validate(const SpawnSpec& spec) {
                               ": spawn sets LISTEN_* for the passed fds");
         }
     }
+    if (spec.namespaces.pid && spec.init.executable_fd < 0) {
+        throw ConfigError(
+            "a pid namespace needs an init (PID 1 ignores signals it has no handler for)");
+    }
+    if (spec.view.enabled && !spec.namespaces.mount) {
+        throw ConfigError("a private file view needs a mount namespace");
+    }
+    if (spec.view.enabled && spec.view.proc && !spec.namespaces.pid) {
+        throw ConfigError("a file view with its own /proc needs a pid namespace");
+    }
+    if (spec.view.enabled && spec.view.cgroup && !spec.namespaces.cgroup) {
+        throw ConfigError("a file view with its own /sys/fs/cgroup needs a cgroup namespace");
+    }
+    if (spec.landlock_ruleset_fd >= 0 && !spec.no_new_privs) {
+        throw ConfigError("a Landlock ruleset requires no_new_privs");
+    }
+    if (spec.namespaces.user && spec.credentials &&
+        (spec.credentials->uid != spec.user_map.inside_uid ||
+         spec.credentials->gid != spec.user_map.inside_gid)) {
+        throw ConfigError("uid " + std::to_string(spec.credentials->uid) + " and gid " +
+                          std::to_string(spec.credentials->gid) +
+                          " are not the ids the user namespace maps (" +
+                          std::to_string(spec.user_map.inside_uid) + ", " +
+                          std::to_string(spec.user_map.inside_gid) + ")");
+    }
     for (const PassedFd& passed : spec.passed_fds) {
         if (passed.fd < 0) throw ConfigError("passed fd '" + passed.name + "' is not open");
         if (!valid_fd_name(passed.name)) {
@@ -82,11 +108,23 @@ struct PlanStorage {
     UniqueFd dev_null;
     UniqueFd cgroup_procs;
     sock_fprog seccomp{};
+    detail::CompiledView view;
 };
 
-detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
+// With an init, the child execs the init, which runs the executable: the
+// init's arguments come first (init_protocol.h), then the pattern's argv.
+std::vector<std::string> child_argv(const SpawnSpec& spec, int error_fd, int status_fd) {
+    std::vector<std::string> argv =
+        spec.argv.empty() ? std::vector<std::string>{spec.executable} : spec.argv;
+    if (!spec.namespaces.pid) return argv;
+    std::vector<std::string> with_init = {"pattern-launcher-init", std::to_string(error_fd),
+                                          std::to_string(status_fd), spec.executable};
+    with_init.insert(with_init.end(), argv.begin(), argv.end());
+    return with_init;
+}
+
+detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st, int error_pipe) {
     detail::ChildPlan plan;
-    st.argv_strings = spec.argv.empty() ? std::vector<std::string>{spec.executable} : spec.argv;
     st.env_strings = spec.environment;
     std::size_t listen_pid_index = 0;
     if (!spec.passed_fds.empty()) {
@@ -99,6 +137,24 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
         listen_pid_index = st.env_strings.size();
         st.env_strings.push_back(std::string(kListenPidPrefix) + std::string(kPidDigitsRoom, '0'));
     }
+    st.dev_null = UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!st.dev_null) throw_sys_error(errno, "open", "/dev/null");
+    st.fd_sources = {st.dev_null.get(), spec.stdout_fd >= 0 ? spec.stdout_fd : st.dev_null.get(),
+                     spec.stderr_fd >= 0 ? spec.stderr_fd : st.dev_null.get()};
+    for (const PassedFd& passed : spec.passed_fds)
+        st.fd_sources.push_back(passed.fd);
+    int status_index = -1;
+    if (spec.namespaces.pid) {
+        // The init's own fds follow the passed ones; LISTEN_FDS does not count them.
+        if (spec.init.status_fd >= 0) {
+            status_index = static_cast<int>(st.fd_sources.size());
+            st.fd_sources.push_back(spec.init.status_fd);
+        }
+        plan.error_pipe_index = static_cast<int>(st.fd_sources.size());
+        st.fd_sources.push_back(error_pipe);
+        plan.exec_fd = spec.init.executable_fd;
+    }
+    st.argv_strings = child_argv(spec, plan.error_pipe_index, status_index);
     for (std::string& s : st.argv_strings)
         st.argv.push_back(s.data());
     st.argv.push_back(nullptr);
@@ -112,12 +168,6 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
         plan.listen_pid_digits = st.env_strings[listen_pid_index].data() + kListenPidPrefix.size();
     }
 
-    st.dev_null = UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (!st.dev_null) throw_sys_error(errno, "open", "/dev/null");
-    st.fd_sources = {st.dev_null.get(), spec.stdout_fd >= 0 ? spec.stdout_fd : st.dev_null.get(),
-                     spec.stderr_fd >= 0 ? spec.stderr_fd : st.dev_null.get()};
-    for (const PassedFd& passed : spec.passed_fds)
-        st.fd_sources.push_back(passed.fd);
     st.fd_scratch.assign(st.fd_sources.size(), -1);
     // keep_fds is completed (error pipe) once the pipe exists.
     plan.fd_sources = st.fd_sources.data();
@@ -125,8 +175,15 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st) {
     plan.fd_count = static_cast<int>(st.fd_sources.size());
 
     plan.new_session = spec.new_session;
+    plan.unshare_cgroup = spec.namespaces.cgroup;
     plan.loopback_up = spec.namespaces.net;
-    plan.mount_proc = spec.namespaces.pid && spec.namespaces.mount;
+    if (spec.view.enabled) {
+        st.view = detail::compile_view(spec.view);
+        plan.mount_ops = st.view.ops.data();
+        plan.mount_op_count = static_cast<int>(st.view.ops.size());
+        plan.tree_fds = st.view.tree_fds.data();
+    }
+    plan.landlock_fd = spec.landlock_ruleset_fd;
     if (!spec.working_directory.empty()) plan.working_directory = spec.working_directory.c_str();
     plan.resource_limits = spec.resource_limits.data();
     plan.resource_limit_count = spec.resource_limits.size();
@@ -164,7 +221,6 @@ std::uint64_t namespace_flags(const Namespaces& ns) {
     if (ns.pid) flags |= CLONE_NEWPID;
     if (ns.ipc) flags |= CLONE_NEWIPC;
     if (ns.uts) flags |= CLONE_NEWUTS;
-    if (ns.user) flags |= CLONE_NEWUSER;
     if (ns.net) flags |= CLONE_NEWNET;
     return flags;
 }
@@ -220,20 +276,63 @@ void write_id_maps(pid_t pid, const SpawnSpec& spec) {
                                               std::to_string(map.outside_gid) + " 1\n");
 }
 
+// A user namespace with the spec's id maps, for the child to join with
+// setns once it has built its file view (child_exec.cc). It is made by a
+// short-lived helper born in it: the helper only blocks on a pipe (raw
+// syscalls: it is a fork of a possibly multi-threaded process) until its
+// namespace is pinned by an fd.
+UniqueFd make_user_namespace(const SpawnSpec& spec) {
+    Pipe hold = make_pipe();
+    long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        char byte;
+        ::syscall(SYS_close, hold.write.get());  // else our own copy keeps the pipe open
+        ::syscall(SYS_read, hold.read.get(), &byte, 1);
+        ::syscall(SYS_exit_group, 0);
+    }
+    if (pid < 0) throw_sys_error(errno, "clone a user namespace for " + spec.executable);
+    hold.read.reset();
+    struct Reap {
+        pid_t pid;
+        Pipe& hold;
+        ~Reap() {
+            hold.write.reset();  // the helper's read returns: it exits
+            int status;
+            while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+            }
+        }
+    } reap{static_cast<pid_t>(pid), hold};
+    write_id_maps(static_cast<pid_t>(pid), spec);
+    const std::string path = "/proc/" + std::to_string(pid) + "/ns/user";
+    UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) throw_sys_error(errno, "open", path);
+    return ns;
+}
+
 }  // namespace
 
 const char* child_step_name(ChildStep step) noexcept {
     switch (step) {
         case ChildStep::kJoinCgroup:
             return "join cgroup";
-        case ChildStep::kUserNamespaceSync:
-            return "wait for user namespace maps";
+        case ChildStep::kUserNamespace:
+            return "join the user namespace";
         case ChildStep::kNewSession:
             return "setsid";
         case ChildStep::kLoopbackUp:
             return "bring up lo";
-        case ChildStep::kMountProc:
-            return "mount /proc";
+        case ChildStep::kCgroupNamespace:
+            return "unshare the cgroup namespace";
+        case ChildStep::kFileView:
+            return "build the file view";
+        case ChildStep::kLandlock:
+            return "apply the Landlock ruleset";
+        case ChildStep::kInitSetup:
+            return "start the init";
+        case ChildStep::kInitFork:
+            return "fork the pattern from the init";
+        case ChildStep::kInitExec:
+            return "execve from the init";
         case ChildStep::kFdPlan:
             return "set up fds";
         case ChildStep::kCloseFds:
@@ -270,9 +369,10 @@ const char* child_step_name(ChildStep step) noexcept {
     return "unknown step";
 }
 
-SpawnError::SpawnError(std::string executable, ChildStep step, int err)
+SpawnError::SpawnError(std::string executable, ChildStep step, int err, const std::string& what)
     : std::runtime_error("spawn " + executable + ": " + child_step_name(step) +
-                         " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")"),
+                         (what.empty() ? "" : " (" + what + ")") + " failed: " +
+                         std::strerror(err) + " (errno " + std::to_string(err) + ")"),
       step_(step),
       err_(err) {}
 
@@ -283,22 +383,24 @@ bool clone_into_cgroup_available() noexcept {
 SpawnResult spawn(const SpawnSpec& spec) {
     validate(spec);
     PlanStorage storage;
-    detail::ChildPlan plan = build_plan(spec, storage);
-
     Pipe error_pipe = make_pipe();
+    detail::ChildPlan plan = build_plan(spec, storage, error_pipe.write.get());
     plan.error_pipe = error_pipe.write.get();
+    UniqueFd user_namespace;
+    if (spec.namespaces.user) {
+        user_namespace = make_user_namespace(spec);
+        plan.userns_fd = user_namespace.get();
+    }
+    // What the child needs open until exec; it closes everything else first.
     storage.keep_fds = storage.fd_sources;
-    storage.keep_fds.push_back(plan.error_pipe);
+    for (int fd : {plan.error_pipe, plan.exec_fd, plan.landlock_fd, plan.userns_fd}) {
+        if (fd >= 0) storage.keep_fds.push_back(fd);
+    }
     std::sort(storage.keep_fds.begin(), storage.keep_fds.end());
     storage.keep_fds.erase(std::unique(storage.keep_fds.begin(), storage.keep_fds.end()),
                            storage.keep_fds.end());
     plan.keep_fds = storage.keep_fds.data();
     plan.keep_count = static_cast<int>(storage.keep_fds.size());
-    Pipe sync_pipe;
-    if (spec.namespaces.user) {
-        sync_pipe = make_pipe();
-        plan.userns_sync_fd = sync_pipe.read.get();
-    }
 
     std::uint64_t flags = namespace_flags(spec.namespaces);
     bool into_cgroup = spec.cgroup_fd >= 0 && g_clone_into_cgroup.load();
@@ -330,14 +432,6 @@ SpawnResult spawn(const SpawnSpec& spec) {
 
     Process process(pid, UniqueFd(pidfd));
     error_pipe.write.reset();
-    sync_pipe.read.reset();
-    if (spec.namespaces.user) {
-        write_id_maps(pid, spec);  // on failure ~Process kills and reaps the waiting child
-        if (::write(sync_pipe.write.get(), "x", 1) != 1) {
-            throw_sys_error(errno, "release child " + std::to_string(pid) + " after id maps");
-        }
-        sync_pipe.write.reset();
-    }
 
     detail::ChildFailure failure{};
     ssize_t n;
@@ -346,11 +440,19 @@ SpawnResult spawn(const SpawnSpec& spec) {
     } while (n < 0 && errno == EINTR);
     if (n == 0) return SpawnResult{std::move(process), into_cgroup};
 
+    // The init (in its own pid namespace) takes the namespace with it.
+    if (spec.namespaces.pid) process.send_signal(SIGKILL);
     process.reap();
-    if (n != static_cast<ssize_t>(sizeof failure)) {
+    // The init reports only {step, errno}.
+    if (n != static_cast<ssize_t>(sizeof failure) &&
+        n != static_cast<ssize_t>(offsetof(detail::ChildFailure, detail))) {
         throw SysError(EIO, "spawn " + spec.executable + ": short report from the child");
     }
-    throw SpawnError(spec.executable, static_cast<ChildStep>(failure.step), failure.err);
+    const auto step = static_cast<ChildStep>(failure.step);
+    throw SpawnError(spec.executable, step, failure.err,
+                     step == ChildStep::kFileView
+                         ? detail::describe_mount_op(storage.view, failure.detail)
+                         : std::string());
 }
 
 }  // namespace sandbox

@@ -13,14 +13,17 @@
 #include <vector>
 
 #include "sandbox/capabilities.h"
+#include "sandbox/file_view.h"
 #include "sandbox/process.h"
 #include "sandbox/seccomp.h"
 
 namespace sandbox {
 
 // New namespaces for the child. `net` gives it a network namespace whose
-// only interface is `lo`, brought up. `pid` together with `mount` also
-// mounts a fresh /proc, so the child cannot see the host's processes there.
+// only interface is `lo`, brought up. `pid` needs an init (SpawnSpec::init):
+// PID 1 of a namespace ignores every signal it has no handler for, so the
+// executable runs as the init's child. `cgroup` roots the child's cgroup
+// namespace at the cgroup it is born into.
 struct Namespaces {
     bool mount = false;
     bool pid = false;
@@ -28,7 +31,15 @@ struct Namespaces {
     bool uts = false;
     bool user = false;
     bool net = false;
-    bool any() const { return mount || pid || ipc || uts || user || net; }
+    bool cgroup = false;
+    bool any() const { return mount || pid || ipc || uts || user || net || cgroup; }
+};
+
+// pattern-launcher-init (sandbox/init/, protocol in sandbox/init_protocol.h),
+// exec'd from an fd so that it need not be visible in the child's view.
+struct InitProcess {
+    int executable_fd = -1;  // O_PATH or O_RDONLY fd of the init binary; the caller keeps it
+    int status_fd = -1;      // InitReports::sender_fd(), or -1: exit reports are not wanted
 };
 
 // With Namespaces::user: uid and gid `inside` map to `outside` (one id each).
@@ -70,7 +81,9 @@ struct SpawnSpec {
 
     int cgroup_fd = -1;  // Cgroup::dir_fd(); -1: stay in the caller's cgroup
     Namespaces namespaces;
-    UserNamespaceMap user_map;  // used with namespaces.user
+    UserNamespaceMap user_map;  // used with namespaces.user; must map `credentials`
+    InitProcess init;           // required with namespaces.pid
+    FileView view;              // with namespaces.mount
 
     std::optional<Credentials> credentials;  // unset: keep the caller's ids
     std::vector<ResourceLimit> resource_limits;
@@ -79,6 +92,7 @@ struct SpawnSpec {
     CapabilityMask ambient_capabilities = 0;  // must be a subset of `capabilities`
     bool no_new_privs = true;
     const BpfProgram* seccomp = nullptr;  // requires no_new_privs; must outlive spawn()
+    int landlock_ruleset_fd = -1;         // make_landlock_ruleset(); requires no_new_privs
 
     bool new_session = true;
     int parent_death_signal = 0;  // 0: the child outlives the caller
@@ -87,15 +101,16 @@ struct SpawnSpec {
 // The steps of the child between clone and exec, in order.
 enum class ChildStep : int {
     kJoinCgroup = 1,
-    kUserNamespaceSync,
     kNewSession,
+    kCgroupNamespace,
     kLoopbackUp,
-    kMountProc,
     kFdPlan,
     kCloseFds,
+    kFileView,
     kWorkingDirectory,
     kResourceLimits,
     kParentDeathSignal,
+    kUserNamespace,
     kDropBoundingSet,
     kKeepCapabilities,
     kSetGroups,
@@ -105,15 +120,21 @@ enum class ChildStep : int {
     kAmbientCapabilities,
     kResetSignals,
     kNoNewPrivs,
+    kLandlock,
     kSeccomp,
     kExec,
+    // Reported by pattern-launcher-init (init_protocol.h).
+    kInitSetup = 100,
+    kInitFork = 101,
+    kInitExec = 102,
 };
 
 const char* child_step_name(ChildStep step) noexcept;
 
 class SpawnError : public std::runtime_error {
 public:
-    SpawnError(std::string executable, ChildStep step, int err);
+    // `what` says more about the step (which mount of the file view), or is empty.
+    SpawnError(std::string executable, ChildStep step, int err, const std::string& what = {});
     ChildStep step() const noexcept { return step_; }
     int error_code() const noexcept { return err_; }
 

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <string_view>
 #include <system_error>
@@ -90,6 +91,55 @@ std::map<std::string, NamespaceQuota> to_namespace_quotas(const fs::path& file,
     return quotas;
 }
 
+// A decimal id: digits only, at most 2^32-1.
+std::optional<std::uint64_t> to_id(std::string_view text) {
+    std::uint64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [rest, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || rest != end ||
+        value > std::numeric_limits<std::uint32_t>::max()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+// `identity_range: FIRST-LAST`, both included. Ids with a fixed meaning on
+// every Linux host are refused, so a key can never run as one of them.
+IdRange to_identity_range(const fs::path& file, const Field& field) {
+    const std::string text = yaml_strict::to_string(file, field);
+    const std::size_t dash = text.find('-');
+    const auto first = dash == std::string::npos ? std::nullopt : to_id(text.substr(0, dash));
+    const auto last = dash == std::string::npos ? std::nullopt : to_id(text.substr(dash + 1));
+    if (!first || !last) {
+        const std::string expected =
+            "expected FIRST-LAST, two decimal ids (e.g. 1879048192-1879113727), got '";
+        yaml_strict::fail(file, field, expected + text + "'");
+    }
+    const std::string range = std::to_string(*first) + "-" + std::to_string(*last);
+    if (*first > *last) {
+        yaml_strict::fail(file, field,
+                          "first (" + std::to_string(*first) + ") must not be greater than last (" +
+                              std::to_string(*last) + ")");
+    }
+    auto includes = [&](std::uint64_t id) { return *first <= id && id <= *last; };
+    if (includes(0)) yaml_strict::fail(file, field, range + " includes 0 (root)");
+    if (*first <= 65519 && *last >= 61184) {
+        yaml_strict::fail(file, field,
+                          range + " overlaps 61184-65519, systemd's DynamicUser range");
+    }
+    if (includes(65534)) {
+        yaml_strict::fail(file, field, range + " includes 65534 (nobody, the overflow id)");
+    }
+    if (includes(65535)) {
+        yaml_strict::fail(file, field, range + " includes 65535 (the 16-bit (uid_t)-1, invalid)");
+    }
+    if (includes(std::numeric_limits<std::uint32_t>::max())) {
+        yaml_strict::fail(file, field, range + " includes 4294967295 ((uid_t)-1, invalid)");
+    }
+    return IdRange{static_cast<std::uint32_t>(*first),
+                   static_cast<std::uint32_t>(*last - *first + 1)};
+}
+
 // A port the launcher itself listens on, for the conflict checks.
 struct OwnPort {
     std::string key;
@@ -113,9 +163,10 @@ LauncherConfig load_config(const fs::path& file) {
     const Mapping top(file, root, "", {"launcher"}, 1);
     const Mapping map(file, top.require("launcher"),
                       {"grpc_port", "grpc_socket", "patterns_dir", "default_isolation",
-                       "process_manager", "resources", "metrics", "health", "runtime_dir",
+                       "process_manager", "resources", "metrics", "health", "runtime_dir", "init_path",
                        "cgroup_root", "pattern_ports", "limits_enforcement", "default_grace_period",
-                       "quotas", "namespace_quotas", "orphan_policy", "log_dir", "log_max_bytes"});
+                       "quotas", "namespace_quotas", "orphan_policy", "log_dir", "log_max_bytes",
+                       "identity_range"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -172,6 +223,7 @@ LauncherConfig load_config(const fs::path& file) {
         config.health = to_endpoint(file, *f, config.health, line);
         own_ports.push_back({f->path + ".port", config.health.port, line});
     }
+    if (const Field* f = map.find("init_path")) config.init_path = yaml_strict::to_path(file, *f, base);
     if (const Field* f = map.find("runtime_dir")) {
         config.runtime_dir = yaml_strict::to_path(file, *f, base);
     }
@@ -206,6 +258,9 @@ LauncherConfig load_config(const fs::path& file) {
                                   ") must not be greater than last (" +
                                   std::to_string(config.pattern_ports.last) + ")");
         }
+    }
+    if (const Field* f = map.find("identity_range")) {
+        config.identity_range = to_identity_range(file, *f);
     }
     if (const Field* f = map.find("limits_enforcement")) {
         const std::string text = yaml_strict::to_string(file, *f);

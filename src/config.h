@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "identity_pool.h"
 #include "manifest.h"
 
 namespace launcher {
@@ -64,6 +65,9 @@ struct LauncherConfig {
     Endpoint health{0, "/health"};
 
     std::filesystem::path runtime_dir = "/run/pattern-launcher";
+    // pattern-launcher-init, PID 1 of every pattern's pid namespace. Empty:
+    // found next to our own executable (find_init_binary).
+    std::filesystem::path init_path;
     // Pattern output where journald does not run: <log_dir>/<process id>.log,
     // each copied to .1 and truncated past log_max_bytes. Empty: <runtime_dir>/logs.
     std::filesystem::path log_dir;
@@ -71,6 +75,9 @@ struct LauncherConfig {
     // Empty: the delegated cgroup under systemd, else <cgroup2 mount>/pattern-launcher.
     std::filesystem::path cgroup_root;
     PortRange pattern_ports;
+    // The uids (each also the gid) handed out to isolation keys, one per key
+    // whose manifest sets no sandbox.user/group. Why the default: IdRange.
+    IdRange identity_range;
     LimitsEnforcement limits_enforcement = LimitsEnforcement::kStrict;
     std::chrono::milliseconds default_grace_period{10000};
 };

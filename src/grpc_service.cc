@@ -69,6 +69,11 @@ void to_wire(const ProcessInfo& i, pb::PatternInfo& out) {
     out.set_exit_cause(i.exit_cause);
     out.set_started_at_unix_ms(i.started_at_unix_ms);
     out.set_consecutive_failures(i.consecutive_failures);
+    out.set_uid(i.uid);
+    out.set_gid(i.gid);
+    out.set_confinement(i.confinement);
+    for (const std::string& w : i.weakened)
+        out.add_weakened(w);
 }
 
 // Runs `work` on the loop; `work` calls the returned finisher exactly once.

@@ -3,9 +3,14 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "commands.h"
+#include "config.h"
+#include "confinement.h"
+#include "identity_pool.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
@@ -22,9 +27,12 @@ std::string join(const std::vector<std::string>& words) {
     return out.empty() ? "(none)" : out;
 }
 
-// Starts /bin/true the way a pattern is started: in a fresh cgroup, in new
-// namespaces, under the default seccomp profile, with no capabilities.
-bool try_sandboxed_spawn(const sandbox::CgroupMount& mount) {
+// Starts /bin/true the way a pattern without a `sandbox` section is started:
+// in a fresh cgroup, under the init in its own pid namespace, with the
+// private file view, every namespace, an unprivileged uid, the default
+// seccomp profile, Landlock and no capabilities.
+bool try_sandboxed_spawn(const sandbox::CgroupMount& mount, const HostConfinement& host,
+                         std::uint32_t uid) {
     try {
         sandbox::CgroupTree tree = sandbox::CgroupTree::open(
             mount.path + "/pattern-launcher-check." + std::to_string(::getpid()));
@@ -33,20 +41,31 @@ bool try_sandboxed_spawn(const sandbox::CgroupMount& mount) {
         sandbox::SpawnSpec spec;
         spec.executable = "/bin/true";
         spec.cgroup_fd = group.dir_fd();
-        spec.namespaces = {
-            .mount = true, .pid = true, .ipc = true, .uts = true, .user = true, .net = true};
+        spec.namespaces = {.mount = true,
+                           .pid = true,
+                           .ipc = true,
+                           .uts = true,
+                           .user = false,
+                           .net = true,
+                           .cgroup = true};
+        spec.init = {host.init_fd(), -1};
+        spec.view.enabled = true;
+        spec.view.masked = host.masked_paths();
+        spec.credentials = sandbox::Credentials{uid, uid, {}};
         spec.seccomp = &filter;
+        if (host.landlock().active()) spec.landlock_ruleset_fd = host.landlock().ruleset.get();
         sandbox::SpawnResult child = sandbox::spawn(spec);
         sandbox::ExitStatus status = sandbox::decode_exit(child.process.reap());
         group.remove();
         tree.close();
         std::printf(
-            "sandboxed spawn:      %s (%s; namespaces mnt pid ipc uts user net, "
-            "seccomp default, no capabilities)\n",
+            "sandboxed spawn:      %s (%s; uid %u, namespaces mnt pid ipc uts cgroup net, "
+            "init, private file view, seccomp default, %s, no capabilities)\n",
             status.success() ? "ok" : status.describe().c_str(),
             child.joined_cgroup_at_clone ? "clone3 CLONE_INTO_CGROUP"
                                          : "clone3, then cgroup.procs (CLONE_INTO_CGROUP "
-                                           "refused)");
+                                           "refused)",
+            uid, host.landlock().describe().c_str());
         return status.success();
     } catch (const std::exception& e) {
         std::printf("sandboxed spawn:      FAILED: %s\n", e.what());
@@ -54,9 +73,39 @@ bool try_sandboxed_spawn(const sandbox::CgroupMount& mount) {
     }
 }
 
+// Each manifest and what it gives up; false if any is invalid.
+bool report_patterns(const std::filesystem::path& dir) {
+    const Discovery found = discover_patterns(dir);
+    std::printf("patterns:             %zu valid, %zu invalid in %s\n", found.patterns.size(),
+                found.errors.size(), dir.c_str());
+    for (const auto& [name, manifest] : found.patterns) {
+        const std::vector<std::string> weakened = confinement_weakenings(manifest);
+        if (weakened.empty()) std::printf("  %-20s default confinement\n", name.c_str());
+        for (const std::string& w : weakened)
+            std::printf("  %-20s WEAKENED: %s\n", name.c_str(), w.c_str());
+    }
+    for (const FileError& e : found.errors)
+        std::printf("  invalid: %s\n", e.what());
+    return found.errors.empty();
+}
+
 }  // namespace
 
-int run_host_check() {
+int run_host_check(const std::vector<std::string>& args) {
+    std::filesystem::path config_file, patterns_dir;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if ((args[i] == "--config" || args[i] == "--patterns-dir") && i + 1 < args.size()) {
+            (args[i] == "--config" ? config_file : patterns_dir) = args[++i];
+        } else {
+            std::fprintf(stderr, "pattern-launcher check: unknown argument '%s'\n",
+                         args[i].c_str());
+            return 2;
+        }
+    }
+    LauncherConfig config;
+    if (!config_file.empty()) config = load_config(config_file);
+    if (!patterns_dir.empty()) config.patterns_dir = patterns_dir;
+
     bool ok = true;
     sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
     std::string self = sandbox::self_cgroup();
@@ -78,7 +127,29 @@ int run_host_check() {
             std::printf("seccomp '%s':       FAILED: %s\n", name.c_str(), e.what());
         }
     }
-    ok = try_sandboxed_spawn(mount) && ok;
+    std::unique_ptr<HostConfinement> host;
+    try {
+        host = std::make_unique<HostConfinement>(config);
+        std::printf("init:                 %s\n", host->init_path().c_str());
+        std::printf("landlock:             %s\n", host->landlock().describe().c_str());
+        std::printf("identities:           %u-%u (%zu named in /etc/passwd or /etc/group)\n",
+                    config.identity_range.first, config.identity_range.last(),
+                    IdentityPool(config.identity_range,
+                                 ids_named_in("/etc/passwd", "/etc/group"))
+                        .excluded());
+    } catch (const std::exception& e) {
+        ok = false;
+        std::printf("init:                 FAILED: %s\n", e.what());
+    }
+    if (host) ok = try_sandboxed_spawn(mount, *host, config.identity_range.first) && ok;
+    if (!config_file.empty() || !patterns_dir.empty()) {
+        try {
+            ok = report_patterns(config.patterns_dir) && ok;
+        } catch (const std::exception& e) {
+            ok = false;
+            std::printf("patterns:             FAILED: %s\n", e.what());
+        }
+    }
     if (::geteuid() != 0) {
         std::printf(
             "running as:           uid %d (not root: cgroup creation and id changes "

@@ -38,9 +38,23 @@ Launcher::Launcher(EventLoop& loop, LauncherConfig config, sandbox::CgroupTree& 
       tree_(tree),
       state_(config_.runtime_dir / "state"),
       ports_(config_.pattern_ports),
+      identities_(config_.identity_range, ids_named_in("/etc/passwd", "/etc/group")),
       started_(Clock::now()) {
+    if (identities_.excluded() > 0) {
+        std::fprintf(stderr,
+                     "pattern-launcher: identity_range %u-%u: %zu id(s) in it are named in "
+                     "/etc/passwd or /etc/group; they are never handed out\n",
+                     identities_.range().first, identities_.range().last(), identities_.excluded());
+    }
+    // Not from the start of the range: this instance does not know which ids
+    // a previous one released just before it stopped.
+    const IdRange& ids = config_.identity_range;
+    identities_.start_at(ids.first +
+                         std::uniform_int_distribution<std::uint32_t>(0, ids.count - 1)(jitter_));
+    confinement_ = std::make_unique<HostConfinement>(config_);
     replace_patterns(std::move(patterns));
     std::filesystem::create_directories(config_.runtime_dir / "notify");
+    std::filesystem::create_directories(config_.runtime_dir / "keys");
 }
 
 Launcher::~Launcher() = default;
@@ -283,6 +297,10 @@ ProcessInfo Launcher::info(const ManagedProcess& p) const {
     i.error_count = p.error_count;
     i.restart_count = p.restart_count;
     i.consecutive_failures = p.consecutive_failures;
+    i.uid = p.uid;
+    i.gid = p.gid;
+    i.confinement = p.confinement;
+    i.weakened = confinement_weakenings(*p.manifest);
     i.limits_enforced = p.limits_enforced;
     i.exit_cause = p.exit_cause;
     if (p.group) {

@@ -25,7 +25,9 @@
 #include <vector>
 
 #include "config.h"
+#include "confinement.h"
 #include "event_loop.h"
+#include "identity_pool.h"
 #include "isolation_key.h"
 #include "launcher_observer.h"
 #include "launcher_types.h"
@@ -80,6 +82,8 @@ public:
     void shutdown(std::function<void()> done);
     bool shutting_down() const { return shutting_down_; }
     std::size_t process_count() const { return processes_.size(); }
+    // The uids/gids of the keys (launcher.identity_range).
+    const IdentityPool& identities() const { return identities_; }
 
 private:
     // launcher.cc
@@ -118,6 +122,7 @@ private:
     void finish(ManagedProcess& p);
     void persist(const ManagedProcess& p);
     const sandbox::BpfProgram* seccomp_program(const std::string& profile);
+    std::filesystem::path state_directory(const ManagedProcess& p) const;
 
     // recovery.cc
     bool adopt(const ProcessRecord& record, sandbox::Cgroup& group);
@@ -137,12 +142,14 @@ private:
     std::map<std::string, sandbox::BpfProgram> seccomp_cache_;
     std::deque<std::string> start_queue_;  // keys waiting for max_concurrent_starts
     PortAllocator ports_;
+    IdentityPool identities_;
     std::mt19937 jitter_{std::random_device{}()};
     EventLoop::Clock::time_point started_;
     bool shutting_down_ = false;
     std::function<void()> shutdown_done_;
     LauncherObserver* observer_ = nullptr;
     PatternLogs* logs_ = nullptr;
+    std::unique_ptr<HostConfinement> confinement_;
 };
 
 }  // namespace launcher

@@ -60,6 +60,10 @@ struct ProcessInfo {
     std::string exit_cause;
     std::int64_t started_at_unix_ms = 0;
     int consecutive_failures = 0;
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::string confinement;
+    std::vector<std::string> weakened;
 };
 
 struct LaunchParams {

@@ -11,7 +11,9 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: pattern-launcher [--config FILE] [flags]   run the daemon
-       pattern-launcher check                      report what this host gives the sandbox
+       pattern-launcher check [--config FILE] [--patterns-dir DIR]
+                                                   report what this host gives the sandbox, and
+                                                   what the patterns' manifests give up of it
        pattern-launcher hold                       (started by the daemon) keep the tenants' scope
 
 flags (override the config file):
@@ -35,7 +37,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        if (!args.empty() && args[0] == "check") return launcher::run_host_check();
+        if (!args.empty() && args[0] == "check") {
+            return launcher::run_host_check(std::vector<std::string>(args.begin() + 1, args.end()));
+        }
         // The placeholder that keeps the tenants' systemd scope (tenant_scope.h).
         if (args.size() == 1 && args[0] == "hold") return launcher::run_holder();
         return launcher::run_daemon(args);

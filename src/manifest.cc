@@ -229,7 +229,8 @@ std::string parse_id(const fs::path& file, const Field& field) {
 
 SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
     const Mapping map(file, field,
-                      {"network", "seccomp", "namespaces", "user", "group", "capabilities"});
+                      {"network", "seccomp", "namespaces", "user", "group", "capabilities",
+                       "allow_root", "landlock", "tmp_size", "state_directory"});
     SandboxSettings sb;
     if (const Field* f = map.find("network")) {
         const std::string network = yaml_strict::to_string(file, *f);
@@ -254,7 +255,8 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
         }
     }
     if (const Field* f = map.find("namespaces")) {
-        static const std::vector<std::string> kKnown{"mount", "pid", "ipc", "uts", "user"};
+        static const std::vector<std::string> kKnown{"mount", "pid", "ipc", "uts", "cgroup",
+                                                     "user"};
         sb.namespaces.clear();
         for (const Field& item : yaml_strict::to_items(file, *f)) {
             std::string ns = yaml_strict::to_string(file, item);
@@ -270,8 +272,39 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
             sb.namespaces.push_back(std::move(ns));
         }
     }
+    if (sb.has_namespace("pid") && !sb.has_namespace("mount")) {
+        yaml_strict::fail(file, *map.find("namespaces"),
+                          "namespace 'pid' needs 'mount' too (the pattern's own /proc)");
+    }
     if (const Field* f = map.find("user")) sb.user = parse_id(file, *f);
     if (const Field* f = map.find("group")) sb.group = parse_id(file, *f);
+    if (const Field* f = map.find("allow_root")) sb.allow_root = yaml_strict::to_bool(file, *f);
+    const bool root_user =
+        sb.user && (*sb.user == "root" ||
+                    (sb.user->find_first_not_of('0') == std::string::npos));  // "0", "00", ...
+    if (root_user && !sb.allow_root) {
+        yaml_strict::fail(file, *map.find("user"),
+                          "sandbox.user '" + *sb.user +
+                              "' is root, which owns the host's files and cgroupfs: set "
+                              "sandbox.allow_root: true to mean it");
+    }
+    if (sb.allow_root && !root_user) {
+        yaml_strict::fail(file, *map.find("allow_root"),
+                          "sandbox.allow_root is for sandbox.user: root (or 0) only");
+    }
+    if (const Field* f = map.find("landlock")) sb.landlock = yaml_strict::to_bool(file, *f);
+    if (const Field* f = map.find("tmp_size")) {
+        sb.tmp_size = yaml_strict::to_size(file, *f);
+        if (sb.tmp_size < 4096) yaml_strict::fail(file, *f, "tmp_size must be at least 4096 bytes");
+    }
+    if (const Field* f = map.find("state_directory")) {
+        sb.state_directory = yaml_strict::to_bool(file, *f);
+        if (sb.state_directory && !sb.has_namespace("mount")) {
+            yaml_strict::fail(file, *f,
+                              "state_directory needs the mount namespace (it is bound into "
+                              "the pattern's view)");
+        }
+    }
     if (const Field* f = map.find("capabilities")) {
         sandbox::CapabilityMask seen = 0;
         for (const Field& item : yaml_strict::to_items(file, *f)) {

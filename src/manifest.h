@@ -2,6 +2,7 @@
 // a `sandbox` section, parsed strictly. Every error names the file and line.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -78,17 +79,32 @@ struct BackendSlot {
     bool required = false;
 };
 
+// Without a `sandbox` section a pattern gets the strongest confinement the
+// host supports; each key here can only be given up explicitly, and every
+// such choice is listed by confinement_weakenings() (confinement.h).
 struct SandboxSettings {
     NetworkMode network = NetworkMode::kIsolated;
     std::string seccomp = "default";  // a built-in profile name, or "none"
-    // Extra namespaces: any of mount, pid, ipc, uts, user (network is `network`).
-    // Not pid by default: a pattern that is PID 1 of its namespace ignores
-    // SIGTERM unless it installs a handler, so a graceful stop would always
-    // wait out the grace period.
-    std::vector<std::string> namespaces{"mount", "ipc", "uts"};
-    std::optional<std::string> user;        // name or numeric uid; unset: run as the launcher's uid
-    std::optional<std::string> group;       // name or numeric gid
+    // Namespaces: any of mount, pid, ipc, uts, cgroup, user (network is
+    // `network`). mount gives the private file view; pid runs the pattern
+    // under pattern-launcher-init as PID 1, with its own /proc; cgroup shows
+    // it only its own cgroup. user is extra (not a default): the pattern's
+    // ids are then mapped one to one into a user namespace.
+    std::vector<std::string> namespaces{"mount", "pid", "ipc", "uts", "cgroup"};
+    bool has_namespace(std::string_view name) const {
+        return std::find(namespaces.begin(), namespaces.end(), name) != namespaces.end();
+    }
+    // unset: the key's own uid and gid from launcher.identity_range
+    std::optional<std::string> user;  // name or numeric uid
+    std::optional<std::string> group;  // name or numeric gid
+    bool allow_root = false;               // required for a user that is uid 0
     std::vector<std::string> capabilities;  // kept (bounding/permitted/effective) and ambient
+    bool landlock = true;                   // signal and abstract-socket scoping, where the kernel has it
+    std::uint64_t tmp_size = 64ull << 20;   // each of the view's /tmp, /var/tmp, /dev/shm
+    // A writable directory per key at /run/pattern/state ($STATE_DIRECTORY),
+    // owned by the key's id; kept across restarts of the pattern and of the
+    // launcher, removed when the key ends.
+    bool state_directory = false;
 };
 
 struct Manifest {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "confinement_report.h"
 #include "manifest.h"
 #include "prism/launcher/launcher.grpc.pb.h"
 
@@ -180,6 +181,8 @@ int validate(const CommandArgs& a) {
     launcher::Discovery found = launcher::discover_patterns(a.positional[0]);
     for (const auto& [name, m] : found.patterns) {
         std::printf("ok       %s (%s) %s\n", name.c_str(), m.version.c_str(), m.file.c_str());
+        for (const std::string& weakened : launcher::confinement_weakenings(m))
+            std::printf("weakened %s: %s\n", name.c_str(), weakened.c_str());
     }
     for (const auto& e : found.errors)
         std::printf("invalid  %s\n", e.what());

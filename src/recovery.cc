@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 
 #include "launcher.h"
 #include "managed_process.h"
@@ -51,6 +54,60 @@ sandbox::UniqueFd recover_socket(int pidfd, int fd_number, int port) {
     return socket;
 }
 
+// Who a process runs as: real and effective uid and gid.
+struct RunsAs {
+    std::uint64_t uid[2] = {};
+    std::uint64_t gid[2] = {};
+};
+
+// From /proc/<pid>/status; nullopt (and `problem` set) when it cannot be read.
+std::optional<RunsAs> runs_as(pid_t pid, std::string& problem) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/status";
+    std::ifstream in(path);
+    if (!in) {
+        problem = "cannot read " + path;
+        return std::nullopt;
+    }
+    RunsAs ids;
+    int found = 0;
+    for (std::string line; found < 2 && std::getline(in, line);) {
+        const bool uid = line.starts_with("Uid:");
+        if (!uid && !line.starts_with("Gid:")) continue;
+        std::uint64_t* pair = uid ? ids.uid : ids.gid;
+        std::istringstream fields(line.substr(4));
+        if (!(fields >> pair[0] >> pair[1])) {
+            problem = "unreadable line '" + line + "' in " + path;
+            return std::nullopt;
+        }
+        ++found;
+    }
+    if (found < 2) {
+        problem = "no Uid: and Gid: lines in " + path;
+        return std::nullopt;
+    }
+    return ids;
+}
+
+// Why a process that runs as `ids` cannot be the key whose record names
+// `identity` (0: none), or "". A key with an identity runs as that uid and
+// gid; one without runs as nothing from the pool, which could hand it out.
+std::string identity_problem(const RunsAs& ids, std::uint32_t identity, const IdentityPool& pool) {
+    for (const bool uid : {true, false}) {
+        const std::uint64_t* pair = uid ? ids.uid : ids.gid;
+        const std::string what = std::string(uid ? "uid " : "gid ") + std::to_string(pair[0]) +
+                                 " (effective " + std::to_string(pair[1]) + ")";
+        if (identity != 0 && (pair[0] != identity || pair[1] != identity)) {
+            return "runs as " + what + ", not as its identity " + std::to_string(identity);
+        }
+        if (identity == 0 && (pool.contains(static_cast<std::uint32_t>(pair[0])) ||
+                              pool.contains(static_cast<std::uint32_t>(pair[1])))) {
+            return "runs as " + what + " from identity_range, but its state record names no " +
+                   "identity";
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
@@ -76,6 +133,39 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
         process.detach();  // not ours: never signal it
         return false;
     }
+    // Who it runs as must match the record's identity (the pid is the host's
+    // view of PID 1 of the pattern's pid namespace, which runs as the key
+    // too), and no other key may hold that identity.
+    std::string why;
+    const std::optional<RunsAs> adopted_ids = runs_as(record.pid, why);
+    if (adopted_ids) why = identity_problem(*adopted_ids, record.identity, identities_);
+    // Still running after the read: the status was its own, not a recycled pid's.
+    if (why.empty() && process.has_exited()) why = "it exited while being adopted";
+    if (why.empty() && record.identity != 0 && !identities_.reserve(record.identity)) {
+        const IdRange& range = identities_.range();
+        why = "identity " + std::to_string(record.identity);
+        if (!identities_.contains(record.identity)) {
+            why += " is outside identity_range " + std::to_string(range.first) + "-" +
+                   std::to_string(range.last());
+        } else if (identities_.is_held(record.identity)) {
+            why += " is already held by another key";
+        } else {
+            why += " is named in /etc/passwd or /etc/group";
+        }
+    }
+    if (!why.empty()) {
+        log_line("not adopting " + record.process_id + " (pid " + std::to_string(record.pid) +
+                 "): " + why);
+        return false;
+    }
+    // Given back if the adoption fails from here on.
+    struct Reservation {
+        IdentityPool& pool;
+        std::uint32_t id;
+        ~Reservation() {
+            if (id != 0) pool.release(id);
+        }
+    } reservation{identities_, record.identity};
     auto run = std::make_unique<sandbox::Cgroup>(sandbox::Cgroup::adopt(leaf));
 
     auto owned = std::make_unique<ManagedProcess>();
@@ -112,10 +202,17 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
     p.started_at =
         EventLoop::Clock::now() - std::chrono::duration_cast<EventLoop::Clock::duration>(age);
     p.restart_count = record.restart_count;
+    p.identity = record.identity;
+    if (adopted_ids) {
+        p.uid = static_cast<std::uint32_t>(adopted_ids->uid[0]);
+        p.gid = static_cast<std::uint32_t>(adopted_ids->gid[0]);
+    }
+    p.confinement = applied_confinement(*p.manifest, *confinement_);
 
     if (!key.namespace_id.empty()) namespace_group(key.namespace_id);
     if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);
     processes_[p.id] = std::move(owned);
+    reservation.id = 0;  // the key holds it now
     watch_process(p);
     schedule_liveness(p);
     persist(p);

@@ -93,8 +93,13 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
     env.push_back("GRPC_PORT=" + std::to_string(endpoints.grpc_port));
     if (endpoints.health_port)
         env.push_back("HEALTH_PORT=" + std::to_string(endpoints.health_port));
-    if (!endpoints.notify_socket.empty())
-        env.push_back("NOTIFY_SOCKET=" + endpoints.notify_socket.string());
+    if (!endpoints.notify_socket.empty()) {
+        env.push_back(std::string("NOTIFY_SOCKET=") +
+                      (has_file_view(manifest) ? kViewNotifySocket
+                                               : endpoints.notify_socket.string()));
+    }
+    if (manifest.sandbox.state_directory)
+        env.push_back(std::string("STATE_DIRECTORY=") + kViewStateDirectory);
     for (const auto& [name, value] : manifest.environment) {
         if (!is_reserved_env_name(name)) env.push_back(name + "=" + value);
     }
@@ -107,9 +112,58 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
     return env;
 }
 
+bool has_file_view(const Manifest& manifest) {
+    return manifest.sandbox.has_namespace("mount");
+}
+
+namespace {
+
+// /tmp, /var/tmp, /dev/shm and /run are the view's own: host paths there
+// that a pattern needs (its directory, in tests; resolv.conf's target under
+// systemd-resolved) are bound back in, read-only.
+bool hidden_by_view(const std::filesystem::path& path) {
+    const std::string p = path.lexically_normal().string();
+    for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm", "/run", "/dev"}) {
+        const std::string d = dir;
+        if (p == d || p.starts_with(d + "/")) return true;
+    }
+    return false;
+}
+
+sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& endpoints,
+                            const KeyConfinement& confinement) {
+    sandbox::FileView view;
+    view.enabled = true;
+    view.tmpfs_bytes = manifest.sandbox.tmp_size;
+    view.proc = manifest.sandbox.has_namespace("pid");
+    view.cgroup = manifest.sandbox.has_namespace("cgroup");
+    if (confinement.host) view.masked = confinement.host->masked_paths();
+    std::vector<std::filesystem::path> read_only = {manifest.directory,
+                                                    manifest.executable.parent_path()};
+    for (const char* file : {"/etc/resolv.conf", "/etc/hosts"}) {
+        std::error_code ec;
+        std::filesystem::path target = std::filesystem::canonical(file, ec);
+        if (!ec && target != file) read_only.push_back(target);
+    }
+    for (const auto& path : read_only) {
+        const bool seen = std::any_of(view.binds.begin(), view.binds.end(), [&](const auto& b) {
+            return b.source == path.string();
+        });
+        if (hidden_by_view(path) && !seen) view.binds.push_back({path, path, false});
+    }
+    if (!endpoints.notify_socket.empty())
+        view.binds.push_back({endpoints.notify_socket, kViewNotifySocket, false});
+    if (!confinement.state_directory.empty())
+        view.binds.push_back({confinement.state_directory, kViewStateDirectory, true});
+    return view;
+}
+
+}  // namespace
+
 sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey& key,
                                     const std::map<std::string, std::string>& config,
-                                    const PatternEndpoints& endpoints) {
+                                    const PatternEndpoints& endpoints,
+                                    const KeyConfinement& confinement) {
     sandbox::SpawnSpec spec;
     spec.executable = manifest.executable.string();
     spec.argv = {manifest.executable.string()};
@@ -120,24 +174,46 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     spec.passed_fds.push_back({endpoints.grpc_fd, "grpc"});
     if (endpoints.health_fd >= 0) spec.passed_fds.push_back({endpoints.health_fd, "health"});
 
-    const auto& ns = manifest.sandbox.namespaces;
-    auto has = [&](const char* name) { return std::find(ns.begin(), ns.end(), name) != ns.end(); };
-    spec.namespaces.mount = has("mount");
-    spec.namespaces.pid = has("pid");
-    spec.namespaces.ipc = has("ipc");
-    spec.namespaces.uts = has("uts");
-    spec.namespaces.user = has("user");
-    spec.namespaces.net = manifest.sandbox.network == NetworkMode::kIsolated;
-
-    if (manifest.sandbox.user || manifest.sandbox.group) {
-        sandbox::Credentials creds;
-        gid_t primary = ::getgid();
-        creds.uid =
-            manifest.sandbox.user ? resolve_user(*manifest.sandbox.user, primary) : ::getuid();
-        creds.gid = manifest.sandbox.group ? resolve_group(*manifest.sandbox.group) : primary;
-        spec.credentials = creds;
+    const SandboxSettings& sb = manifest.sandbox;
+    spec.namespaces.mount = sb.has_namespace("mount");
+    spec.namespaces.pid = sb.has_namespace("pid");
+    spec.namespaces.ipc = sb.has_namespace("ipc");
+    spec.namespaces.uts = sb.has_namespace("uts");
+    spec.namespaces.cgroup = sb.has_namespace("cgroup");
+    spec.namespaces.user = sb.has_namespace("user");
+    spec.namespaces.net = sb.network == NetworkMode::kIsolated;
+    if (spec.namespaces.mount) spec.view = file_view(manifest, endpoints, confinement);
+    if (confinement.host) {
+        spec.init.executable_fd = confinement.host->init_fd();
+        spec.init.status_fd = confinement.host->report_sender_fd();
+        if (sb.landlock && confinement.host->landlock().active())
+            spec.landlock_ruleset_fd = confinement.host->landlock().ruleset.get();
     }
-    spec.capabilities = sandbox::parse_capabilities(manifest.sandbox.capabilities);
+
+    // No supplementary groups: the key's ids alone.
+    sandbox::Credentials creds;
+    if (sb.user || sb.group) {
+        gid_t primary = ::getgid();
+        creds.uid = sb.user ? resolve_user(*sb.user, primary) : ::getuid();
+        creds.gid = sb.group ? resolve_group(*sb.group) : primary;
+        if (creds.uid == 0 && !sb.allow_root) {
+            throw sandbox::ConfigError("sandbox.user '" + sb.user.value_or("") +
+                                       "' is uid 0: set sandbox.allow_root: true to mean it");
+        }
+    } else if (confinement.identity != 0) {
+        creds.uid = confinement.identity;
+        creds.gid = confinement.identity;
+    } else {
+        creds.uid = ::getuid();
+        creds.gid = ::getgid();
+    }
+    spec.credentials = creds;
+    if (spec.namespaces.user) {
+        // The same ids inside as outside: files the pattern creates belong to
+        // the key's uid on the host, and setresuid inside finds it mapped.
+        spec.user_map = {creds.uid, creds.uid, creds.gid, creds.gid};
+    }
+    spec.capabilities = sandbox::parse_capabilities(sb.capabilities);
     // A non-root pattern keeps capabilities across exec only as ambient ones.
     spec.ambient_capabilities = spec.capabilities;
     spec.no_new_privs = true;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "confinement.h"
 #include "isolation_key.h"
 #include "manifest.h"
 #include "sandbox/spawn.h"
@@ -23,8 +24,20 @@ struct PatternEndpoints {
     int grpc_port = 0;
     int health_fd = -1;  // -1: not handed over (tcp health checks bind their own)
     int health_port = 0;
-    std::filesystem::path notify_socket;  // empty: none
+    std::filesystem::path notify_socket;  // host path; empty: none
 };
+
+// The key's own part of its compartment.
+struct KeyConfinement {
+    std::uint32_t identity = 0;  // the key's uid and gid; 0: sandbox.user/group decide
+    const HostConfinement* host = nullptr;
+    std::filesystem::path state_directory;  // host path; empty: none
+};
+
+// True when the manifest gives the pattern the private file view (a mount
+// namespace): its notify socket and state directory are then bound in at
+// kViewNotifySocket and kViewStateDirectory.
+bool has_file_view(const Manifest& manifest);
 
 // The environment, in order: PATH, the reserved names, the manifest's
 // environment, the request's config.
@@ -33,9 +46,11 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
                                              const PatternEndpoints& endpoints);
 
 // Everything but the cgroup fd and the seccomp program, which the caller owns.
-// Throws sandbox::ConfigError for a user or group that does not exist.
+// Throws sandbox::ConfigError for a user or group that does not exist, or
+// that is root without sandbox.allow_root.
 sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey& key,
                                     const std::map<std::string, std::string>& config,
-                                    const PatternEndpoints& endpoints);
+                                    const PatternEndpoints& endpoints,
+                                    const KeyConfinement& confinement);
 
 }  // namespace launcher

@@ -255,6 +255,9 @@ std::string serialize(const ProcessRecord& record) {
     field("restart_count", std::to_string(record.restart_count));
     field("limits_enforced", record.limits_enforced ? "true" : "false");
     field("grace_period_ms", std::to_string(record.grace_period_ms));
+    // Optional, and left out when 0: records of keys without an identity stay
+    // exactly what the launcher wrote before identities existed.
+    if (record.identity != 0) field("identity", std::to_string(record.identity));
     for (const auto& [name, value] : record.config) {
         out += kConfigPrefix;
         out += escape(name, true);
@@ -302,7 +305,8 @@ ProcessRecord deserialize(const std::string& text) {
                                            "namespace_id",  "session_id",      "pid",
                                            "cgroup",        "address",         "grpc_port",
                                            "health_port",   "notify_socket",   "started_at_unix_ms",
-                                           "restart_count", "limits_enforced", "grace_period_ms"};
+                                           "restart_count", "limits_enforced", "grace_period_ms",
+                                           "identity"};
 
     ProcessRecord record;
     std::map<std::string, std::size_t, std::less<>> seen;  // key -> line
@@ -383,6 +387,11 @@ ProcessRecord deserialize(const std::string& text) {
             record.limits_enforced = parse_bool(key, value, line);
         } else if (key == "grace_period_ms") {
             record.grace_period_ms = parse_integer(key, value, 0, kInt64Max, line);
+        } else if (key == "identity") {
+            // Never 0 (that is "none", written as no line) or (uid_t)-1.
+            constexpr std::int64_t kIdMax = std::numeric_limits<std::uint32_t>::max() - 1;
+            record.identity =
+                static_cast<std::uint32_t>(parse_integer(key, value, 1, kIdMax, line));
         }
     }
     if (!ended) fail(lines.size(), "missing 'end' (the file is truncated)");

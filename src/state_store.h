@@ -35,6 +35,7 @@ struct ProcessRecord {
     int restart_count = 0;
     bool limits_enforced = true;
     std::int64_t grace_period_ms = 0;
+    std::uint32_t identity = 0;  // 0: none (fixed sandbox.user, or the launcher's own)
     std::map<std::string, std::string> config;  // the launch request's config (env)
 };
 

@@ -1,10 +1,14 @@
 // The lifecycle of a key's process: start (queued beyond
 // max_concurrent_starts), readiness, liveness, exit, restart with back-off,
 // circuit breaker, stop and teardown. Runs on the event loop.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <optional>
+#include <string_view>
 
 #include "launcher.h"
 #include "managed_process.h"
@@ -41,6 +45,7 @@ sandbox::CgroupLimits limits_for(const Resources& m, const Resources& d) {
 }
 
 constexpr milliseconds kBackoffBase{100};
+constexpr std::string_view kNoFreeIdentity = "no free identity";
 constexpr milliseconds kReadinessRetry{20};
 
 }  // namespace
@@ -134,9 +139,33 @@ const sandbox::BpfProgram* Launcher::seccomp_program(const std::string& profile)
     return &it->second;
 }
 
+// <runtime_dir>/keys/<process id>, made on first use and owned by the
+// key's ids; it lives as long as the key (release() removes it).
+std::filesystem::path Launcher::state_directory(const ManagedProcess& p) const {
+    std::filesystem::path dir = config_.runtime_dir / "keys" / p.id;
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        sandbox::throw_sys_error(errno, "create the state directory", dir.string());
+    if (p.identity != 0 && ::chown(dir.c_str(), p.identity, p.identity) != 0)
+        sandbox::throw_sys_error(errno, "chown the state directory", dir.string());
+    return dir;
+}
+
 // The key's resources: its cgroup (below its namespace's), limits, sockets.
 void Launcher::prepare(ManagedProcess& p) {
     const Manifest& manifest = *p.manifest;
+    // A key of its own uid and gid, unless its manifest names who it runs
+    // as. Kept across restarts; given back in release().
+    if (p.identity == 0 && !manifest.sandbox.user && !manifest.sandbox.group) {
+        const std::optional<std::uint32_t> id = identities_.allocate();
+        if (!id) {
+            const IdRange& range = identities_.range();
+            p.start_failure = std::string(kNoFreeIdentity) + " in identity_range " +
+                              std::to_string(range.first) + "-" + std::to_string(range.last()) +
+                              " (" + std::to_string(identities_.in_use()) + " in use)";
+            throw sandbox::SysError(EAGAIN, p.start_failure);
+        }
+        p.identity = *id;
+    }
     if (p.key.namespace_id.empty()) {
         p.group = std::make_unique<sandbox::Cgroup>(tree_.create_group(p.id));
     } else {
@@ -211,8 +240,15 @@ void Launcher::spawn_process(ManagedProcess& p) {
             p.group->create_child("run." + std::to_string(p.restart_count)));
     }
     p.oom_kills_at_start = p.group->memory_events().oom_kill;
-    sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints);
+    KeyConfinement confinement{p.identity, confinement_.get(), {}};
+    if (manifest.sandbox.state_directory) confinement.state_directory = state_directory(p);
+    sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints, confinement);
     spec.cgroup_fd = p.run->dir_fd();
+    // The key's own ids own its notify socket: connecting needs write access.
+    if (!p.notify_path.empty() &&
+        ::chown(p.notify_path.c_str(), spec.credentials->uid, spec.credentials->gid) != 0) {
+        sandbox::throw_sys_error(errno, "chown the notify socket", p.notify_path.string());
+    }
     sandbox::UniqueFd output;  // the child keeps its own copy
     if (logs_) {
         output = logs_->open_for(p.id);
@@ -221,6 +257,14 @@ void Launcher::spawn_process(ManagedProcess& p) {
     }
     spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
     sandbox::SpawnResult spawned = sandbox::spawn(spec);
+    if (!p.ever_running && p.restart_count == 0) {
+        for (const std::string& weakened : confinement_weakenings(manifest)) {
+            log_line(p.id + ": WARNING: confinement weakened by its manifest: " + weakened);
+        }
+    }
+    p.uid = spec.credentials->uid;
+    p.gid = spec.credentials->gid;
+    p.confinement = applied_confinement(manifest, *confinement_);
     p.process = std::move(spawned.process);
     p.process_alive = true;
     p.adopted = false;
@@ -367,6 +411,9 @@ void Launcher::on_exit(ManagedProcess& p) {
     p.healthy = false;
     bool success = false;
     if (status) {
+        // The init (PID 1 of the pattern's pid namespace) told how the pattern
+        // itself ended; without a report the init was killed (cgroup.kill, OOM).
+        if (auto reported = confinement_->reports().take(p.pid)) status = reported;
         const std::uint64_t oom_kills = p.group->memory_events().oom_kill - p.oom_kills_at_start;
         sandbox::ExitStatus exit = sandbox::decode_exit(*status, oom_kills);
         p.exit_cause = exit.describe();
@@ -559,14 +606,37 @@ void Launcher::release(ManagedProcess& p) {
         ::unlink(p.notify_path.c_str());
         p.notify_path.clear();
     }
+    bool nothing_runs = true;
     if (p.group) {
         try {
             p.group->remove(milliseconds(1000));
         } catch (const std::exception& e) {
             log_line(p.id + ": " + e.what());
+            try {
+                nothing_runs = !p.group->populated();
+            } catch (const std::exception&) {
+                nothing_runs = false;
+            }
         }
         p.group.reset();
         if (!p.key.namespace_id.empty()) release_namespace_group(p.key.namespace_id);
+    }
+    // Another key may get the id only once nothing runs as it.
+    if (p.identity != 0) {
+        if (nothing_runs) {
+            identities_.release(p.identity);
+        } else {
+            log_line(p.id + ": identity " + std::to_string(p.identity) +
+                     " is not handed out again: its cgroup still had processes");
+        }
+        p.identity = 0;
+    }
+    if (p.manifest->sandbox.state_directory) {
+        // Its lifetime is the key's. (A large directory makes this slow: the
+        // launcher's loop should hand it to a worker; see docs/security.md.)
+        std::error_code ec;
+        std::filesystem::remove_all(config_.runtime_dir / "keys" / p.id, ec);
+        if (ec) log_line(p.id + ": removing its state directory: " + ec.message());
     }
     if (p.grpc.port) ports_.release(p.grpc.port);
     if (p.health.port) ports_.release(p.health.port);
@@ -587,6 +657,7 @@ void Launcher::finish(ManagedProcess& p) {
         ErrorCode code = p.start_failure.starts_with("limits_enforcement is strict")
                              ? ErrorCode::kFailedPrecondition
                              : ErrorCode::kInternal;
+        if (p.start_failure.starts_with(kNoFreeIdentity)) code = ErrorCode::kResourceExhausted;
         LaunchResult result{
             code, "failed to launch process " + id + ": " + p.start_failure, {}, false};
         log_line(result.message);
@@ -638,6 +709,7 @@ void Launcher::persist(const ManagedProcess& p) {
     r.restart_count = p.restart_count;
     r.limits_enforced = p.limits_enforced;
     r.grace_period_ms = p.grace.count();
+    r.identity = p.identity;
     r.config = p.config;
     try {
         state_.save(r);

@@ -30,6 +30,13 @@ errno EPERM: unshare setns
 # makes glibc (2.34+) fall back to clone, whose flags are a register.
 errno ENOSYS: clone3
 
+# ... so that the namespace flags of clone can be refused here: clone with
+# any CLONE_NEW* flag gets EPERM (CLONE_NEWUSER needs no capability), while
+# threads, fork and posix_spawn (no such flag) keep the default. No
+# CLONE_NEWTIME: its bit is clone's exit-signal byte, so only clone3 and
+# unshare can ask for a time namespace, and both are refused above.
+errno EPERM: clone if flags & CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWCGROUP
+
 # Inspecting or manipulating other processes.
 errno EPERM: ptrace process_vm_readv process_vm_writev process_madvise
 errno EPERM: kcmp pidfd_getfd

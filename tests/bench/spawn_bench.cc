@@ -14,6 +14,17 @@
 //                               (compiled once, outside the timed loop)
 //   sandbox/lifecycle           per iteration: create a group, spawn into it,
 //                               reap, remove the group
+//   sandbox/default-sandbox     sandbox/lifecycle with the daemon's default
+//                               compartment (default_sandbox.h): mount, pid, ipc,
+//                               uts, cgroup and net namespaces, the private file
+//                               view, pattern-launcher-init as PID 1 (its exit
+//                               report taken), an unprivileged uid/gid, seccomp
+//                               `default`, Landlock scoping
+//   sandbox/default-sandbox/without-<part>
+//                               the same with one part left out (file-view,
+//                               pid+init, net, cgroup-ns, seccomp, landlock):
+//                               what that part costs; filter
+//                               'default-sandbox/real' for the full one alone
 //
 // Needs root: it opens a private cgroup tree at <cgroup2 mount>/pl-bench.<pid>
 // (moving itself into its supervisor leaf) and closes it again at the end.
@@ -35,11 +46,16 @@
 #include <string>
 #include <vector>
 
+#include "default_sandbox.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/process.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/spawn.h"
+
+#ifndef PL_INIT
+#error "PL_INIT (the path of pattern-launcher-init) must be defined by the build"
+#endif
 
 namespace {
 
@@ -50,6 +66,7 @@ struct Fixture {
     std::optional<sandbox::CgroupTree> tree;
     std::optional<sandbox::Cgroup> group;  // the shared group of the non-lifecycle variants
     sandbox::BpfProgram default_profile;
+    std::optional<bench::DefaultSandbox> default_sandbox;  // opened once, as the daemon does
 };
 Fixture g_fixture;
 bool g_failed = false;  // any benchmark reported an error
@@ -141,6 +158,41 @@ void BM_Lifecycle(benchmark::State& state) {
     if (fell_back) state.SetLabel("cgroup.procs fallback, not CLONE_INTO_CGROUP");
 }
 
+// Changes the default compartment's spec for one variant (one part left out).
+using SpecEdit = std::function<void(sandbox::SpawnSpec&)>;
+
+// BM_Lifecycle with the default compartment: the init is reaped, its report
+// of /bin/true's exit taken, and the group removed, all inside the loop.
+void BM_DefaultSandbox(benchmark::State& state, const SpecEdit& edit) {
+    static unsigned long counter = 0;
+    bench::DefaultSandbox& sandbox = *g_fixture.default_sandbox;
+    bool fell_back = false;
+    for (auto _ : state) {
+        try {
+            sandbox::Cgroup group =
+                g_fixture.tree->create_group("default-" + std::to_string(counter++));
+            sandbox::SpawnSpec spec = sandbox.spec({kTrue}, group.dir_fd());
+            if (edit) edit(spec);
+            const bool with_init = spec.namespaces.pid;
+            sandbox::SpawnResult result = sandbox::spawn(spec);
+            fell_back = fell_back || !result.joined_cgroup_at_clone;
+            bool reported = false;
+            sandbox::ExitStatus status = sandbox.reap(result, reported);
+            if (reported != with_init || !status.success()) {
+                fail(state, std::string(kTrue) + " in the default sandbox: " +
+                                (reported == with_init ? status.describe()
+                                                       : "no exit report from the init"));
+                break;
+            }
+            group.remove();
+        } catch (const std::exception& e) {
+            fail(state, e.what());
+            break;
+        }
+    }
+    if (fell_back) state.SetLabel("cgroup.procs fallback, not CLONE_INTO_CGROUP");
+}
+
 void register_benchmarks() {
     sandbox::SpawnSpec plain = base_spec();
 
@@ -172,6 +224,34 @@ void register_benchmarks() {
         benchmark::RegisterBenchmark("sandbox/cgroup+seccomp", with(seccomp)),
         benchmark::RegisterBenchmark("sandbox/lifecycle", BM_Lifecycle),
     };
+    // The default compartment, then the same with one part left out each:
+    // what that part costs per spawn.
+    const std::vector<std::pair<const char*, SpecEdit>> default_variants = {
+        {"sandbox/default-sandbox", nullptr},
+        {"sandbox/default-sandbox/without-file-view",
+         [](sandbox::SpawnSpec& s) { s.view.enabled = false; }},
+        {"sandbox/default-sandbox/without-pid+init",
+         [](sandbox::SpawnSpec& s) {
+             s.namespaces.pid = false;
+             s.init = {};
+             s.view.proc = false;
+         }},
+        {"sandbox/default-sandbox/without-net",
+         [](sandbox::SpawnSpec& s) { s.namespaces.net = false; }},
+        {"sandbox/default-sandbox/without-cgroup-ns",
+         [](sandbox::SpawnSpec& s) {
+             s.namespaces.cgroup = false;
+             s.view.cgroup = false;
+         }},
+        {"sandbox/default-sandbox/without-seccomp",
+         [](sandbox::SpawnSpec& s) { s.seccomp = nullptr; }},
+        {"sandbox/default-sandbox/without-landlock",
+         [](sandbox::SpawnSpec& s) { s.landlock_ruleset_fd = -1; }},
+    };
+    for (const auto& [name, edit] : default_variants) {
+        registered.push_back(benchmark::RegisterBenchmark(
+            name, [edit = edit](benchmark::State& state) { BM_DefaultSandbox(state, edit); }));
+    }
     for (benchmark::internal::Benchmark* b : registered) {
         b->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
@@ -214,13 +294,17 @@ int main(int argc, char** argv) {
         g_fixture.tree.emplace(sandbox::CgroupTree::open(root));
         g_fixture.group.emplace(g_fixture.tree->create_group("bench"));
         g_fixture.default_profile = sandbox::compile_builtin_profile("default");
+        g_fixture.default_sandbox.emplace(PL_INIT);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "spawn_bench: setup failed: %s\n", e.what());
+        g_fixture.default_sandbox.reset();
         g_fixture.group.reset();
         g_fixture.tree.reset();  // ~CgroupTree closes it, swallowing errors
         return 1;
     }
     std::fprintf(stderr, "spawn_bench: cgroup tree %s\n", root.c_str());
+    std::fprintf(stderr, "spawn_bench: default sandbox: init %s; %s\n", PL_INIT,
+                 g_fixture.default_sandbox->describe().c_str());
 
     register_benchmarks();
     benchmark::RunSpecifiedBenchmarks();

@@ -207,8 +207,13 @@ protected:
         std::ofstream script(d.patterns_dir() + "/badexec/run.sh");
         script << "#!/nonexistent/interpreter\n";
         script.close();
+        // Executable by the key's own uid, which is not the file's owner.
         std::filesystem::permissions(d.patterns_dir() + "/badexec/run.sh",
-                                     std::filesystem::perms::owner_all);
+                                     std::filesystem::perms::owner_all |
+                                         std::filesystem::perms::group_read |
+                                         std::filesystem::perms::group_exec |
+                                         std::filesystem::perms::others_read |
+                                         std::filesystem::perms::others_exec);
         d.add_pattern("badexec", misbehave_manifest("sleep"), "./run.sh");
         d.start();
     }
@@ -242,7 +247,9 @@ TEST_F(FailedStartTest, ExecFailureReportsStepAndErrno) {
     pb::LaunchResponse r;
     grpc::Status s = d.launch("badexec", pb::ISOLATION_NAMESPACE, "a", "", &r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
-    EXPECT_NE(s.error_message().find("execve failed: No such file or directory"), std::string::npos)
+    // The init (PID 1 of the pattern's pid namespace) execs the pattern.
+    EXPECT_NE(s.error_message().find("execve from the init failed: No such file or directory"),
+              std::string::npos)
         << s.error_message();
     expect_nothing_left();
     // The key can be launched again (and fails again the same way).

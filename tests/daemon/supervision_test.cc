@@ -132,7 +132,9 @@ TEST(Liveness, AnUnresponsivePatternIsRestarted) {
     d.start();
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
-    ::kill(r.pid(), SIGSTOP);  // alive, but answers nothing
+    // The pattern itself (the init's child) is alive, but answers nothing.
+    ASSERT_GT(pattern_pid(r.pid()), 0);
+    ::kill(pattern_pid(r.pid()), SIGSTOP);
     pb::PatternInfo back = wait_for(d, r.process_id(), [&](const pb::PatternInfo& i) {
         return i.state() == pb::RUNNING && i.pid() != 0 && i.pid() != r.pid();
     });

@@ -65,14 +65,14 @@ TEST_F(TerminateTest, DescendantsDieWithThePattern) {
     ASSERT_TRUE(d.launch("forker", pb::ISOLATION_NAMESPACE, "a", "", &r).ok());
     // The pattern reports ready before it forks: wait for its three children.
     std::vector<pid_t> pids;
-    for (int i = 0; i < 500 && pids.size() < 4; ++i) {
+    for (int i = 0; i < 500 && pids.size() < 5; ++i) {
         std::this_thread::sleep_for(10ms);
         pids.clear();
         std::ifstream procs(d.cgroup_root() + "/ns:a/ns:a:forker/run.0/cgroup.procs");
         for (pid_t pid; procs >> pid;)
             pids.push_back(pid);
     }
-    ASSERT_EQ(pids.size(), 4u) << "the pattern and its three children";
+    ASSERT_EQ(pids.size(), 5u) << "the init, the pattern and its three children";
     pb::TerminateResponse t;
     ASSERT_TRUE(d.terminate(r.process_id(), &t).ok());
     for (pid_t pid : pids)

@@ -325,6 +325,14 @@ std::string roundtrip(const std::string& address, const std::string& message) {
     return reply;
 }
 
+pid_t pattern_pid(pid_t init_pid) {
+    std::ifstream children("/proc/" + std::to_string(init_pid) + "/task/" +
+                           std::to_string(init_pid) + "/children");
+    pid_t child = 0;
+    children >> child;
+    return child;
+}
+
 bool process_alive(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     std::string line;

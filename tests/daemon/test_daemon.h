@@ -84,6 +84,9 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv);
 
 bool process_alive(pid_t pid);
+// The pattern a launched pid (its init, PID 1 of the pattern's pid
+// namespace) runs: the init's only child; 0 if there is none.
+pid_t pattern_pid(pid_t init_pid);
 // Sends `message` to the echo pattern at "127.0.0.1:PORT" and returns what
 // comes back (empty on failure; waits up to 10 s).
 std::string roundtrip(const std::string& address, const std::string& message);

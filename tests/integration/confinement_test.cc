@@ -36,6 +36,8 @@ TEST(Confinement, RequestedNamespacesDifferFromOurs) {
     auto spec = pltest::misbehave({"sleep"});
     spec.namespaces = {
         .mount = true, .pid = true, .ipc = true, .uts = true, .user = true, .net = true};
+    // The spawned pid is the init, which lives in every namespace the pattern does.
+    pltest::use_init(spec);
     sandbox::SpawnResult child = sandbox::spawn(spec);
     std::string pid = std::to_string(child.process.pid());
     for (const char* ns : {"mnt", "pid", "ipc", "uts", "user", "net"}) {
@@ -57,9 +59,15 @@ TEST(Confinement, UnrequestedNamespacesAreShared) {
 TEST(Confinement, PidNamespaceWithMountNamespaceGetsItsOwnProc) {
     auto spec = pltest::misbehave({"report"});
     spec.namespaces = {.mount = true, .pid = true};
+    // PID 1 is the init now and the pattern its child (pid 2); the own /proc
+    // is part of the file view (its /sys/fs/cgroup needs a cgroup namespace,
+    // which this test does not ask for).
+    pltest::use_init(spec);
+    spec.view.enabled = true;
+    spec.view.cgroup = false;
     auto report = pltest::parse_report(pltest::run_captured(spec).output);
-    EXPECT_EQ(report["pid"], "1");
-    EXPECT_EQ(report["ppid"], "0");
+    EXPECT_EQ(report["pid"], "2");
+    EXPECT_EQ(report["ppid"], "1");
     // The report reads /proc/self/status: with the host's /proc mounted,
     // "self" would resolve to a pid that does not exist in the new namespace.
     EXPECT_EQ(report["NoNewPrivs"], "1");

@@ -99,6 +99,9 @@ TEST(Spawn, EchoPatternServesItsSocketFromAnIsolatedNetworkNamespace) {
     spec.namespaces.net = true;
     spec.namespaces.mount = true;
     spec.namespaces.pid = true;
+    // The spawned process is the init; it forwards the SIGTERM below to echo
+    // and exits with echo's status.
+    pltest::use_init(spec);
     spec.passed_fds = {{listener.fd.get(), "grpc"}};
     sandbox::SpawnResult child = sandbox::spawn(spec);
     EXPECT_EQ(pltest::echo_roundtrip(listener.port, "across namespaces"), "across namespaces");

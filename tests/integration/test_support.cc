@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +36,24 @@ TestTree::TestTree() : tree_(sandbox::CgroupTree::open(test_root_path())) {}
 
 std::string TestTree::relative(const std::string& absolute) const {
     return absolute.substr(tree_.mount().path.size());
+}
+
+int init_executable_fd() {
+    // Never closed: spawn() only borrows it, and every test may use it.
+    static const int fd = [] {
+        int opened = ::open(PL_INIT, O_PATH | O_CLOEXEC);
+        if (opened < 0) {
+            throw std::runtime_error(std::string("cannot open the init ") + PL_INIT + ": " +
+                                     std::strerror(errno));
+        }
+        return opened;
+    }();
+    return fd;
+}
+
+void use_init(sandbox::SpawnSpec& spec, int status_fd) {
+    spec.init.executable_fd = init_executable_fd();
+    spec.init.status_fd = status_fd;
 }
 
 sandbox::SpawnSpec misbehave(const std::vector<std::string>& args) {

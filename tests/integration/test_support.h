@@ -27,6 +27,15 @@ private:
     sandbox::CgroupTree tree_;
 };
 
+// An O_PATH fd of pattern-launcher-init (PL_INIT), opened on first use and
+// kept open for the life of the test binary: what SpawnSpec::init needs,
+// since spawn() refuses a pid namespace without an init.
+int init_executable_fd();
+
+// Gives `spec` the init for its pid namespace; `status_fd` is
+// InitReports::sender_fd() when the test wants the exit report, else -1.
+void use_init(sandbox::SpawnSpec& spec, int status_fd = -1);
+
 // A spec that runs the misbehave fixture in `mode` with extra args.
 sandbox::SpawnSpec misbehave(const std::vector<std::string>& args);
 

@@ -136,6 +136,7 @@ TEST_F(ConfigTest, EveryKeyParses) {
   runtime_dir: /var/run/pl
   cgroup_root: /sys/fs/cgroup/pl.slice/pl
   pattern_ports: {first: 30000, last: 30010}
+  identity_range: 200000-265535
   limits_enforcement: warn
   default_grace_period: 2s
   quotas: {max_processes: 100, max_processes_per_namespace: 10}
@@ -165,6 +166,8 @@ TEST_F(ConfigTest, EveryKeyParses) {
     EXPECT_EQ(c.cgroup_root, fs::path("/sys/fs/cgroup/pl.slice/pl"));
     EXPECT_EQ(c.pattern_ports.first, 30000);
     EXPECT_EQ(c.pattern_ports.last, 30010);
+    EXPECT_EQ(c.identity_range.first, 200000u);
+    EXPECT_EQ(c.identity_range.count, 65536u);
     EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kWarn);
     EXPECT_EQ(c.default_grace_period, 2s);
     EXPECT_EQ(c.quotas.max_processes, 100);
@@ -200,6 +203,8 @@ TEST_F(ConfigTest, Defaults) {
         EXPECT_TRUE(c.cgroup_root.empty());
         EXPECT_EQ(c.pattern_ports.first, 20000);
         EXPECT_EQ(c.pattern_ports.last, 29999);
+        EXPECT_EQ(c.identity_range.first, 0x70000000u);
+        EXPECT_EQ(c.identity_range.count, 65536u);
         EXPECT_EQ(c.limits_enforcement, launcher::LimitsEnforcement::kStrict);
         EXPECT_EQ(c.default_grace_period, 10s);
         EXPECT_EQ(c.process_manager.circuit_breaker_threshold, 5);
@@ -397,8 +402,9 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
         "launcher:\n  grpc_port: 1\n  patern_dir: x\n", 3,
         "unknown key 'patern_dir' in launcher (known: grpc_port, grpc_socket, "
         "patterns_dir, default_isolation, process_manager, resources, metrics, "
-        "health, runtime_dir, cgroup_root, pattern_ports, limits_enforcement, "
-        "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes)");
+        "health, runtime_dir, init_path, cgroup_root, pattern_ports, limits_enforcement, "
+        "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes, "
+        "identity_range)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
                       "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");
@@ -479,6 +485,49 @@ TEST_F(ConfigTest, BadPortRanges) {
     const LauncherConfig c = load("launcher:\n  pattern_ports: {first: 5, last: 5}\n");
     EXPECT_EQ(c.pattern_ports.first, 5);
     EXPECT_EQ(c.pattern_ports.last, 5);
+}
+
+TEST_F(ConfigTest, IdentityRange) {
+    auto range_of = [&](const std::string& value) {
+        return load("launcher:\n  identity_range: " + value + "\n").identity_range;
+    };
+    EXPECT_EQ(range_of("1879048192-1879113727").first, 1879048192u);
+    EXPECT_EQ(range_of("1879048192-1879113727").count, 65536u);
+    EXPECT_EQ(range_of("\"5000-5000\"").count, 1u);  // one id
+    // Right next to the ids that are refused, and up to the last valid id.
+    EXPECT_EQ(range_of("1-61183").count, 61183u);
+    EXPECT_EQ(range_of("65520-65533").count, 14u);
+    EXPECT_EQ(range_of("65536-65536").first, 65536u);
+    EXPECT_EQ(range_of("4294967294-4294967294").first, 4294967294u);
+
+    auto error = [](const std::string& message) { return "launcher.identity_range: " + message; };
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 0-100\n", 2, error("0-100 includes 0 (root)"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 0-0\n", 2, error("0-0 includes 0 (root)"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 1000-999\n", 2,
+                      error("first (1000) must not be greater than last (999)"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 60000-61184\n", 2,
+                      error("60000-61184 overlaps 61184-65519, systemd's DynamicUser range"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 65519-65519\n", 2,
+                      error("65519-65519 overlaps 61184-65519, systemd's DynamicUser range"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 1-100000\n", 2,
+                      error("1-100000 overlaps 61184-65519, systemd's DynamicUser range"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 65520-65534\n", 2,
+                      error("65520-65534 includes 65534 (nobody, the overflow id)"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 65535-70000\n", 2,
+                      error("65535-70000 includes 65535 (the 16-bit (uid_t)-1, invalid)"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: 4294967000-4294967295\n", 2,
+                      error("4294967000-4294967295 includes 4294967295 ((uid_t)-1, invalid)"));
+    for (const char* bad : {"4294967295-4294967296", "1879048192", "1879048192 - 1879113727", "a-b",
+                            "-5-10", "1-2-3", "0x70000000-0x7000ffff", "1-", "-"}) {
+        EXPECT_FILE_ERROR("launcher:\n  identity_range: \"" + std::string(bad) + "\"\n", 2,
+                          error("expected FIRST-LAST, two decimal ids (e.g. "
+                                "1879048192-1879113727), got '" +
+                                std::string(bad) + "'"));
+    }
+    EXPECT_FILE_ERROR("launcher:\n  identity_range: {first: 1, count: 2}\n", 2,
+                      error("expected a string, got a mapping"));
+    EXPECT_FILE_ERROR("launcher:\n  identity_range:\n", 2,
+                      error("expected a string, got an empty value"));
 }
 
 TEST_F(ConfigTest, MissingFile) {

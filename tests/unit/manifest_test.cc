@@ -114,9 +114,16 @@ TEST_F(ManifestTest, EchoManifestFromTheRepositoryParses) {
     EXPECT_EQ(m.environment, (std::map<std::string, std::string>{{"LOG_LEVEL", "info"}}));
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
     EXPECT_EQ(m.sandbox.seccomp, "default");
-    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"mount", "ipc", "uts"}));
+    // The echo manifest has no sandbox section: it runs under the default compartment.
+    EXPECT_EQ(m.sandbox.namespaces,
+              (std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup"}));
     EXPECT_TRUE(m.sandbox.capabilities.empty());
     EXPECT_FALSE(m.sandbox.user.has_value());
+    EXPECT_FALSE(m.sandbox.group.has_value());
+    EXPECT_FALSE(m.sandbox.allow_root);
+    EXPECT_TRUE(m.sandbox.landlock);
+    EXPECT_EQ(m.sandbox.tmp_size, 64u << 20);
+    EXPECT_FALSE(m.sandbox.state_directory);
 }
 
 TEST_F(ManifestTest, MinimalManifestGetsDefaults) {
@@ -129,7 +136,13 @@ TEST_F(ManifestTest, MinimalManifestGetsDefaults) {
     EXPECT_FALSE(m.resources.cpu_limit.has_value());
     EXPECT_EQ(m.sandbox.seccomp, "default");
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
-    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"mount", "ipc", "uts"}));
+    EXPECT_EQ(m.sandbox.namespaces,
+              (std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup"}));
+    EXPECT_FALSE(m.sandbox.user.has_value());
+    EXPECT_FALSE(m.sandbox.allow_root);
+    EXPECT_TRUE(m.sandbox.landlock);
+    EXPECT_EQ(m.sandbox.tmp_size, 64u << 20);
+    EXPECT_FALSE(m.sandbox.state_directory);
     EXPECT_EQ(m.restart, launcher::RestartPolicy::kOnFailure);
 }
 
@@ -173,10 +186,14 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                          "sandbox:\n"
                                          "  network: host\n"
                                          "  seccomp: none\n"
-                                         "  namespaces: [user, pid]\n"
+                                         "  namespaces: [user, mount, pid, cgroup]\n"
                                          "  user: nobody\n"
                                          "  group: 65534\n"
-                                         "  capabilities: [CAP_NET_BIND_SERVICE, kill]\n"));
+                                         "  allow_root: false\n"
+                                         "  capabilities: [CAP_NET_BIND_SERVICE, kill]\n"
+                                         "  landlock: false\n"
+                                         "  tmp_size: 16Mi\n"
+                                         "  state_directory: true\n"));
     EXPECT_EQ(m.name, "consumer.v2_x-y");
     EXPECT_EQ(m.description, "Consumes things");
     EXPECT_EQ(m.author, "someone@example.com");
@@ -204,10 +221,15 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                  {"METRICS_PORT", "9091"}, {"RAW_NUMBER", "0x10"}, {"_x1", ""}}));
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kHost);
     EXPECT_EQ(m.sandbox.seccomp, "none");
-    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"user", "pid"}));
+    EXPECT_EQ(m.sandbox.namespaces,
+              (std::vector<std::string>{"user", "mount", "pid", "cgroup"}));
     EXPECT_EQ(m.sandbox.user, "nobody");
     EXPECT_EQ(m.sandbox.group, "65534");
+    EXPECT_FALSE(m.sandbox.allow_root);
     EXPECT_EQ(m.sandbox.capabilities, (std::vector<std::string>{"CAP_NET_BIND_SERVICE", "kill"}));
+    EXPECT_FALSE(m.sandbox.landlock);
+    EXPECT_EQ(m.sandbox.tmp_size, 16u << 20);
+    EXPECT_TRUE(m.sandbox.state_directory);
 }
 
 TEST_F(ManifestTest, WhatNamesFileAndLine) {
@@ -231,7 +253,7 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
                       "resources, backend_slots, environment, sandbox)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
-                      "group, capabilities)");
+                      "group, capabilities, allow_root, landlock, tmp_size, state_directory)");
     EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  intervall: 5s\n", 5,
                       "unknown key 'intervall' in healthcheck (known: type, port, path, interval, "
                       "timeout, start_timeout, failure_threshold)");
@@ -439,7 +461,7 @@ TEST_F(ManifestTest, SandboxValidation) {
                       "sandbox.namespaces[2]: namespace 'mount' is listed twice");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: [net]\n", 5,
                       "sandbox.namespaces[0]: unknown namespace 'net' (known: mount, pid, ipc, "
-                      "uts, user; the network namespace is set by sandbox.network)");
+                      "uts, cgroup, user; the network namespace is set by sandbox.network)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: mount\n", 5,
                       "sandbox.namespaces: expected a list, got 'mount'");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  network: none\n", 5,
@@ -448,6 +470,123 @@ TEST_F(ManifestTest, SandboxValidation) {
                       "sandbox.user: expected a name or a non-negative number, got '-1'");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  group: 4294967295\n", 5,
                       "sandbox.group: id 4294967295 is out of range");
+}
+
+// sandbox.user: root owns the host's files and cgroupfs, so it takes an
+// explicit allow_root; allow_root means nothing for any other user.
+TEST_F(ManifestTest, RootUserNeedsAllowRoot) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n"       // 4
+                          "  seccomp: strict\n"  // 5
+                          "  user: root\n",  // 6
+                      6,
+                      "sandbox.user: sandbox.user 'root' is root, which owns the host's files and "
+                      "cgroupfs: set sandbox.allow_root: true to mean it");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  user: 0\n  allow_root: false\n", 5,
+                      "sandbox.user: sandbox.user '0' is root, which owns the host's files and "
+                      "cgroupfs: set sandbox.allow_root: true to mean it");
+
+    const launcher::Manifest m =
+        launcher::parse_manifest(pattern("p", kHeader + "sandbox:\n  user: root\n  allow_root: true\n"));
+    EXPECT_EQ(m.sandbox.user, "root");
+    EXPECT_TRUE(m.sandbox.allow_root);
+    EXPECT_TRUE(launcher::parse_manifest(
+                    pattern("q", kHeader + "sandbox:\n  allow_root: true\n  user: \"0\"\n"))
+                    .sandbox.allow_root);
+}
+
+TEST_F(ManifestTest, AllowRootWithoutRootUserIsRejected) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n"            // 4
+                          "  network: host\n"     // 5
+                          "  allow_root: true\n",  // 6
+                      6,
+                      "sandbox.allow_root: sandbox.allow_root is for sandbox.user: root (or 0) "
+                      "only");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  allow_root: true\n  user: nobody\n", 5,
+                      "sandbox.allow_root: sandbox.allow_root is for sandbox.user: root (or 0) "
+                      "only");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  allow_root: yes\n", 5,
+                      "sandbox.allow_root: expected true or false, got 'yes'");
+}
+
+// A numeric id is any string of digits: "00" is uid 0 too, and needs
+// allow_root like "0" and "root".
+TEST_F(ManifestTest, RootUserSpelledWithLeadingZerosNeedsAllowRoot) {
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  user: \"00\"\n", 5,
+                      "sandbox.user: sandbox.user '00' is root, which owns the host's files and "
+                      "cgroupfs: set sandbox.allow_root: true to mean it");
+}
+
+TEST_F(ManifestTest, Landlock) {
+    EXPECT_TRUE(launcher::parse_manifest(pattern("a", kHeader + "sandbox:\n  landlock: true\n"))
+                    .sandbox.landlock);
+    EXPECT_FALSE(launcher::parse_manifest(pattern("b", kHeader + "sandbox:\n  landlock: false\n"))
+                     .sandbox.landlock);
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  landlock: best-effort\n", 5,
+                      "sandbox.landlock: expected true or false, got 'best-effort'");
+}
+
+TEST_F(ManifestTest, TmpSize) {
+    auto tmp_size = [&](const std::string& dir, const std::string& text) {
+        return launcher::parse_manifest(pattern(dir, kHeader + "sandbox:\n  tmp_size: " + text +
+                                                         "\n"))
+            .sandbox.tmp_size;
+    };
+    EXPECT_EQ(tmp_size("a", "1Mi"), 1u << 20);
+    EXPECT_EQ(tmp_size("b", "2G"), 2000000000u);
+    EXPECT_EQ(tmp_size("c", "4096"), 4096u);
+    EXPECT_EQ(tmp_size("d", "4Ki"), 4096u);
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  tmp_size: 4095\n", 5,
+                      "sandbox.tmp_size: tmp_size must be at least 4096 bytes");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  tmp_size: 0\n", 5,
+                      "sandbox.tmp_size: tmp_size must be at least 4096 bytes");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  tmp_size: 12Mx\n", 5,
+                      "sandbox.tmp_size: invalid size '12Mx': unknown suffix 'Mx' (use Ki, Mi, "
+                      "Gi, Ti, Pi, Ei or K, M, G, T, P, E)");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  tmp_size: -1Mi\n", 5,
+                      "sandbox.tmp_size: invalid size '-1Mi': negative sizes are not allowed");
+}
+
+TEST_F(ManifestTest, StateDirectoryNeedsTheMountNamespace) {
+    EXPECT_TRUE(
+        launcher::parse_manifest(pattern("a", kHeader + "sandbox:\n  state_directory: true\n"))
+            .sandbox.state_directory);
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n"                  // 4
+                          "  namespaces: [ipc, uts]\n"  // 5
+                          "  state_directory: true\n",  // 6
+                      6,
+                      "sandbox.state_directory: state_directory needs the mount namespace (it is "
+                      "bound into the pattern's view)");
+    // Without a state directory, no mount namespace is fine.
+    EXPECT_FALSE(launcher::parse_manifest(pattern("b", kHeader +
+                                                           "sandbox:\n  namespaces: [ipc]\n"
+                                                           "  state_directory: false\n"))
+                     .sandbox.state_directory);
+}
+
+TEST_F(ManifestTest, Namespaces) {
+    EXPECT_EQ(launcher::parse_manifest(pattern("a", kHeader + "sandbox:\n  namespaces: [cgroup]\n"))
+                  .sandbox.namespaces,
+              (std::vector<std::string>{"cgroup"}));
+    EXPECT_EQ(launcher::parse_manifest(pattern("b", kHeader + "sandbox:\n  namespaces: []\n"))
+                  .sandbox.namespaces,
+              (std::vector<std::string>{}));
+    EXPECT_EQ(
+        launcher::parse_manifest(pattern("c", kHeader + "sandbox:\n  namespaces: [pid, mount]\n"))
+            .sandbox.namespaces,
+        (std::vector<std::string>{"pid", "mount"}));
+    // pid alone would leave the pattern the host's /proc.
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n"                       // 4
+                          "  seccomp: default\n"             // 5
+                          "  namespaces: [pid, ipc, uts]\n",  // 6
+                      6,
+                      "sandbox.namespaces: namespace 'pid' needs 'mount' too (the pattern's own "
+                      "/proc)");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  namespaces: [cgroup, cgroup]\n", 5,
+                      "sandbox.namespaces[1]: namespace 'cgroup' is listed twice");
 }
 
 TEST_F(ManifestTest, WrongTypes) {

@@ -96,6 +96,7 @@ void expect_same(const ProcessRecord& a, const ProcessRecord& b) {
     EXPECT_EQ(a.restart_count, b.restart_count);
     EXPECT_EQ(a.limits_enforced, b.limits_enforced);
     EXPECT_EQ(a.grace_period_ms, b.grace_period_ms);
+    EXPECT_EQ(a.identity, b.identity);
     EXPECT_EQ(a.config, b.config);
 }
 
@@ -248,6 +249,69 @@ TEST(StateStoreFormat, EveryRequiredKeyIsRequired) {
     EXPECT_EQ(r.health_port, 0);
     EXPECT_TRUE(r.limits_enforced);
     EXPECT_TRUE(r.config.empty());
+}
+
+// `identity` is optional: written only when the key has one, so a record of
+// the launcher before identities (no such line) loads, with identity 0.
+TEST(StateStoreFormat, IdentityIsAnOptionalLine) {
+    ProcessRecord r = sample();
+    r.config = {{"A", "x"}};
+    const std::string without = launcher::serialize(r);
+    EXPECT_EQ(without.find("identity"), std::string::npos) << without;
+    EXPECT_EQ(launcher::deserialize(without).identity, 0u);
+
+    r.identity = 1879048193;
+    const std::string with = launcher::serialize(r);
+    EXPECT_NE(with.find("grace_period_ms=10000\nidentity=1879048193\nconfig.A=x\nend\n"),
+              std::string::npos)
+        << with;
+    expect_same(launcher::deserialize(with), r);
+    r.identity = 4294967294u;  // the largest valid id
+    expect_same(launcher::deserialize(launcher::serialize(r)), r);
+
+    // A record as the previous version wrote it, verbatim.
+    const ProcessRecord old = launcher::deserialize(
+        "pattern-launcher-state 1\n"
+        "process_id=ns:tenant-a:echo\npattern=echo\nisolation=namespace\n"
+        "namespace_id=tenant-a\nsession_id=\npid=4242\n"
+        "cgroup=/sys/fs/cgroup/pattern-launcher/ns:tenant-a/ns:tenant-a:echo\n"
+        "address=127.0.0.1:20000\ngrpc_port=20000\nhealth_port=20001\n"
+        "notify_socket=\nstarted_at_unix_ms=1700000000123\nrestart_count=2\n"
+        "limits_enforced=true\ngrace_period_ms=10000\nconfig.A=x\nend\n");
+    EXPECT_EQ(old.identity, 0u);
+    EXPECT_EQ(old.pid, 4242);
+
+    auto with_identity = [&](const std::string& value) {
+        std::string text = without;
+        text.insert(text.find("config.A="), "identity=" + value + "\n");
+        return text;
+    };
+    EXPECT_EQ(launcher::deserialize(with_identity("65536")).identity, 65536u);
+    EXPECT_EQ(parse_error(with_identity("0")),
+              "line 17: identity: 0 is out of range (1..4294967294)");
+    EXPECT_EQ(parse_error(with_identity("4294967295")),
+              "line 17: identity: 4294967295 is out of range (1..4294967294)");
+    EXPECT_EQ(parse_error(with_identity("-1")),
+              "line 17: identity: -1 is out of range (1..4294967294)");
+    EXPECT_EQ(parse_error(with_identity("uid")),
+              "line 17: identity: expected an integer, got 'uid'");
+    EXPECT_EQ(parse_error(with_identity("1\nidentity=2")),
+              "line 18: duplicate key 'identity' (first at line 17)");
+}
+
+TEST_F(StateStoreTest, IdentitySurvivesSaveAndLoad) {
+    StateStore store(dir_);
+    ProcessRecord a = sample("ns:tenant-a:echo");
+    a.identity = 1879048200;
+    ProcessRecord b = sample("ns:tenant-a:other");
+    b.identity = 0;
+    store.save(a);
+    store.save(b);
+    const launcher::LoadedRecords loaded = store.load_all();
+    EXPECT_TRUE(loaded.problems.empty());
+    ASSERT_EQ(loaded.records.size(), 2u);
+    expect_same(loaded.records[0], a);
+    expect_same(loaded.records[1], b);
 }
 
 TEST(StateStoreFormat, WrongVersionAndGarbage) {
