@@ -206,7 +206,11 @@ CompiledView compile_view(const FileView& view) {
             b.bind_read_only(path);
     }
     if (view.cgroup) {
-        // In the child's cgroup namespace: the root is its own cgroup.
+        // In the child's cgroup namespace: the root is its own cgroup. On a
+        // unified host /sys/fs/cgroup already is a mount of the one cgroup2
+        // superblock, and the kernel refuses the same superblock on the same
+        // mount point (EBUSY): a tmpfs goes in between.
+        b.mount("tmpfs", "/sys/fs/cgroup", "tmpfs", MS_RDONLY | kNoExecFlags, "size=0,mode=0555");
         b.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_RDONLY | kNoExecFlags, nullptr);
     }
     b.mask_dir("/sys/firmware");
