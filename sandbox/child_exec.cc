@@ -133,8 +133,8 @@ long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
             return rc != 0 && errno == EEXIST ? 0 : rc;
         }
         case MountOpKind::kMkfile: {
-            long fd = sys(SYS_open, ptr(op.target), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                          op.mode);
+            long fd =
+                sys(SYS_open, ptr(op.target), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, op.mode);
             if (fd < 0) return fd;
             sys(SYS_close, fd);
             return 0;
@@ -143,8 +143,8 @@ long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
             return sys(SYS_symlink, ptr(op.source), ptr(op.target));
         case MountOpKind::kMoveTree: {
             const int fd = plan.tree_fds[op.slot];
-            long rc = sys(SYS_move_mount, fd, ptr(""), AT_FDCWD, ptr(op.target),
-                          MOVE_MOUNT_F_EMPTY_PATH);
+            long rc =
+                sys(SYS_move_mount, fd, ptr(""), AT_FDCWD, ptr(op.target), MOVE_MOUNT_F_EMPTY_PATH);
             sys(SYS_close, fd);
             return rc;
         }

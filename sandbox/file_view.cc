@@ -25,18 +25,18 @@ constexpr std::array<std::string_view, 5> kViewTmpfs = {"/tmp", "/var/tmp", "/de
 // OCI runtimes' usual masks (runc, crun): kernel memory and internals that
 // no pattern needs and some of which leak other tenants' activity.
 constexpr std::array<const char*, 7> kProcMaskedFiles = {
-    "/proc/kcore",         "/proc/keys",        "/proc/timer_list", "/proc/latency_stats",
-    "/proc/sched_debug",   "/proc/timer_stats", "/proc/sysrq-trigger"};
+    "/proc/kcore",       "/proc/keys",        "/proc/timer_list",   "/proc/latency_stats",
+    "/proc/sched_debug", "/proc/timer_stats", "/proc/sysrq-trigger"};
 constexpr std::array<const char*, 2> kProcMaskedDirs = {"/proc/acpi", "/proc/scsi"};
 constexpr std::array<const char*, 4> kProcReadOnly = {"/proc/sys", "/proc/bus", "/proc/fs",
                                                       "/proc/irq"};
 
-constexpr std::array<const char*, 6> kDevices = {"/dev/null",   "/dev/zero",   "/dev/full",
+constexpr std::array<const char*, 6> kDevices = {"/dev/null",   "/dev/zero",    "/dev/full",
                                                  "/dev/random", "/dev/urandom", "/dev/tty"};
 
 bool below(std::string_view path, std::string_view dir) {
-    return path == dir || (path.starts_with(dir) && path.size() > dir.size() &&
-                           path[dir.size()] == '/');
+    return path == dir ||
+           (path.starts_with(dir) && path.size() > dir.size() && path[dir.size()] == '/');
 }
 
 class Builder {
@@ -111,7 +111,8 @@ bool under_view_tmpfs(std::string_view path) {
 void check_absolute(const std::string& path, const char* what) {
     if (path.empty() || path.front() != '/' || path.find("/../") != std::string::npos ||
         path.ends_with("/..")) {
-        throw ConfigError(std::string(what) + " '" + path + "' must be an absolute path without ..");
+        throw ConfigError(std::string(what) + " '" + path +
+                          "' must be an absolute path without ..");
     }
 }
 
@@ -177,11 +178,12 @@ CompiledView compile_view(const FileView& view) {
         b.add(MountOpKind::kMkfile, dev.path).mode = 0644;
         b.add(MountOpKind::kMoveTree, dev.path).slot = dev.slot;
     }
-    const std::array<std::pair<const char*, const char*>, 5> links = {{{"/proc/self/fd", "/dev/fd"},
-                                                                       {"/proc/self/fd/0", "/dev/stdin"},
-                                                                       {"/proc/self/fd/1", "/dev/stdout"},
-                                                                       {"/proc/self/fd/2", "/dev/stderr"},
-                                                                       {"pts/ptmx", "/dev/ptmx"}}};
+    const std::array<std::pair<const char*, const char*>, 5> links = {
+        {{"/proc/self/fd", "/dev/fd"},
+         {"/proc/self/fd/0", "/dev/stdin"},
+         {"/proc/self/fd/1", "/dev/stdout"},
+         {"/proc/self/fd/2", "/dev/stderr"},
+         {"pts/ptmx", "/dev/ptmx"}}};
     for (const auto& [to, from] : links)
         b.add(MountOpKind::kSymlink, from).source = to;
     b.add(MountOpKind::kMkdir, "/dev/pts").mode = 0755;

@@ -27,10 +27,10 @@ struct BindMount {
 };
 
 struct FileView {
-    bool enabled = false;                           // requires Namespaces::mount
-    std::uint64_t tmpfs_bytes = 64ull << 20;        // each of /tmp, /var/tmp, /dev/shm
-    bool proc = true;                               // own /proc (requires Namespaces::pid)
-    bool cgroup = true;                             // own /sys/fs/cgroup (requires Namespaces::cgroup)
+    bool enabled = false;                     // requires Namespaces::mount
+    std::uint64_t tmpfs_bytes = 64ull << 20;  // each of /tmp, /var/tmp, /dev/shm
+    bool proc = true;                         // own /proc (requires Namespaces::pid)
+    bool cgroup = true;                       // own /sys/fs/cgroup (requires Namespaces::cgroup)
     std::vector<std::string> masked;  // host paths hidden: directories by an empty read-only tmpfs,
                                       // anything else by /dev/null; missing paths are skipped
     std::vector<BindMount> binds;

@@ -52,8 +52,8 @@ void InitReports::drain() {
                 sender = cred.pid;
             }
         }
-        if (n != static_cast<ssize_t>(sizeof report) || report.magic != init_protocol::kReportMagic ||
-            sender <= 0) {
+        if (n != static_cast<ssize_t>(sizeof report) ||
+            report.magic != init_protocol::kReportMagic || sender <= 0) {
             continue;
         }
         if (reports_.size() >= kMaxUnclaimed) reports_.erase(reports_.begin());

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "sandbox/child_exec.h"
@@ -371,8 +371,8 @@ const char* child_step_name(ChildStep step) noexcept {
 
 SpawnError::SpawnError(std::string executable, ChildStep step, int err, const std::string& what)
     : std::runtime_error("spawn " + executable + ": " + child_step_name(step) +
-                         (what.empty() ? "" : " (" + what + ")") + " failed: " +
-                         std::strerror(err) + " (errno " + std::to_string(err) + ")"),
+                         (what.empty() ? "" : " (" + what + ")") +
+                         " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")"),
       step_(step),
       err_(err) {}
 

@@ -162,10 +162,25 @@ LauncherConfig load_config(const fs::path& file) {
     }
     const Mapping top(file, root, "", {"launcher"}, 1);
     const Mapping map(file, top.require("launcher"),
-                      {"grpc_port", "grpc_socket", "patterns_dir", "default_isolation",
-                       "process_manager", "resources", "metrics", "health", "runtime_dir", "init_path",
-                       "cgroup_root", "pattern_ports", "limits_enforcement", "default_grace_period",
-                       "quotas", "namespace_quotas", "orphan_policy", "log_dir", "log_max_bytes",
+                      {"grpc_port",
+                       "grpc_socket",
+                       "patterns_dir",
+                       "default_isolation",
+                       "process_manager",
+                       "resources",
+                       "metrics",
+                       "health",
+                       "runtime_dir",
+                       "init_path",
+                       "cgroup_root",
+                       "pattern_ports",
+                       "limits_enforcement",
+                       "default_grace_period",
+                       "quotas",
+                       "namespace_quotas",
+                       "orphan_policy",
+                       "log_dir",
+                       "log_max_bytes",
                        "identity_range"});
 
     std::error_code ec;
@@ -223,7 +238,8 @@ LauncherConfig load_config(const fs::path& file) {
         config.health = to_endpoint(file, *f, config.health, line);
         own_ports.push_back({f->path + ".port", config.health.port, line});
     }
-    if (const Field* f = map.find("init_path")) config.init_path = yaml_strict::to_path(file, *f, base);
+    if (const Field* f = map.find("init_path"))
+        config.init_path = yaml_strict::to_path(file, *f, base);
     if (const Field* f = map.find("runtime_dir")) {
         config.runtime_dir = yaml_strict::to_path(file, *f, base);
     }

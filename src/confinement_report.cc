@@ -8,15 +8,18 @@ std::vector<std::string> confinement_weakenings(const Manifest& manifest) {
     const SandboxSettings& sb = manifest.sandbox;
     std::vector<std::string> out;
     if (sb.allow_root) {
-        out.push_back("runs as root (sandbox.allow_root): root owns the host's files, "
-                      "cgroupfs and /proc/sys");
+        out.push_back(
+            "runs as root (sandbox.allow_root): root owns the host's files, "
+            "cgroupfs and /proc/sys");
     } else if (sb.user || sb.group) {
-        out.push_back("a fixed identity (sandbox.user/group): every key of this pattern "
-                      "shares it, so they can signal and read one another");
+        out.push_back(
+            "a fixed identity (sandbox.user/group): every key of this pattern "
+            "shares it, so they can signal and read one another");
     }
     if (sb.network == NetworkMode::kHost) {
-        out.push_back("network: host: the host's network, its loopback services and other "
-                      "tenants' ports are reachable");
+        out.push_back(
+            "network: host: the host's network, its loopback services and other "
+            "tenants' ports are reachable");
     }
     if (sb.seccomp == "none") out.push_back("seccomp: none: no system call filter");
     for (const char* ns : {"mount", "pid", "ipc", "uts", "cgroup"}) {

@@ -134,8 +134,7 @@ int run_host_check(const std::vector<std::string>& args) {
         std::printf("landlock:             %s\n", host->landlock().describe().c_str());
         std::printf("identities:           %u-%u (%zu named in /etc/passwd or /etc/group)\n",
                     config.identity_range.first, config.identity_range.last(),
-                    IdentityPool(config.identity_range,
-                                 ids_named_in("/etc/passwd", "/etc/group"))
+                    IdentityPool(config.identity_range, ids_named_in("/etc/passwd", "/etc/group"))
                         .excluded());
     } catch (const std::exception& e) {
         ok = false;

@@ -48,7 +48,7 @@ struct ManagedProcess {
     bool process_alive = false;
     bool adopted = false;  // found after a launcher restart: not our child
     pid_t pid = 0;
-    std::uint32_t identity = 0;  // the key's uid and gid; 0: none
+    std::uint32_t identity = 0;      // the key's uid and gid; 0: none
     std::uint32_t uid = 0, gid = 0;  // what the current process runs as
     std::string confinement;         // what its spawn applied (applied_confinement)
     EventLoop::Clock::time_point requested_at = EventLoop::Clock::now();  // the cold launch

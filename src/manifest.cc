@@ -255,8 +255,8 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
         }
     }
     if (const Field* f = map.find("namespaces")) {
-        static const std::vector<std::string> kKnown{"mount", "pid", "ipc", "uts", "cgroup",
-                                                     "user"};
+        static const std::vector<std::string> kKnown{"mount", "pid",    "ipc",
+                                                     "uts",   "cgroup", "user"};
         sb.namespaces.clear();
         for (const Field& item : yaml_strict::to_items(file, *f)) {
             std::string ns = yaml_strict::to_string(file, item);

@@ -95,12 +95,12 @@ struct SandboxSettings {
         return std::find(namespaces.begin(), namespaces.end(), name) != namespaces.end();
     }
     // unset: the key's own uid and gid from launcher.identity_range
-    std::optional<std::string> user;  // name or numeric uid
-    std::optional<std::string> group;  // name or numeric gid
-    bool allow_root = false;               // required for a user that is uid 0
+    std::optional<std::string> user;        // name or numeric uid
+    std::optional<std::string> group;       // name or numeric gid
+    bool allow_root = false;                // required for a user that is uid 0
     std::vector<std::string> capabilities;  // kept (bounding/permitted/effective) and ambient
-    bool landlock = true;                   // signal and abstract-socket scoping, where the kernel has it
-    std::uint64_t tmp_size = 64ull << 20;   // each of the view's /tmp, /var/tmp, /dev/shm
+    bool landlock = true;  // signal and abstract-socket scoping, where the kernel has it
+    std::uint64_t tmp_size = 64ull << 20;  // each of the view's /tmp, /var/tmp, /dev/shm
     // A writable directory per key at /run/pattern/state ($STATE_DIRECTORY),
     // owned by the key's id; kept across restarts of the pattern and of the
     // launcher, removed when the key ends.

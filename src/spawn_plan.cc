@@ -94,9 +94,9 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
     if (endpoints.health_port)
         env.push_back("HEALTH_PORT=" + std::to_string(endpoints.health_port));
     if (!endpoints.notify_socket.empty()) {
-        env.push_back(std::string("NOTIFY_SOCKET=") +
-                      (has_file_view(manifest) ? kViewNotifySocket
-                                               : endpoints.notify_socket.string()));
+        env.push_back(std::string("NOTIFY_SOCKET=") + (has_file_view(manifest)
+                                                           ? kViewNotifySocket
+                                                           : endpoints.notify_socket.string()));
     }
     if (manifest.sandbox.state_directory)
         env.push_back(std::string("STATE_DIRECTORY=") + kViewStateDirectory);
@@ -146,9 +146,8 @@ sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& en
         if (!ec && target != file) read_only.push_back(target);
     }
     for (const auto& path : read_only) {
-        const bool seen = std::any_of(view.binds.begin(), view.binds.end(), [&](const auto& b) {
-            return b.source == path.string();
-        });
+        const bool seen = std::any_of(view.binds.begin(), view.binds.end(),
+                                      [&](const auto& b) { return b.source == path.string(); });
         if (hidden_by_view(path) && !seen) view.binds.push_back({path, path, false});
     }
     if (!endpoints.notify_socket.empty())

@@ -117,7 +117,7 @@ wait_quiet() {
     echo "cpus: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
     echo "hyperfine: $(hyperfine --version)"
     echo "bwrap: $(bwrap --version)"
-    echo "build: $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt"))"
+    echo "build: $build (CMAKE_BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt"); empty: the project default, RelWithDebInfo)"
     echo "commit: $(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown)"
 } | tee "$out/machine.txt"
 

@@ -181,7 +181,8 @@ TEST(SandboxUser, RootNeedsAllowRootAndIsLoggedLoudly) {
     d.start();
     pb::LaunchResponse r;
     grpc::Status refused = d.launch("rooty", pb::ISOLATION_NAMESPACE, "a", "", &r);
-    EXPECT_EQ(refused.error_code(), grpc::StatusCode::NOT_FOUND) << "an invalid manifest is skipped";
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::NOT_FOUND)
+        << "an invalid manifest is skipped";
     EXPECT_NE(d.log().find("allow_root"), std::string::npos) << d.log();
     ASSERT_TRUE(d.launch("root-ok", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
     EXPECT_EQ(ids_of(pattern_pid(r.pid())).uid, 0u);
@@ -193,8 +194,9 @@ TEST(SandboxUser, RootNeedsAllowRootAndIsLoggedLoudly) {
 
 TEST(StateDirectory, OwnedByTheKeyKeptAcrossRestartsAndRemovedWithTheKey) {
     TestDaemon d;
-    d.add_pattern("keeper",
-                  misbehave_manifest("sleep", "", "restart: always\nsandbox: {state_directory: true}\n"));
+    d.add_pattern(
+        "keeper",
+        misbehave_manifest("sleep", "", "restart: always\nsandbox: {state_directory: true}\n"));
     d.start();
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("keeper", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();

@@ -208,12 +208,11 @@ protected:
         script << "#!/nonexistent/interpreter\n";
         script.close();
         // Executable by the key's own uid, which is not the file's owner.
-        std::filesystem::permissions(d.patterns_dir() + "/badexec/run.sh",
-                                     std::filesystem::perms::owner_all |
-                                         std::filesystem::perms::group_read |
-                                         std::filesystem::perms::group_exec |
-                                         std::filesystem::perms::others_read |
-                                         std::filesystem::perms::others_exec);
+        std::filesystem::permissions(
+            d.patterns_dir() + "/badexec/run.sh",
+            std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                std::filesystem::perms::others_exec);
         d.add_pattern("badexec", misbehave_manifest("sleep"), "./run.sh");
         d.start();
     }
