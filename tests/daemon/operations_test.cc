@@ -139,4 +139,35 @@ TEST(PatternctlValidate, ReportsEachManifestOffline) {
     EXPECT_EQ(run_command({PL_PATTERNCTL, "validate", d.patterns_dir()}).exit_code, 0);
 }
 
+TEST(PatternctlValidate, ListsWhatEachManifestGivesUpOfTheDefaultConfinement) {
+    TestDaemon d;  // only for its directory
+    d.add_pattern("strong", misbehave_manifest("sleep"));
+    d.add_pattern("weak", misbehave_manifest("sleep", "",
+                                             "sandbox:\n  network: host\n  seccomp: none\n"
+                                             "  namespaces: [mount, pid]\n"));
+    CommandResult r = run_command({PL_PATTERNCTL, "validate", d.patterns_dir()});
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out.find("weakened strong"), std::string::npos) << r.out;
+    for (const char* what : {"weakened weak: network: host", "weakened weak: seccomp: none",
+                             "weakened weak: no ipc namespace", "weakened weak: no uts namespace",
+                             "weakened weak: no cgroup namespace"}) {
+        EXPECT_NE(r.out.find(what), std::string::npos) << what << "\n" << r.out;
+    }
+}
+
+TEST(HostCheck, SpawnsWithTheFullDefaultCompartmentAndListsWeakenings) {
+    TestDaemon d;  // only for its directory
+    d.add_pattern("strong", misbehave_manifest("sleep"));
+    d.add_pattern("rooted",
+                  misbehave_manifest("sleep", "", "sandbox: {user: root, allow_root: true}\n"));
+    CommandResult r = run_command({PL_LAUNCHER, "check", "--patterns-dir", d.patterns_dir()});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("sandboxed spawn:      ok"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("private file view"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("landlock"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("strong               default confinement"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("rooted               WEAKENED: runs as root"), std::string::npos)
+        << r.out;
+}
+
 }  // namespace
