@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -186,7 +188,9 @@ hostile_report::Report hostile_scenario(const std::string& pattern,
                                   << "):\n"
                                   << breaches << "\nfull journal:\n"
                                   << journal;
-    EXPECT_LT(::accept(abstract, nullptr, nullptr), 0) << "it reached @" << marker;
+    if (!may_be_allowed.count("abstract_socket_connect")) {
+        EXPECT_LT(::accept(abstract, nullptr, nullptr), 0) << "it reached @" << marker;
+    }
     ::close(abstract);
 
     const std::string evil_uid = status_id(evil.pid(), "Uid");
@@ -211,8 +215,24 @@ TEST(Confinement, HostileTenantFindsNoWayOutOfTheDefaultSandbox) {
     hostile_scenario("tenant-default", {});
 }
 
+// The kernel's Landlock ABI (0: none): scoping of abstract unix sockets needs 6
+// (Linux 6.12). Probed here: the system suite does not link the sandbox library.
+int landlock_abi() {
+    long abi = ::syscall(444 /* landlock_create_ruleset */, nullptr, 0, 1U /* VERSION */);
+    return abi < 0 ? 0 : static_cast<int>(abi);
+}
+
 TEST(Confinement, HostileTenantWithHostNetworkReachesOnlyTheVictimsPort) {
-    const auto report = hostile_scenario("tenant-host-net", {"victim_port_connect"});
+    std::set<std::string> may_be_allowed = {"victim_port_connect"};
+    // With the host's network, the host's abstract unix sockets are in reach
+    // unless Landlock scopes them: a documented limit of network: host on
+    // kernels before 6.12 (docs/security.md).
+    if (landlock_abi() < 6) {
+        std::printf("Landlock ABI %d < 6: abstract sockets are not scoped on this kernel\n",
+                    landlock_abi());
+        may_be_allowed.insert("abstract_socket_connect");
+    }
+    const auto report = hostile_scenario("tenant-host-net", may_be_allowed);
     const hostile_report::Attempt* port = report.find("victim_port_connect");
     ASSERT_NE(port, nullptr);
     EXPECT_EQ(port->outcome, "ALLOWED") << "network: host was not applied: " << port->detail;

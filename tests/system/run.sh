@@ -23,7 +23,7 @@ stage() { printf '== vm stage (%d s): %s\n' "$((SECONDS - start))" "$*"; }
 
 for program in tests/system/system_tests tests/integration/sandbox_integration_tests \
     tests/daemon/daemon_tests tests/fixtures/pl-misbehave src/pattern-launcher src/patternctl \
-    patterns/echo/echo; do
+    patterns/echo/echo sandbox/init/pattern-launcher-init; do
     [ -x "$build_dir/$program" ] || { echo "run.sh: $build_dir/$program is missing; build first" >&2; exit 2; }
 done
 
@@ -62,6 +62,12 @@ for program in tests/system/system_tests tests/integration/sandbox_integration_t
     cp "$build_dir/$program" "$payload/bin/"
     echo "$build_dir/$program bin/$(basename "$program")" >>"$payload/paths.map"
 done
+# The host suites' daemon finds its init next to itself, as installed
+# (<prefix>/bin -> <prefix>/lib/pattern-launcher), and their tests at PL_INIT.
+install -D -m 0755 "$build_dir/sandbox/init/pattern-launcher-init" \
+    "$payload/lib/pattern-launcher/pattern-launcher-init"
+echo "$build_dir/sandbox/init/pattern-launcher-init lib/pattern-launcher/pattern-launcher-init" \
+    >>"$payload/paths.map"
 
 stage "booting the VM"
 rc=0
