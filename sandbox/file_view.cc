@@ -234,7 +234,7 @@ CompiledView compile_view(const FileView& view) {
         b.add(MountOpKind::kMoveTree, b.str(p.bind->target)).slot = p.slot;
     }
     b.remount_read_only("/run", kNoExecFlags);
-    b.remount_read_only("/dev", MS_NOSUID | MS_NOEXEC);
+    b.remount_read_only("/dev", kNoExecFlags);
     return out;
 }
 

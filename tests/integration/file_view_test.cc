@@ -231,8 +231,21 @@ TEST_F(FileViewTest, HostIsReadOnlyNosuidNodevRecursively) {
 
 TEST_F(FileViewTest, TempDirectoriesArePrivate) {
     const std::string name = "pl-view-inside." + std::to_string(::getpid());
-    const std::string host_file = "/tmp/pl-view-host." + std::to_string(::getpid());
+    const std::vector<std::string> dirs = {"/tmp", "/var/tmp", "/dev/shm"};
+    // Removes what would reach the host if the view shared its temp dirs.
+    struct Cleanup {
+        std::vector<std::string> paths;
+        ~Cleanup() {
+            for (const std::string& path : paths)
+                ::unlink(path.c_str());
+        }
+    } cleanup;
+    for (const std::string& dir : dirs)
+        cleanup.paths.push_back(dir + "/" + name);
+    Scratch host("/tmp");
+    const std::string host_file = host / "file";
     write_file(host_file, "host\n");
+
     const std::string out =
         run("for d in /tmp /var/tmp /dev/shm; do\n"
             "  echo inside > $d/" +
@@ -243,13 +256,9 @@ TEST_F(FileViewTest, TempDirectoriesArePrivate) {
             host_file +
             " && echo 'host file visible'\n"
             "echo listing; ls -A /tmp; echo end\n");
-    ::unlink(host_file.c_str());
-    for (const char* d : {"/tmp", "/var/tmp", "/dev/shm"}) {
-        const std::string dir = d;
+    for (const std::string& dir : dirs) {
         EXPECT_TRUE(contains(out, "created in " + dir)) << out;
         EXPECT_FALSE(fs::exists(dir + "/" + name)) << dir << " is the host's";
-        std::error_code ec;
-        fs::remove(dir + "/" + name, ec);
     }
     EXPECT_FALSE(contains(out, "host file visible")) << out;
     EXPECT_EQ(section(out, "listing", "end"), std::vector<std::string>{name}) << out;
