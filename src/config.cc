@@ -91,25 +91,15 @@ std::map<std::string, NamespaceQuota> to_namespace_quotas(const fs::path& file,
     return quotas;
 }
 
-// A decimal id: digits only, at most 2^32-1.
-std::optional<std::uint64_t> to_id(std::string_view text) {
-    std::uint64_t value = 0;
-    const char* end = text.data() + text.size();
-    const auto [rest, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || ec != std::errc() || rest != end ||
-        value > std::numeric_limits<std::uint32_t>::max()) {
-        return std::nullopt;
-    }
-    return value;
-}
-
 // `identity_range: FIRST-LAST`, both included. Ids with a fixed meaning on
 // every Linux host are refused, so a key can never run as one of them.
 IdRange to_identity_range(const fs::path& file, const Field& field) {
     const std::string text = yaml_strict::to_string(file, field);
     const std::size_t dash = text.find('-');
-    const auto first = dash == std::string::npos ? std::nullopt : to_id(text.substr(0, dash));
-    const auto last = dash == std::string::npos ? std::nullopt : to_id(text.substr(dash + 1));
+    const auto first =
+        dash == std::string::npos ? std::nullopt : parse_decimal_id(text.substr(0, dash));
+    const auto last =
+        dash == std::string::npos ? std::nullopt : parse_decimal_id(text.substr(dash + 1));
     if (!first || !last) {
         const std::string expected =
             "expected FIRST-LAST, two decimal ids (e.g. 1879048192-1879113727), got '";

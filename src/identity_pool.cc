@@ -54,18 +54,6 @@ std::vector<std::string_view> split(std::string_view line, char separator) {
     }
 }
 
-// A decimal id: digits only (no sign, no spaces), at most 2^32-1.
-std::optional<std::uint32_t> parse_id(std::string_view text) {
-    std::uint64_t value = 0;
-    const char* end = text.data() + text.size();
-    const auto [rest, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || ec != std::errc() || rest != end ||
-        value > std::numeric_limits<std::uint32_t>::max()) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint32_t>(value);
-}
-
 // Adds fields[i] for each i in `columns` that parses as an id, of every
 // line with more than the largest of them.
 void collect(const std::string& text, std::initializer_list<std::size_t> columns,
@@ -77,7 +65,7 @@ void collect(const std::string& text, std::initializer_list<std::size_t> columns
         const std::vector<std::string_view> fields = split(line, ':');
         if (fields.size() < needed) continue;
         for (const std::size_t c : columns) {
-            if (const auto id = parse_id(fields[c])) ids.insert(*id);
+            if (const auto id = parse_decimal_id(fields[c])) ids.insert(*id);
         }
     }
 }
@@ -170,6 +158,18 @@ std::set<std::uint32_t> ids_named_in(const std::filesystem::path& passwd,
     collect(read_text(passwd), {2, 3}, ids);  // name:password:UID:GID:gecos:home:shell
     collect(read_text(group), {2}, ids);      // name:password:GID:members
     return ids;
+}
+
+// A decimal id: digits only (no sign, no spaces), at most 2^32-1.
+std::optional<std::uint32_t> parse_decimal_id(std::string_view text) {
+    std::uint64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [rest, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || rest != end ||
+        value > std::numeric_limits<std::uint32_t>::max()) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint32_t>(value);
 }
 
 }  // namespace launcher

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 namespace launcher {
 
@@ -87,5 +88,8 @@ private:
 // SysError.
 std::set<std::uint32_t> ids_named_in(const std::filesystem::path& passwd,
                                      const std::filesystem::path& group);
+
+// A decimal id: digits only (no sign, no spaces), at most 2^32-1.
+std::optional<std::uint32_t> parse_decimal_id(std::string_view text);
 
 }  // namespace launcher

@@ -8,7 +8,7 @@
 #   --build DIR       build tree with tests/bench/pl-spawn-once and tests/bench/spawn_bench
 #                     (default: $BUILD_DIR or ./build)
 #   --out DIR         where results go (default: a new /tmp/pl-compare.XXXXXX)
-#   --rounds N        hyperfine sessions, one after the other (default 3): the spread
+#   --rounds N        hyperfine sessions, one after the other (default 6): the spread
 #                     between them shows how noisy the machine was
 #   --runs N          runs per command and session (default 200)
 #   --warmup N        warmup runs per command and session (default 20)
@@ -16,7 +16,10 @@
 #                     been under P % busy for 5 s (default 10; 0: do not wait)
 #   --no-bench        skip spawn_bench
 #
-# One hyperfine session (-N: no shell) runs, in this order:
+# One hyperfine session (-N: no shell) runs these, /bin/true first and the other
+# three in an order rotated from session to session (hyperfine runs each
+# command's runs back to back, and what one leaves behind, e.g. network
+# namespaces a kernel worker is still tearing down, slows the next):
 #   true               /bin/true: process start and wait, the baseline
 #   bwrap              bwrap --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp
 #                      --unshare-all --die-with-parent /bin/true
@@ -35,7 +38,7 @@ set -euo pipefail
 
 build="${BUILD_DIR:-build}"
 out=
-rounds=3
+rounds=6
 runs=200
 warmup=20
 quiet_below=10
@@ -49,7 +52,7 @@ while [[ $# -gt 0 ]]; do
         --warmup) warmup="$2"; shift 2 ;;
         --quiet-below) quiet_below="$2"; shift 2 ;;
         --no-bench) bench=0; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p;}' "$0"; exit 0 ;;
         *) echo "compare_bwrap.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -121,15 +124,18 @@ wait_quiet() {
     echo "commit: $(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown)"
 } | tee "$out/machine.txt"
 
+names=(bwrap pl-spawn-once "pl-spawn-once --setup-only")
+commands=("$bwrap_cmd" "$once" "$once --setup-only")
 for round in $(seq 1 "$rounds"); do
     wait_quiet
+    args=(-n true /bin/true)
+    for i in 0 1 2; do
+        k=$(((i + round - 1) % 3))
+        args+=(-n "${names[$k]}" "${commands[$k]}")
+    done
     echo "== hyperfine session $round of $rounds (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     hyperfine -N --warmup "$warmup" --runs "$runs" --time-unit millisecond \
-        --export-markdown "$out/round-$round.md" --export-json "$out/round-$round.json" \
-        -n true /bin/true \
-        -n bwrap "$bwrap_cmd" \
-        -n pl-spawn-once "$once" \
-        -n "pl-spawn-once --setup-only" "$once --setup-only"
+        --export-markdown "$out/round-$round.md" --export-json "$out/round-$round.json" "${args[@]}"
 done
 
 if [[ $bench -eq 1 ]]; then
@@ -152,13 +158,22 @@ for r in range(1, rounds + 1):
         results = {x["command"]: x for x in json.load(f)["results"]}
     for n in names:
         rows[n].append((results[n]["median"] * 1e3, results[n]["median"] / results["true"]["median"]))
+median = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v) // 2 - 1:len(v) // 2 + 1]) / 2
 print("hyperfine medians per session (ms, and x the session's /bin/true):\n")
-print("| Command | " + " | ".join(f"session {r}" for r in range(1, rounds + 1)) + " |")
-print("|---|" + "---:|" * rounds)
+print("| Command | " + " | ".join(f"session {r}" for r in range(1, rounds + 1)) + " | median of sessions |")
+print("|---|" + "---:|" * (rounds + 1))
 for n in names:
-    print(f"| `{n}` | " + " | ".join(f"{ms:.2f} ms ({x:.2f}x)" for ms, x in rows[n]) + " |")
+    ms = [m for m, _ in rows[n]]
+    xs = [x for _, x in rows[n]]
+    print(f"| `{n}` | " + " | ".join(f"{m:.2f} ms ({x:.2f}x)" for m, x in rows[n]) +
+          f" | {median(ms):.2f} ms ({median(xs):.2f}x) |")
 ratio = [a[0] / b[0] for a, b in zip(rows["pl-spawn-once"], rows["bwrap"])]
-print(f"\npl-spawn-once / bwrap, median per session: " + ", ".join(f"{x:.2f}" for x in ratio))
+spawn_only = [(a[0] - s[0]) / b[0] for a, s, b in
+              zip(rows["pl-spawn-once"], rows["pl-spawn-once --setup-only"], rows["bwrap"])]
+print("\npl-spawn-once / bwrap per session: " + ", ".join(f"{x:.2f}" for x in ratio) +
+      f" (median {median(ratio):.2f})")
+print("(pl-spawn-once - its --setup-only) / bwrap per session: " +
+      ", ".join(f"{x:.2f}" for x in spawn_only) + f" (median {median(spawn_only):.2f})")
 if bench:
     with open(f"{out}/bench.json") as f:
         data = json.load(f)
