@@ -55,6 +55,9 @@ public:
     // "landlock ABI 7: ...; seccomp default: N instructions; masks: ...".
     std::string describe() const;
 
+    // The init's O_PATH fd, for other specs with a pid namespace.
+    int init_fd() const noexcept { return init_.get(); }
+
 private:
     sandbox::UniqueFd init_;
     sandbox::InitReports reports_;

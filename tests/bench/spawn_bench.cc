@@ -7,7 +7,8 @@
 //   sandbox/cgroup              sandbox::spawn into a pre-made group (clone3
 //                               CLONE_PIDFD | CLONE_INTO_CGROUP), caps dropped,
 //                               no_new_privs (the default spec) + Process::reap
-//   sandbox/cgroup+ns           + mount, pid, ipc, uts namespaces (fresh /proc)
+//   sandbox/cgroup+ns           + mount, pid, ipc, uts namespaces, under
+//                               pattern-launcher-init (no file view)
 //   sandbox/cgroup+ns+net       + net namespace (lo brought up)
 //   sandbox/cgroup+ns+net+user  + user namespace: all six
 //   sandbox/cgroup+seccomp      sandbox/cgroup + the `default` seccomp profile
@@ -201,6 +202,9 @@ void register_benchmarks() {
     ns.namespaces.pid = true;
     ns.namespaces.ipc = true;
     ns.namespaces.uts = true;
+    // spawn() refuses a pid namespace without an init (PID 1 would ignore
+    // SIGTERM): these run under pattern-launcher-init too, without exit reports.
+    ns.init.executable_fd = g_fixture.default_sandbox->init_fd();
 
     sandbox::SpawnSpec net = ns;
     net.namespaces.net = true;
