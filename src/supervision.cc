@@ -243,6 +243,16 @@ void Launcher::spawn_process(ManagedProcess& p) {
     KeyConfinement confinement{p.identity, confinement_.get(), {}};
     if (manifest.sandbox.state_directory) confinement.state_directory = state_directory(p);
     sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints, confinement);
+    // A fixed sandbox.user or group must not be one the launcher hands to keys:
+    // it would share a tenant's identity.
+    if (p.identity == 0 && (identities_.contains(spec.credentials->uid) ||
+                            identities_.contains(spec.credentials->gid))) {
+        throw sandbox::ConfigError(
+            "sandbox.user/group (uid " + std::to_string(spec.credentials->uid) + ", gid " +
+            std::to_string(spec.credentials->gid) + ") lies in identity_range " +
+            std::to_string(identities_.range().first) + "-" +
+            std::to_string(identities_.range().last()) + ", whose ids belong to isolation keys");
+    }
     spec.cgroup_fd = p.run->dir_fd();
     // The key's own ids own its notify socket: connecting needs write access.
     if (!p.notify_path.empty() &&

@@ -173,6 +173,19 @@ TEST(SandboxUser, AFixedUserInAUserNamespaceIsMappedOneToOne) {
     EXPECT_EQ(count, 1u);
 }
 
+TEST(SandboxUser, AFixedUserInsideTheIdentityRangeIsRefused) {
+    TestDaemon d;
+    d.add_pattern("squatter", misbehave_manifest("sleep", "", "sandbox: {user: \"1879048300\"}\n"));
+    d.start();
+    pb::LaunchResponse r;
+    grpc::Status s = d.launch("squatter", pb::ISOLATION_NAMESPACE, "a", "", &r);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.error_message().find("lies in identity_range 1879048192-1879113727"),
+              std::string::npos)
+        << s.error_message();
+    EXPECT_TRUE(d.tenant_cgroups().empty()) << "nothing left of the refused start";
+}
+
 TEST(SandboxUser, RootNeedsAllowRootAndIsLoggedLoudly) {
     TestDaemon d;
     d.add_pattern("rooty", misbehave_manifest("sleep", "", "sandbox: {user: root}\n"));
