@@ -35,11 +35,13 @@
 #include "pattern_sockets.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
+#include "sandbox/spawn.h"
 #include "state_store.h"
 
 namespace launcher {
 
 struct ManagedProcess;
+struct PatternEndpoints;
 
 class Launcher {
 public:
@@ -121,8 +123,11 @@ private:
     void release(ManagedProcess& p);
     void finish(ManagedProcess& p);
     void persist(const ManagedProcess& p);
+
+    // compartment.cc
     const sandbox::BpfProgram* seccomp_program(const std::string& profile);
     std::filesystem::path state_directory(const ManagedProcess& p) const;
+    sandbox::SpawnSpec compartment_spec(ManagedProcess& p, const PatternEndpoints& endpoints);
 
     // recovery.cc
     bool adopt(const ProcessRecord& record, sandbox::Cgroup& group);

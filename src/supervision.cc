@@ -1,7 +1,6 @@
 // The lifecycle of a key's process: start (queued beyond
 // max_concurrent_starts), readiness, liveness, exit, restart with back-off,
 // circuit breaker, stop and teardown. Runs on the event loop.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,26 +129,6 @@ void Launcher::release_namespace_group(const std::string& namespace_id) {
     namespace_groups_.erase(it);
 }
 
-const sandbox::BpfProgram* Launcher::seccomp_program(const std::string& profile) {
-    if (profile == "none") return nullptr;
-    auto it = seccomp_cache_.find(profile);
-    if (it == seccomp_cache_.end()) {
-        it = seccomp_cache_.emplace(profile, sandbox::compile_builtin_profile(profile)).first;
-    }
-    return &it->second;
-}
-
-// <runtime_dir>/keys/<process id>, made on first use and owned by the
-// key's ids; it lives as long as the key (release() removes it).
-std::filesystem::path Launcher::state_directory(const ManagedProcess& p) const {
-    std::filesystem::path dir = config_.runtime_dir / "keys" / p.id;
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-        sandbox::throw_sys_error(errno, "create the state directory", dir.string());
-    if (p.identity != 0 && ::chown(dir.c_str(), p.identity, p.identity) != 0)
-        sandbox::throw_sys_error(errno, "chown the state directory", dir.string());
-    return dir;
-}
-
 // The key's resources: its cgroup (below its namespace's), limits, sockets.
 void Launcher::prepare(ManagedProcess& p) {
     const Manifest& manifest = *p.manifest;
@@ -240,41 +219,15 @@ void Launcher::spawn_process(ManagedProcess& p) {
             p.group->create_child("run." + std::to_string(p.restart_count)));
     }
     p.oom_kills_at_start = p.group->memory_events().oom_kill;
-    KeyConfinement confinement{p.identity, confinement_.get(), {}};
-    if (manifest.sandbox.state_directory) confinement.state_directory = state_directory(p);
-    sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints, confinement);
-    // A fixed sandbox.user or group must not be one the launcher hands to keys:
-    // it would share a tenant's identity.
-    if (p.identity == 0 && (identities_.contains(spec.credentials->uid) ||
-                            identities_.contains(spec.credentials->gid))) {
-        throw sandbox::ConfigError(
-            "sandbox.user/group (uid " + std::to_string(spec.credentials->uid) + ", gid " +
-            std::to_string(spec.credentials->gid) + ") lies in identity_range " +
-            std::to_string(identities_.range().first) + "-" +
-            std::to_string(identities_.range().last()) + ", whose ids belong to isolation keys");
-    }
+    sandbox::SpawnSpec spec = compartment_spec(p, endpoints);
     spec.cgroup_fd = p.run->dir_fd();
-    // The key's own ids own its notify socket: connecting needs write access.
-    if (!p.notify_path.empty() &&
-        ::chown(p.notify_path.c_str(), spec.credentials->uid, spec.credentials->gid) != 0) {
-        sandbox::throw_sys_error(errno, "chown the notify socket", p.notify_path.string());
-    }
     sandbox::UniqueFd output;  // the child keeps its own copy
     if (logs_) {
         output = logs_->open_for(p.id);
         spec.stdout_fd = output.get();
         spec.stderr_fd = output.get();
     }
-    spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
     sandbox::SpawnResult spawned = sandbox::spawn(spec);
-    if (!p.ever_running && p.restart_count == 0) {
-        for (const std::string& weakened : confinement_weakenings(manifest)) {
-            log_line(p.id + ": WARNING: confinement weakened by its manifest: " + weakened);
-        }
-    }
-    p.uid = spec.credentials->uid;
-    p.gid = spec.credentials->gid;
-    p.confinement = applied_confinement(manifest, *confinement_);
     p.process = std::move(spawned.process);
     p.process_alive = true;
     p.adopted = false;

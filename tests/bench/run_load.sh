@@ -5,7 +5,14 @@
 #   tests/bench/run_load.sh [options] [-- load_driver options]
 #
 #   --build DIR        build tree with src/pattern-launcher, patterns/echo/echo and
-#                      tests/bench/load_driver (default: $BUILD_DIR or ./build)
+#                      tests/bench/load_driver (default: $BUILD_DIR or ./build), and
+#                      sandbox/init/pattern-launcher-init, the daemon's init_path
+#   --sandbox KIND     default (the default): no `sandbox` section, i.e. the default
+#                      compartment (only `network: host` with --network host) |
+#                      legacy: the section of the numbers measured before it,
+#                      {network, seccomp: default, namespaces: [mount, ipc, uts],
+#                      capabilities: []}: today that still has the file view and
+#                      the own uid, but no pid namespace, init nor cgroup namespace
 #   --network MODE     isolated (own network namespace per pattern, the default) | host
 #   --no-limits        leave resources: out of the manifest (no limit writes at all)
 #   --executable PATH  the pattern's binary instead of the built echo (any program
@@ -32,6 +39,7 @@
 set -euo pipefail
 
 build="${BUILD_DIR:-build}"
+sandbox=default
 network=isolated
 limits=1
 executable=
@@ -42,6 +50,7 @@ wrap=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --build) build="$2"; shift 2 ;;
+        --sandbox) sandbox="$2"; shift 2 ;;
         --network) network="$2"; shift 2 ;;
         --no-limits) limits=0; shift ;;
         --executable) executable="$2"; shift 2 ;;
@@ -50,10 +59,11 @@ while [[ $# -gt 0 ]]; do
         --keep-log) keep_log="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+case "$sandbox" in default|legacy) ;; *) echo "run_load.sh: --sandbox default|legacy" >&2; exit 2 ;; esac
 case "$network" in isolated|host) ;; *) echo "run_load.sh: --network isolated|host" >&2; exit 2 ;; esac
 [[ "$ports" =~ ^([0-9]+)-([0-9]+)$ ]] || { echo "run_load.sh: --ports FIRST-LAST" >&2; exit 2; }
 port_first="${BASH_REMATCH[1]}"
@@ -64,8 +74,9 @@ build="$(cd "$build" && pwd)"
 launcher="$build/src/pattern-launcher"
 echo_bin="$build/patterns/echo/echo"
 driver="$build/tests/bench/load_driver"
-for f in "$launcher" "$echo_bin" "$driver"; do
-    [[ -x "$f" ]] || { echo "run_load.sh: $f is missing; build the targets pattern-launcher echo load_driver" >&2; exit 2; }
+init="$build/sandbox/init/pattern-launcher-init"
+for f in "$launcher" "$echo_bin" "$driver" "$init"; do
+    [[ -x "$f" ]] || { echo "run_load.sh: $f is missing; build the targets pattern-launcher echo load_driver pattern-launcher-init" >&2; exit 2; }
 done
 if [[ -n "$executable" ]]; then
     [[ -x "$executable" ]] || { echo "run_load.sh: --executable $executable is not executable" >&2; exit 2; }
@@ -138,11 +149,16 @@ mkdir -p "$dir/patterns/echo-notify" "$dir/run"
         echo "  memory_limit: 64Mi"
         echo "  pids_limit: 32"
     fi
-    echo "sandbox:"
-    echo "  network: $network"
-    echo "  seccomp: default"
-    echo "  namespaces: [mount, ipc, uts]"
-    echo "  capabilities: []"
+    if [[ $sandbox == legacy ]]; then
+        echo "sandbox:"
+        echo "  network: $network"
+        echo "  seccomp: default"
+        echo "  namespaces: [mount, ipc, uts]"
+        echo "  capabilities: []"
+    elif [[ $network == host ]]; then
+        echo "sandbox:"
+        echo "  network: host"
+    fi
     echo "environment:"
     echo "  LOG_LEVEL: info"
 } > "$dir/patterns/echo-notify/manifest.yaml"
@@ -162,7 +178,7 @@ EOF
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "run_load.sh: $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "pid_max $(cat /proc/sys/kernel/pid_max), daemon RLIMIT_NOFILE $(ulimit -n)," \
-     "pattern $echo_bin, network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
+     "pattern $echo_bin, sandbox: $sandbox, network: $network, limits: $([[ $limits -eq 1 ]] && echo manifest || echo none)," \
      "runtime_dir $dir/run ($(stat -f -c %T "$dir")), cgroup root $cgroup_root" >&2
 
 # shellcheck disable=SC2086  # $wrap is a command line on purpose
@@ -177,14 +193,16 @@ done
 
 # In the background, so that a signal to this script is handled at once.
 rc=0
-"$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "network: $network" "$@" &
+"$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "sandbox: $sandbox, network: $network" "$@" &
 driver_pid=$!
 wait "$driver_pid" || rc=$?
 driver_pid=
 # The daemon's own complaints, if any (not the per-launch limits warning of
-# limits_enforcement: warn, the audit line of every call, nor the patterns' output).
+# limits_enforcement: warn, the weakened-confinement line of every start with
+# --sandbox legacy, the audit line of every call, nor the patterns' output).
 notes="$(grep '^pattern-launcher: ' "$dir/launcher.log" |
-         grep -v -e 'launched without some limits' -e '^pattern-launcher: audit: ' |
+         grep -v -e 'launched without some limits' -e 'confinement weakened by its manifest' \
+              -e '^pattern-launcher: audit: ' |
          grep -i -e fail -e error -e cannot -e refus -e 'too many' -e warn | tail -n 20 || true)"
 if [[ -n "$notes" ]]; then
     echo "run_load.sh: daemon log:" >&2

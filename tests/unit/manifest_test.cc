@@ -221,8 +221,7 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                  {"METRICS_PORT", "9091"}, {"RAW_NUMBER", "0x10"}, {"_x1", ""}}));
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kHost);
     EXPECT_EQ(m.sandbox.seccomp, "none");
-    EXPECT_EQ(m.sandbox.namespaces,
-              (std::vector<std::string>{"user", "mount", "pid", "cgroup"}));
+    EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"user", "mount", "pid", "cgroup"}));
     EXPECT_EQ(m.sandbox.user, "nobody");
     EXPECT_EQ(m.sandbox.group, "65534");
     EXPECT_FALSE(m.sandbox.allow_root);
@@ -476,9 +475,9 @@ TEST_F(ManifestTest, SandboxValidation) {
 // explicit allow_root; allow_root means nothing for any other user.
 TEST_F(ManifestTest, RootUserNeedsAllowRoot) {
     EXPECT_FILE_ERROR(kHeader +
-                          "sandbox:\n"       // 4
+                          "sandbox:\n"           // 4
                           "  seccomp: strict\n"  // 5
-                          "  user: root\n",  // 6
+                          "  user: root\n",      // 6
                       6,
                       "sandbox.user: sandbox.user 'root' is root, which owns the host's files and "
                       "cgroupfs: set sandbox.allow_root: true to mean it");
@@ -486,8 +485,8 @@ TEST_F(ManifestTest, RootUserNeedsAllowRoot) {
                       "sandbox.user: sandbox.user '0' is root, which owns the host's files and "
                       "cgroupfs: set sandbox.allow_root: true to mean it");
 
-    const launcher::Manifest m =
-        launcher::parse_manifest(pattern("p", kHeader + "sandbox:\n  user: root\n  allow_root: true\n"));
+    const launcher::Manifest m = launcher::parse_manifest(
+        pattern("p", kHeader + "sandbox:\n  user: root\n  allow_root: true\n"));
     EXPECT_EQ(m.sandbox.user, "root");
     EXPECT_TRUE(m.sandbox.allow_root);
     EXPECT_TRUE(launcher::parse_manifest(
@@ -497,8 +496,8 @@ TEST_F(ManifestTest, RootUserNeedsAllowRoot) {
 
 TEST_F(ManifestTest, AllowRootWithoutRootUserIsRejected) {
     EXPECT_FILE_ERROR(kHeader +
-                          "sandbox:\n"            // 4
-                          "  network: host\n"     // 5
+                          "sandbox:\n"             // 4
+                          "  network: host\n"      // 5
                           "  allow_root: true\n",  // 6
                       6,
                       "sandbox.allow_root: sandbox.allow_root is for sandbox.user: root (or 0) "
@@ -529,8 +528,8 @@ TEST_F(ManifestTest, Landlock) {
 
 TEST_F(ManifestTest, TmpSize) {
     auto tmp_size = [&](const std::string& dir, const std::string& text) {
-        return launcher::parse_manifest(pattern(dir, kHeader + "sandbox:\n  tmp_size: " + text +
-                                                         "\n"))
+        return launcher::parse_manifest(
+                   pattern(dir, kHeader + "sandbox:\n  tmp_size: " + text + "\n"))
             .sandbox.tmp_size;
     };
     EXPECT_EQ(tmp_size("a", "1Mi"), 1u << 20);
@@ -560,9 +559,8 @@ TEST_F(ManifestTest, StateDirectoryNeedsTheMountNamespace) {
                       "sandbox.state_directory: state_directory needs the mount namespace (it is "
                       "bound into the pattern's view)");
     // Without a state directory, no mount namespace is fine.
-    EXPECT_FALSE(launcher::parse_manifest(pattern("b", kHeader +
-                                                           "sandbox:\n  namespaces: [ipc]\n"
-                                                           "  state_directory: false\n"))
+    EXPECT_FALSE(launcher::parse_manifest(pattern("b", kHeader + "sandbox:\n  namespaces: [ipc]\n"
+                                                                 "  state_directory: false\n"))
                      .sandbox.state_directory);
 }
 
@@ -579,8 +577,8 @@ TEST_F(ManifestTest, Namespaces) {
         (std::vector<std::string>{"pid", "mount"}));
     // pid alone would leave the pattern the host's /proc.
     EXPECT_FILE_ERROR(kHeader +
-                          "sandbox:\n"                       // 4
-                          "  seccomp: default\n"             // 5
+                          "sandbox:\n"                        // 4
+                          "  seccomp: default\n"              // 5
                           "  namespaces: [pid, ipc, uts]\n",  // 6
                       6,
                       "sandbox.namespaces: namespace 'pid' needs 'mount' too (the pattern's own "
