@@ -38,6 +38,7 @@ std::filesystem::path Launcher::state_directory(const ManagedProcess& p) const {
 sandbox::SpawnSpec Launcher::compartment_spec(ManagedProcess& p,
                                               const PatternEndpoints& endpoints) {
     const Manifest& manifest = *p.manifest;
+    ensure_identity(p);
     KeyConfinement confinement{p.identity, confinement_.get(), {}};
     if (manifest.sandbox.state_directory) confinement.state_directory = state_directory(p);
     sandbox::SpawnSpec spec = build_spawn_spec(manifest, p.key, p.config, endpoints, confinement);

@@ -100,6 +100,7 @@ private:
     // supervision.cc
     void start(ManagedProcess& p);
     void prepare(ManagedProcess& p);
+    void ensure_identity(ManagedProcess& p);
     void spawn_process(ManagedProcess& p);
     void start_next_queued();
     int starts_in_flight() const;

@@ -129,22 +129,27 @@ void Launcher::release_namespace_group(const std::string& namespace_id) {
     namespace_groups_.erase(it);
 }
 
+// A key of its own uid and gid, unless its manifest names who it runs as.
+// Kept across restarts; given back in release(). Also for a key adopted from
+// a record that predates identities: its next process must not run as root.
+void Launcher::ensure_identity(ManagedProcess& p) {
+    const Manifest& manifest = *p.manifest;
+    if (p.identity != 0 || manifest.sandbox.user || manifest.sandbox.group) return;
+    const std::optional<std::uint32_t> id = identities_.allocate();
+    if (!id) {
+        const IdRange& range = identities_.range();
+        p.start_failure = std::string(kNoFreeIdentity) + " in identity_range " +
+                          std::to_string(range.first) + "-" + std::to_string(range.last()) + " (" +
+                          std::to_string(identities_.in_use()) + " in use)";
+        throw sandbox::SysError(EAGAIN, p.start_failure);
+    }
+    p.identity = *id;
+}
+
 // The key's resources: its cgroup (below its namespace's), limits, sockets.
 void Launcher::prepare(ManagedProcess& p) {
     const Manifest& manifest = *p.manifest;
-    // A key of its own uid and gid, unless its manifest names who it runs
-    // as. Kept across restarts; given back in release().
-    if (p.identity == 0 && !manifest.sandbox.user && !manifest.sandbox.group) {
-        const std::optional<std::uint32_t> id = identities_.allocate();
-        if (!id) {
-            const IdRange& range = identities_.range();
-            p.start_failure = std::string(kNoFreeIdentity) + " in identity_range " +
-                              std::to_string(range.first) + "-" + std::to_string(range.last()) +
-                              " (" + std::to_string(identities_.in_use()) + " in use)";
-            throw sandbox::SysError(EAGAIN, p.start_failure);
-        }
-        p.identity = *id;
-    }
+    ensure_identity(p);
     if (p.key.namespace_id.empty()) {
         p.group = std::make_unique<sandbox::Cgroup>(tree_.create_group(p.id));
     } else {
