@@ -63,7 +63,7 @@ TEST(Confinement, PidNamespaceWithMountNamespaceGetsItsOwnProc) {
     // is part of the file view (its /sys/fs/cgroup needs a cgroup namespace,
     // which this test does not ask for).
     pltest::use_init(spec);
-    spec.view.enabled = true;
+    pltest::enable_view(spec);
     spec.view.cgroup = false;
     auto report = pltest::parse_report(pltest::run_captured(spec).output);
     EXPECT_EQ(report["pid"], "2");
