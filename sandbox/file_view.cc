@@ -103,11 +103,6 @@ private:
     CompiledView& out_;
 };
 
-bool under_view_tmpfs(std::string_view path) {
-    return std::any_of(kViewTmpfs.begin(), kViewTmpfs.end(),
-                       [&](std::string_view dir) { return below(path, dir); });
-}
-
 void check_absolute(const std::string& path, const char* what) {
     if (path.empty() || path.front() != '/' || path.find("/../") != std::string::npos ||
         path.ends_with("/..")) {
@@ -138,7 +133,7 @@ CompiledView compile_view(const FileView& view) {
         if (::stat(bind.source.c_str(), &st) != 0) {
             throw ConfigError("bind source '" + bind.source + "': " + std::strerror(errno));
         }
-        if (!under_view_tmpfs(bind.target) && ::stat(bind.target.c_str(), &st) != 0) {
+        if (!hidden_by_view(bind.target) && ::stat(bind.target.c_str(), &st) != 0) {
             throw ConfigError("bind target '" + bind.target +
                               "' does not exist on the read-only host and is not below a tmpfs "
                               "of the view (/tmp, /var/tmp, /dev/shm, /run)");
@@ -219,7 +214,7 @@ CompiledView compile_view(const FileView& view) {
 
     for (const std::string& path : view.masked) {
         check_absolute(path, "masked path");
-        if (under_view_tmpfs(path)) continue;  // replaced already
+        if (hidden_by_view(path)) continue;  // replaced already
         struct stat st {};
         if (::lstat(path.c_str(), &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {
@@ -230,7 +225,7 @@ CompiledView compile_view(const FileView& view) {
     }
 
     for (const PendingBind& p : pending) {
-        if (under_view_tmpfs(p.bind->target)) b.make_mount_point(p.bind->target, p.directory);
+        if (hidden_by_view(p.bind->target)) b.make_mount_point(p.bind->target, p.directory);
         b.add(MountOpKind::kMoveTree, b.str(p.bind->target)).slot = p.slot;
     }
     b.remount_read_only("/run", kNoExecFlags);
@@ -271,3 +266,12 @@ std::string describe_mount_op(const CompiledView& view, int index) {
 }
 
 }  // namespace sandbox::detail
+
+namespace sandbox {
+
+bool hidden_by_view(std::string_view path) {
+    return std::any_of(detail::kViewTmpfs.begin(), detail::kViewTmpfs.end(),
+                       [&](std::string_view dir) { return detail::below(path, dir); });
+}
+
+}  // namespace sandbox

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sandbox {
@@ -35,6 +36,11 @@ struct FileView {
                                       // anything else by /dev/null; missing paths are skipped
     std::vector<BindMount> binds;
 };
+
+// True for a path below one of the view's own file systems (/tmp, /var/tmp,
+// /dev/shm, /run, /dev), where the host's files are not visible: a caller
+// binds back in what a child needs from there.
+bool hidden_by_view(std::string_view path);
 
 namespace detail {
 

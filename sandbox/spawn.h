@@ -14,6 +14,7 @@
 
 #include "sandbox/capabilities.h"
 #include "sandbox/file_view.h"
+#include "sandbox/init_protocol.h"
 #include "sandbox/process.h"
 #include "sandbox/seccomp.h"
 
@@ -124,9 +125,9 @@ enum class ChildStep : int {
     kSeccomp,
     kExec,
     // Reported by pattern-launcher-init (init_protocol.h).
-    kInitSetup = 100,
-    kInitFork = 101,
-    kInitExec = 102,
+    kInitSetup = init_protocol::kStepInitSetup,
+    kInitFork = init_protocol::kStepInitFork,
+    kInitExec = init_protocol::kStepInitExec,
 };
 
 const char* child_step_name(ChildStep step) noexcept;

@@ -58,8 +58,10 @@ sandbox::SpawnSpec Launcher::compartment_spec(ManagedProcess& p,
         sandbox::throw_sys_error(errno, "chown the notify socket", p.notify_path.string());
     }
     spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
-    if (!p.ever_running && p.restart_count == 0) {
-        for (const std::string& weakened : confinement_weakenings(manifest)) {
+    const bool first_spawn = p.weakened.empty() && !p.ever_running && p.restart_count == 0;
+    p.weakened = confinement_weakenings(manifest);
+    if (first_spawn) {
+        for (const std::string& weakened : p.weakened) {
             std::fprintf(
                 stderr, "pattern-launcher: %s: WARNING: confinement weakened by its manifest: %s\n",
                 p.id.c_str(), weakened.c_str());

@@ -300,7 +300,7 @@ ProcessInfo Launcher::info(const ManagedProcess& p) const {
     i.uid = p.uid;
     i.gid = p.gid;
     i.confinement = p.confinement;
-    i.weakened = confinement_weakenings(*p.manifest);
+    i.weakened = p.weakened;
     i.limits_enforced = p.limits_enforced;
     i.exit_cause = p.exit_cause;
     if (p.group) {

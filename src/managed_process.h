@@ -48,9 +48,10 @@ struct ManagedProcess {
     bool process_alive = false;
     bool adopted = false;  // found after a launcher restart: not our child
     pid_t pid = 0;
-    std::uint32_t identity = 0;      // the key's uid and gid; 0: none
-    std::uint32_t uid = 0, gid = 0;  // what the current process runs as
-    std::string confinement;         // what its spawn applied (applied_confinement)
+    std::uint32_t identity = 0;         // the key's uid and gid; 0: none
+    std::uint32_t uid = 0, gid = 0;     // what the current process runs as
+    std::string confinement;            // what its spawn applied (applied_confinement)
+    std::vector<std::string> weakened;  // what its manifest gives up (confinement_weakenings)
     EventLoop::Clock::time_point requested_at = EventLoop::Clock::now();  // the cold launch
     EventLoop::Clock::time_point started_at = EventLoop::Clock::now();
     std::int64_t started_at_unix_ms = 0;

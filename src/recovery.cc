@@ -208,6 +208,7 @@ bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
         p.gid = static_cast<std::uint32_t>(adopted_ids->gid[0]);
     }
     p.confinement = applied_confinement(*p.manifest, *confinement_);
+    p.weakened = confinement_weakenings(*p.manifest);
 
     if (!key.namespace_id.empty()) namespace_group(key.namespace_id);
     if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);

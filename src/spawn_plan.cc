@@ -118,18 +118,6 @@ bool has_file_view(const Manifest& manifest) {
 
 namespace {
 
-// /tmp, /var/tmp, /dev/shm and /run are the view's own: host paths there
-// that a pattern needs (its directory, in tests; resolv.conf's target under
-// systemd-resolved) are bound back in, read-only.
-bool hidden_by_view(const std::filesystem::path& path) {
-    const std::string p = path.lexically_normal().string();
-    for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm", "/run", "/dev"}) {
-        const std::string d = dir;
-        if (p == d || p.starts_with(d + "/")) return true;
-    }
-    return false;
-}
-
 sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& endpoints,
                             const KeyConfinement& confinement) {
     sandbox::FileView view;
@@ -148,7 +136,10 @@ sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& en
     for (const auto& path : read_only) {
         const bool seen = std::any_of(view.binds.begin(), view.binds.end(),
                                       [&](const auto& b) { return b.source == path.string(); });
-        if (hidden_by_view(path) && !seen) view.binds.push_back({path, path, false});
+        // Host paths a pattern needs from where the view replaces them (its
+        // directory, in tests; resolv.conf's target under systemd-resolved).
+        if (sandbox::hidden_by_view(path.lexically_normal().string()) && !seen)
+            view.binds.push_back({path, path, false});
     }
     if (!endpoints.notify_socket.empty())
         view.binds.push_back({endpoints.notify_socket, kViewNotifySocket, false});

@@ -28,14 +28,8 @@ std::vector<std::string> launcher_masks() {
 }
 
 // file_view() in src/spawn_plan.cc binds /etc/resolv.conf's and /etc/hosts'
-// targets back in when they are symlinks into a path the view replaces.
-bool hidden_by_view(const std::string& path) {
-    for (const std::string dir : {"/tmp", "/var/tmp", "/dev/shm", "/run", "/dev"}) {
-        if (path == dir || path.starts_with(dir + "/")) return true;
-    }
-    return false;
-}
-
+// targets back in when they are symlinks into a path the view replaces
+// (sandbox::hidden_by_view).
 sandbox::FileView default_view() {
     sandbox::FileView view;
     view.enabled = true;  // tmpfs_bytes: 64 MiB, the manifest's default tmp_size
@@ -45,7 +39,7 @@ sandbox::FileView default_view() {
     for (const char* file : {"/etc/resolv.conf", "/etc/hosts"}) {
         std::error_code ec;
         const std::filesystem::path target = std::filesystem::canonical(file, ec);
-        if (!ec && target != file && hidden_by_view(target.string()))
+        if (!ec && target != file && sandbox::hidden_by_view(target.string()))
             view.binds.push_back({target.string(), target.string(), false});
     }
     return view;

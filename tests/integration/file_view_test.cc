@@ -75,7 +75,7 @@ private:
 // when the build tree itself is below one of them (a CI clone under /tmp).
 fs::path host_dir_outside_tmp() {
     const fs::path here = fs::read_symlink("/proc/self/exe").parent_path();
-    return pltest::hidden_by_view(here.string()) ? fs::path("/var/lib") : here;
+    return sandbox::hidden_by_view(here.string()) ? fs::path("/var/lib") : here;
 }
 
 void write_file(const std::string& path, const std::string& text) {

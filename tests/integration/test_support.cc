@@ -52,17 +52,10 @@ int init_executable_fd() {
     return fd;
 }
 
-bool hidden_by_view(const std::string& path) {
-    for (const std::string dir : {"/tmp", "/var/tmp", "/dev/shm", "/run", "/dev"}) {
-        if (path == dir || path.rfind(dir + "/", 0) == 0) return true;
-    }
-    return false;
-}
-
 void enable_view(sandbox::SpawnSpec& spec) {
     spec.view.enabled = true;
     const std::string dir = std::filesystem::path(spec.executable).parent_path().string();
-    if (hidden_by_view(dir)) spec.view.binds.push_back({dir, dir, false});
+    if (sandbox::hidden_by_view(dir)) spec.view.binds.push_back({dir, dir, false});
 }
 
 void use_init(sandbox::SpawnSpec& spec, int status_fd) {

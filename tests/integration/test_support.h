@@ -36,9 +36,6 @@ int init_executable_fd();
 // InitReports::sender_fd() when the test wants the exit report, else -1.
 void use_init(sandbox::SpawnSpec& spec, int status_fd = -1);
 
-// True when `path` lies below one of the file view's own tmpfs (/tmp,
-// /var/tmp, /dev/shm, /run, /dev), where the host's files are not visible.
-bool hidden_by_view(const std::string& path);
 // Turns on the file view and, when the executable's directory is hidden by
 // it (a build tree under /tmp, as CI may have), binds it back read-only, as
 // the daemon does for a pattern's directory.
