@@ -1,4 +1,4 @@
-#include "identity_pool.h"
+#include "common/identity_pool.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "manifest.h"
+#include "config/manifest.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "state_store.h"
+#include "state/state_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,0 +1,43 @@
+#include "config/confinement_report.h"
+
+#include <algorithm>
+
+namespace launcher {
+
+std::vector<std::string> confinement_weakenings(const Manifest& manifest) {
+    const SandboxSettings& sb = manifest.sandbox;
+    std::vector<std::string> out;
+    if (sb.allow_root) {
+        out.push_back(
+            "runs as root (sandbox.allow_root): root owns the host's files, "
+            "cgroupfs and /proc/sys");
+    } else if (sb.user || sb.group) {
+        out.push_back(
+            "a fixed identity (sandbox.user/group): every key of this pattern "
+            "shares it, so they can signal and read one another");
+    }
+    if (sb.network == NetworkMode::kHost) {
+        out.push_back(
+            "network: host: the host's network, its loopback services and other "
+            "tenants' ports are reachable");
+    }
+    if (sb.seccomp == "none") out.push_back("seccomp: none: no system call filter");
+    for (const char* ns : {"mount", "pid", "ipc", "uts", "cgroup"}) {
+        if (!sb.has_namespace(ns)) {
+            out.push_back(std::string("no ") + ns + " namespace" +
+                          (std::string(ns) == "mount" ? ": the host's file system, writable where "
+                                                        "its permissions allow"
+                                                      : ""));
+        }
+    }
+    if (!sb.landlock) out.push_back("landlock: false: signals and abstract sockets not scoped");
+    if (!sb.capabilities.empty()) {
+        std::string caps;
+        for (const std::string& c : sb.capabilities)
+            caps += (caps.empty() ? "" : " ") + c;
+        out.push_back("keeps capabilities: " + caps);
+    }
+    return out;
+}
+
+}  // namespace launcher

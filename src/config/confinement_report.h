@@ -1,0 +1,16 @@
+// What a manifest gives up of the default confinement: logged by the daemon
+// at launch, shown by `patternctl validate`, `pattern-launcher check` and in
+// the process status. Pure (no kernel, no daemon), for the CLI too.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/manifest.h"
+
+namespace launcher {
+
+// One sentence each; empty for a manifest without a `sandbox` section.
+std::vector<std::string> confinement_weakenings(const Manifest& manifest);
+
+}  // namespace launcher

@@ -1,0 +1,487 @@
+#include "config/manifest.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <limits>
+#include <system_error>
+
+#include "config/yaml_strict.h"
+#include "sandbox/capabilities.h"
+#include "sandbox/error.h"
+#include "sandbox/seccomp.h"
+
+namespace launcher {
+
+namespace fs = std::filesystem;
+using yaml_strict::Field;
+using yaml_strict::Mapping;
+
+namespace {
+
+std::string format_error(const fs::path& file, int line, const std::string& message) {
+    std::string out = file.string();
+    if (line > 0) out += ":" + std::to_string(line);
+    return out + ": " + message;
+}
+
+// [A-Za-z_][A-Za-z0-9_]*
+bool env_name_ok(std::string_view name) {
+    auto letter = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    };
+    if (name.empty() || !letter(name.front())) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
+}
+
+// Variables the launcher sets for every pattern; neither a manifest nor a
+// request may set them.
+constexpr std::array<std::string_view, 10> kLauncherVariables = {
+    "PATTERN_NAME", "NAMESPACE",     "SESSION_ID", "PROCESS_ID",     "GRPC_PORT",
+    "HEALTH_PORT",  "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"};
+
+// True if `path` is `dir` or lies below it (both canonical).
+bool is_within(const fs::path& path, const fs::path& dir) {
+    auto [dir_end, path_it] = std::mismatch(dir.begin(), dir.end(), path.begin(), path.end());
+    (void)path_it;
+    return dir_end == dir.end();
+}
+
+// The `executable` key: an absolute path is taken as is; a relative one is
+// resolved against the pattern directory and must stay inside it (after
+// symlinks). Either way it must be an existing regular file we may execute.
+fs::path resolve_executable(const fs::path& file, const Field& field, const fs::path& directory) {
+    const fs::path given(yaml_strict::to_nonempty_string(file, field));
+    std::error_code ec;
+    fs::path resolved;
+    if (given.is_absolute()) {
+        resolved = fs::weakly_canonical(given, ec);
+    } else {
+        resolved = fs::weakly_canonical(directory / given, ec);
+        if (!ec && !is_within(resolved, directory)) {
+            yaml_strict::fail(file, field,
+                              "'" + given.string() + "' resolves to " + resolved.string() +
+                                  ", outside the pattern directory " + directory.string() +
+                                  " (use an absolute path for a program kept elsewhere)");
+        }
+    }
+    if (ec)
+        yaml_strict::fail(file, field, "cannot resolve '" + given.string() + "': " + ec.message());
+
+    const fs::file_status status = fs::status(resolved, ec);
+    if (ec || !fs::exists(status)) {
+        yaml_strict::fail(
+            file, field,
+            "'" + given.string() + "' (" + resolved.string() + ") does not exist" +
+                (ec && ec != std::errc::no_such_file_or_directory ? ": " + ec.message()
+                                                                  : std::string()));
+    }
+    if (!fs::is_regular_file(status)) {
+        yaml_strict::fail(
+            file, field,
+            "'" + given.string() + "' (" + resolved.string() + ") is not a regular file");
+    }
+    const auto exec_bits = fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec;
+    if ((status.permissions() & exec_bits) == fs::perms::none ||
+        ::access(resolved.c_str(), X_OK) != 0) {
+        yaml_strict::fail(file, field,
+                          "'" + given.string() + "' (" + resolved.string() + ") is not executable");
+    }
+    return resolved;
+}
+
+Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
+    const Mapping map(
+        file, field,
+        {"type", "port", "path", "interval", "timeout", "start_timeout", "failure_threshold"});
+    Healthcheck hc;
+    if (const Field* f = map.find("type")) {
+        const std::string type = yaml_strict::to_string(file, *f);
+        if (type == "http") {
+            hc.type = HealthcheckType::kHttp;
+        } else if (type == "notify") {
+            hc.type = HealthcheckType::kNotify;
+        } else if (type == "tcp") {
+            hc.type = HealthcheckType::kTcp;
+        } else {
+            yaml_strict::fail(file, *f, "unknown type '" + type + "' (known: http, notify, tcp)");
+        }
+    }
+    // Accepted for RFC-035 compatibility; the launcher assigns the ports itself.
+    if (const Field* f = map.find("port")) (void)yaml_strict::to_integer(file, *f, 1, 65535);
+    if (const Field* f = map.find("path")) {
+        hc.path = yaml_strict::to_string(file, *f);
+        if (!hc.path.starts_with('/')) {
+            yaml_strict::fail(file, *f, "must start with '/', got '" + hc.path + "'");
+        }
+    }
+    if (const Field* f = map.find("interval")) hc.interval = yaml_strict::to_duration(file, *f);
+    if (const Field* f = map.find("timeout")) hc.timeout = yaml_strict::to_duration(file, *f);
+    if (const Field* f = map.find("start_timeout")) {
+        hc.start_timeout = yaml_strict::to_duration(file, *f);
+    }
+    if (const Field* f = map.find("failure_threshold")) {
+        hc.failure_threshold =
+            static_cast<int>(yaml_strict::to_integer(file, *f, 1, std::numeric_limits<int>::max()));
+    }
+    return hc;
+}
+
+std::vector<BackendSlot> parse_backend_slots(const fs::path& file, const Field& field) {
+    std::vector<BackendSlot> slots;
+    for (const Field& item : yaml_strict::to_items(file, field)) {
+        if (!item.value.IsMap()) {
+            yaml_strict::fail(
+                file, item,
+                "expected a mapping with name and type, got " + yaml_strict::describe(item.value));
+        }
+        const Mapping map(file, item, {"name", "type", "required", "config_schema"});
+        BackendSlot slot;
+        const Field& name = map.require("name");
+        slot.name = yaml_strict::to_nonempty_string(file, name);
+        for (const BackendSlot& other : slots) {
+            if (other.name == slot.name) {
+                yaml_strict::fail(file, name, "duplicate backend slot '" + slot.name + "'");
+            }
+        }
+        slot.type = yaml_strict::to_nonempty_string(file, map.require("type"));
+        if (const Field* f = map.find("required")) slot.required = yaml_strict::to_bool(file, *f);
+        if (const Field* f = map.find("config_schema")) {
+            // Accepted and ignored: the launcher does not validate backend config.
+            if (!f->value.IsNull() && !f->value.IsMap()) {
+                yaml_strict::fail(file, *f,
+                                  "expected a mapping, got " + yaml_strict::describe(f->value));
+            }
+        }
+        slots.push_back(std::move(slot));
+    }
+    return slots;
+}
+
+std::map<std::string, std::string> parse_environment(const fs::path& file, const Field& field) {
+    std::map<std::string, std::string> env;
+    if (field.value.IsNull()) return env;
+    if (!field.value.IsMap()) {
+        yaml_strict::fail(
+            file, field,
+            "expected a mapping of NAME: value, got " + yaml_strict::describe(field.value));
+    }
+    // Keys are free-form here, so Mapping (fixed keys) does not apply; the
+    // duplicate and type checks are the same.
+    for (const auto& entry : field.value) {
+        const YAML::Node key = entry.first;  // a copy: the iterator's value is a temporary
+        const int key_line = yaml_strict::line_of(key, field.line());
+        if (!key.IsScalar()) {
+            throw FileError(
+                file, key_line,
+                field.path + ": variable names must be strings, got " + yaml_strict::describe(key));
+        }
+        const std::string name = key.Scalar();
+        if (!is_valid_env_name(name)) {
+            throw FileError(file, key_line,
+                            field.path + ": invalid variable name '" + name +
+                                "' (letters, digits and '_', not starting with a digit)");
+        }
+        if (is_reserved_env_name(name)) {
+            std::vector<std::string> reserved(kLauncherVariables.begin(), kLauncherVariables.end());
+            throw FileError(file, key_line,
+                            field.path + ": '" + name + "' is set by the launcher (reserved: " +
+                                yaml_strict::join(reserved) + ")");
+        }
+        const Field value{name, field.path + "." + name, entry.second, key_line};
+        if (env.contains(name)) {
+            throw FileError(file, key_line, "duplicate key '" + name + "' in " + field.path);
+        }
+        env[name] = yaml_strict::to_string(file, value);
+    }
+    return env;
+}
+
+// A user or group: a name, or a number that fits an id (and is not -1).
+std::string parse_id(const fs::path& file, const Field& field) {
+    std::string text = yaml_strict::to_nonempty_string(file, field);
+    const bool numeric =
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (numeric) {
+        std::uint32_t id = 0;
+        auto [rest, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+        if (ec != std::errc() || rest != text.data() + text.size() ||
+            id == std::numeric_limits<std::uint32_t>::max()) {
+            yaml_strict::fail(file, field, "id " + text + " is out of range");
+        }
+        return text;
+    }
+    const bool bad = text.front() == '-' || std::any_of(text.begin(), text.end(), [](char c) {
+                         return c == ':' || c == '/' || c == ' ' || c == '\t' || c == '\n';
+                     });
+    if (bad)
+        yaml_strict::fail(file, field,
+                          "expected a name or a non-negative number, got '" + text + "'");
+    return text;
+}
+
+SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
+    const Mapping map(file, field,
+                      {"network", "seccomp", "namespaces", "user", "group", "capabilities",
+                       "allow_root", "landlock", "tmp_size", "state_directory"});
+    SandboxSettings sb;
+    if (const Field* f = map.find("network")) {
+        const std::string network = yaml_strict::to_string(file, *f);
+        if (network == "host") {
+            sb.network = NetworkMode::kHost;
+        } else if (network == "isolated") {
+            sb.network = NetworkMode::kIsolated;
+        } else {
+            yaml_strict::fail(file, *f,
+                              "unknown network mode '" + network + "' (known: host, isolated)");
+        }
+    }
+    if (const Field* f = map.find("seccomp")) {
+        sb.seccomp = yaml_strict::to_string(file, *f);
+        std::vector<std::string> known = sandbox::builtin_profile_names();
+        if (sb.seccomp != "none" &&
+            std::find(known.begin(), known.end(), sb.seccomp) == known.end()) {
+            known.emplace_back("none");
+            yaml_strict::fail(file, *f,
+                              "unknown seccomp profile '" + sb.seccomp +
+                                  "' (known: " + yaml_strict::join(known) + ")");
+        }
+    }
+    if (const Field* f = map.find("namespaces")) {
+        static const std::vector<std::string> kKnown{"mount", "pid",    "ipc",
+                                                     "uts",   "cgroup", "user"};
+        sb.namespaces.clear();
+        for (const Field& item : yaml_strict::to_items(file, *f)) {
+            std::string ns = yaml_strict::to_string(file, item);
+            if (std::find(kKnown.begin(), kKnown.end(), ns) == kKnown.end()) {
+                yaml_strict::fail(file, item,
+                                  "unknown namespace '" + ns +
+                                      "' (known: " + yaml_strict::join(kKnown) +
+                                      "; the network namespace is set by sandbox.network)");
+            }
+            if (std::find(sb.namespaces.begin(), sb.namespaces.end(), ns) != sb.namespaces.end()) {
+                yaml_strict::fail(file, item, "namespace '" + ns + "' is listed twice");
+            }
+            sb.namespaces.push_back(std::move(ns));
+        }
+    }
+    if (sb.has_namespace("pid") && !sb.has_namespace("mount")) {
+        yaml_strict::fail(file, *map.find("namespaces"),
+                          "namespace 'pid' needs 'mount' too (the pattern's own /proc)");
+    }
+    if (const Field* f = map.find("user")) sb.user = parse_id(file, *f);
+    if (const Field* f = map.find("group")) sb.group = parse_id(file, *f);
+    if (const Field* f = map.find("allow_root")) sb.allow_root = yaml_strict::to_bool(file, *f);
+    const bool root_user =
+        sb.user && (*sb.user == "root" ||
+                    (sb.user->find_first_not_of('0') == std::string::npos));  // "0", "00", ...
+    if (root_user && !sb.allow_root) {
+        yaml_strict::fail(file, *map.find("user"),
+                          "sandbox.user '" + *sb.user +
+                              "' is root, which owns the host's files and cgroupfs: set "
+                              "sandbox.allow_root: true to mean it");
+    }
+    if (sb.allow_root && !root_user) {
+        yaml_strict::fail(file, *map.find("allow_root"),
+                          "sandbox.allow_root is for sandbox.user: root (or 0) only");
+    }
+    if (const Field* f = map.find("landlock")) sb.landlock = yaml_strict::to_bool(file, *f);
+    if (const Field* f = map.find("tmp_size")) {
+        sb.tmp_size = yaml_strict::to_size(file, *f);
+        if (sb.tmp_size < 4096) yaml_strict::fail(file, *f, "tmp_size must be at least 4096 bytes");
+    }
+    if (const Field* f = map.find("state_directory")) {
+        sb.state_directory = yaml_strict::to_bool(file, *f);
+        if (sb.state_directory && !sb.has_namespace("mount")) {
+            yaml_strict::fail(file, *f,
+                              "state_directory needs the mount namespace (it is bound into "
+                              "the pattern's view)");
+        }
+    }
+    if (const Field* f = map.find("capabilities")) {
+        sandbox::CapabilityMask seen = 0;
+        for (const Field& item : yaml_strict::to_items(file, *f)) {
+            std::string name = yaml_strict::to_nonempty_string(file, item);
+            sandbox::CapabilityMask mask = 0;
+            try {
+                mask = sandbox::parse_capabilities({name});
+            } catch (const sandbox::ConfigError& e) {
+                yaml_strict::fail(file, item, e.what());
+            }
+            if ((seen & mask) != 0) {
+                yaml_strict::fail(file, item, "capability '" + name + "' is listed twice");
+            }
+            seen |= mask;
+            sb.capabilities.push_back(std::move(name));
+        }
+    }
+    return sb;
+}
+
+// parse_manifest, also telling where the `name` key is (for duplicate names).
+Manifest parse_manifest_at(const fs::path& file, int& name_line) {
+    const YAML::Node root = yaml_strict::load_mapping_file(file);
+    const Mapping map(file, root, "",
+                      {"name", "version", "description", "author", "executable", "isolation_level",
+                       "grace_period", "restart", "healthcheck", "resources", "backend_slots",
+                       "environment", "sandbox"},
+                      1);
+    Manifest m;
+    m.file = file;
+    std::error_code ec;
+    fs::path parent = file.parent_path();
+    if (parent.empty()) parent = ".";
+    m.directory = fs::canonical(parent, ec);
+    if (ec) throw FileError(file, 0, "cannot resolve the pattern directory: " + ec.message());
+
+    const Field& name = map.require("name");
+    m.name = yaml_strict::to_nonempty_string(file, name);
+    if (!is_valid_identifier(m.name)) {
+        yaml_strict::fail(
+            file, name,
+            "invalid pattern name '" + m.name +
+                "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)");
+    }
+    name_line = name.key_line;
+    m.version = yaml_strict::to_nonempty_string(file, map.require("version"));
+    if (const Field* f = map.find("description")) m.description = yaml_strict::to_string(file, *f);
+    if (const Field* f = map.find("author")) m.author = yaml_strict::to_string(file, *f);
+    m.executable = resolve_executable(file, map.require("executable"), m.directory);
+    if (const Field* f = map.find("isolation_level")) {
+        const std::string text = yaml_strict::to_string(file, *f);
+        const std::optional<Isolation> level = parse_isolation(text);
+        if (!level) {
+            yaml_strict::fail(
+                file, *f,
+                "unknown isolation level '" + text + "' (known: none, namespace, session)");
+        }
+        m.isolation_level = *level;
+    }
+    if (const Field* f = map.find("grace_period"))
+        m.grace_period = yaml_strict::to_duration(file, *f);
+    if (const Field* f = map.find("restart")) {
+        const std::string text = yaml_strict::to_string(file, *f);
+        if (text == "always") {
+            m.restart = RestartPolicy::kAlways;
+        } else if (text == "on-failure") {
+            m.restart = RestartPolicy::kOnFailure;
+        } else if (text == "never") {
+            m.restart = RestartPolicy::kNever;
+        } else {
+            yaml_strict::fail(
+                file, *f,
+                "unknown restart policy '" + text + "' (known: always, on-failure, never)");
+        }
+    }
+    if (const Field* f = map.find("healthcheck")) m.healthcheck = parse_healthcheck(file, *f);
+    if (const Field* f = map.find("resources")) m.resources = yaml_strict::to_resources(file, *f);
+    if (const Field* f = map.find("backend_slots")) m.backend_slots = parse_backend_slots(file, *f);
+    if (const Field* f = map.find("environment")) m.environment = parse_environment(file, *f);
+    if (const Field* f = map.find("sandbox")) m.sandbox = parse_sandbox(file, *f);
+    return m;
+}
+
+}  // namespace
+
+bool is_valid_env_name(std::string_view name) {
+    return env_name_ok(name);
+}
+
+bool is_reserved_env_name(std::string_view name) {
+    return std::find(kLauncherVariables.begin(), kLauncherVariables.end(), name) !=
+           kLauncherVariables.end();
+}
+
+FileError::FileError(std::filesystem::path file, int line, const std::string& message)
+    : std::runtime_error(format_error(file, line, message)),
+      file_(std::move(file)),
+      line_(line),
+      message_(message) {}
+
+std::chrono::milliseconds parse_duration(std::string_view text) {
+    const std::string quoted = "invalid duration '" + std::string(text) + "': ";
+    if (text.empty()) throw std::invalid_argument("invalid duration '': empty");
+    if (text.front() == '-') throw std::invalid_argument(quoted + "must be positive");
+    if (text.front() < '0' || text.front() > '9') {
+        throw std::invalid_argument(quoted +
+                                    "expected a whole number and a unit (ms, s, m or h), e.g. 30s");
+    }
+    std::uint64_t number = 0;
+    const char* end = text.data() + text.size();
+    auto [rest, ec] = std::from_chars(text.data(), end, number);
+    if (ec == std::errc::result_out_of_range) throw std::invalid_argument(quoted + "too large");
+    const std::string_view unit(rest, static_cast<std::size_t>(end - rest));
+    if (unit.empty()) throw std::invalid_argument(quoted + "missing unit (ms, s, m or h)");
+    if (unit.front() == '.' || unit.front() == ',') {
+        throw std::invalid_argument(
+            quoted + "fractions are not allowed; use a smaller unit (1500ms, not 1.5s)");
+    }
+    if (unit.find_first_of(" \t\r\n") != std::string_view::npos) {
+        throw std::invalid_argument(quoted + "no spaces allowed (write 30s, not 30 s)");
+    }
+    std::uint64_t ms_per_unit = 0;
+    if (unit == "ms") {
+        ms_per_unit = 1;
+    } else if (unit == "s") {
+        ms_per_unit = 1000;
+    } else if (unit == "m") {
+        ms_per_unit = 60 * 1000;
+    } else if (unit == "h") {
+        ms_per_unit = 60 * 60 * 1000;
+    } else {
+        throw std::invalid_argument(quoted + "unknown unit '" + std::string(unit) +
+                                    "' (use ms, s, m or h)");
+    }
+    if (number == 0) throw std::invalid_argument(quoted + "must be positive");
+    constexpr auto kMax = static_cast<std::uint64_t>(std::chrono::milliseconds::max().count());
+    if (number > kMax / ms_per_unit) throw std::invalid_argument(quoted + "too large");
+    return std::chrono::milliseconds(
+        static_cast<std::chrono::milliseconds::rep>(number * ms_per_unit));
+}
+
+Manifest parse_manifest(const std::filesystem::path& file) {
+    int name_line = 0;
+    return parse_manifest_at(file, name_line);
+}
+
+Discovery discover_patterns(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::vector<fs::path> subdirs;
+    fs::directory_iterator it(dir, ec);
+    if (ec) throw FileError(dir, 0, "cannot read the patterns directory: " + ec.message());
+    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+        std::error_code type_ec;
+        if (it->is_directory(type_ec)) subdirs.push_back(it->path());  // follows symlinks
+    }
+    if (ec) throw FileError(dir, 0, "cannot read the patterns directory: " + ec.message());
+    std::sort(subdirs.begin(), subdirs.end());
+
+    Discovery discovery;
+    for (const fs::path& subdir : subdirs) {
+        const fs::path file = subdir / "manifest.yaml";
+        std::error_code exists_ec;
+        if (!fs::exists(fs::symlink_status(file, exists_ec))) continue;  // not a pattern
+        try {
+            int name_line = 0;
+            Manifest manifest = parse_manifest_at(file, name_line);
+            auto found = discovery.patterns.find(manifest.name);
+            if (found != discovery.patterns.end()) {
+                throw FileError(file, name_line,
+                                "duplicate pattern name '" + manifest.name + "' (also defined in " +
+                                    found->second.file.string() + ")");
+            }
+            std::string name = manifest.name;
+            discovery.patterns.emplace(std::move(name), std::move(manifest));
+        } catch (const FileError& e) {
+            discovery.errors.push_back(e);
+        } catch (const fs::filesystem_error& e) {
+            discovery.errors.emplace_back(file, 0, e.code().message());
+        }
+    }
+    return discovery;
+}
+
+}  // namespace launcher

@@ -1,0 +1,134 @@
+// Pattern manifests (patterns/<name>/manifest.yaml): the RFC-035 schema plus
+// a `sandbox` section, parsed strictly. Every error names the file and line.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/isolation_key.h"
+
+namespace launcher {
+
+enum class HealthcheckType { kHttp, kNotify, kTcp };
+enum class NetworkMode { kHost, kIsolated };
+// When a pattern process that was RUNNING ends: restart it always, only
+// after a failure (non-zero exit, a signal, an OOM kill, a failed liveness
+// check), or never.
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+// [A-Za-z_][A-Za-z0-9_]*
+bool is_valid_env_name(std::string_view name);
+
+// Names the launcher sets for every pattern (PATTERN_NAME, GRPC_PORT,
+// LISTEN_FDS, ...); neither a manifest nor a request may set them.
+bool is_reserved_env_name(std::string_view name);
+
+// A problem in a YAML file: "<file>:<line>: <message>" (line is 1-based;
+// 0 when the problem is the file as a whole).
+class FileError : public std::runtime_error {
+public:
+    FileError(std::filesystem::path file, int line, const std::string& message);
+    const std::filesystem::path& file() const { return file_; }
+    int line() const { return line_; }
+    const std::string& message() const { return message_; }
+
+private:
+    std::filesystem::path file_;
+    int line_;
+    std::string message_;
+};
+
+// Parses "100ms", "5s", "2m", "1h" (a positive whole number and a unit);
+// throws std::invalid_argument with the reason.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+struct Healthcheck {
+    HealthcheckType type = HealthcheckType::kHttp;
+    std::string path = "/health";  // for http
+    std::chrono::milliseconds interval{30000};
+    std::chrono::milliseconds timeout{5000};
+    int failure_threshold = 3;
+    std::chrono::milliseconds start_timeout{10000};
+};
+
+struct Resources {
+    std::optional<double> cpu_limit;                 // CPUs, > 0
+    std::optional<std::uint64_t> memory_limit;       // bytes
+    std::optional<std::uint64_t> memory_swap_limit;  // bytes
+    std::optional<std::uint64_t> pids_limit;         // > 0
+    std::optional<std::uint32_t> cpu_weight;         // 1..10000
+};
+
+struct BackendSlot {
+    std::string name;
+    std::string type;
+    bool required = false;
+};
+
+// Without a `sandbox` section a pattern gets the strongest confinement the
+// host supports; each key here can only be given up explicitly, and every
+// such choice is listed by confinement_weakenings() (confinement.h).
+struct SandboxSettings {
+    NetworkMode network = NetworkMode::kIsolated;
+    std::string seccomp = "default";  // a built-in profile name, or "none"
+    // Namespaces: any of mount, pid, ipc, uts, cgroup, user (network is
+    // `network`). mount gives the private file view; pid runs the pattern
+    // under pattern-launcher-init as PID 1, with its own /proc; cgroup shows
+    // it only its own cgroup. user is extra (not a default): the pattern's
+    // ids are then mapped one to one into a user namespace.
+    std::vector<std::string> namespaces{"mount", "pid", "ipc", "uts", "cgroup"};
+    bool has_namespace(std::string_view name) const {
+        return std::find(namespaces.begin(), namespaces.end(), name) != namespaces.end();
+    }
+    // unset: the key's own uid and gid from launcher.identity_range
+    std::optional<std::string> user;        // name or numeric uid
+    std::optional<std::string> group;       // name or numeric gid
+    bool allow_root = false;                // required for a user that is uid 0
+    std::vector<std::string> capabilities;  // kept (bounding/permitted/effective) and ambient
+    bool landlock = true;  // signal and abstract-socket scoping, where the kernel has it
+    std::uint64_t tmp_size = 64ull << 20;  // each of the view's /tmp, /var/tmp, /dev/shm
+    // A writable directory per key at /run/pattern/state ($STATE_DIRECTORY),
+    // owned by the key's id; kept across restarts of the pattern and of the
+    // launcher, removed when the key ends.
+    bool state_directory = false;
+};
+
+struct Manifest {
+    std::filesystem::path file;       // the manifest.yaml it came from
+    std::filesystem::path directory;  // the pattern directory
+    std::string name;                 // [a-z0-9][a-z0-9._-]{0,62}
+    std::string version;
+    std::string description;
+    std::string author;
+    std::filesystem::path executable;  // absolute, exists, executable
+    Isolation isolation_level = Isolation::kNamespace;
+    std::optional<std::chrono::milliseconds> grace_period;  // terminate grace period
+    RestartPolicy restart = RestartPolicy::kOnFailure;      // `restart: always|on-failure|never`
+    Healthcheck healthcheck;
+    Resources resources;
+    std::vector<BackendSlot> backend_slots;
+    std::map<std::string, std::string> environment;
+    SandboxSettings sandbox;
+};
+
+// Parses and validates one manifest; throws FileError.
+Manifest parse_manifest(const std::filesystem::path& file);
+
+struct Discovery {
+    std::map<std::string, Manifest> patterns;  // by name
+    std::vector<FileError> errors;             // invalid manifests, each skipped
+};
+
+// Scans <dir>/*/manifest.yaml (one level). Invalid manifests, and every
+// manifest after the first that claims an already-used name, are listed in
+// `errors` and skipped. Throws FileError (line 0) if `dir` cannot be read.
+Discovery discover_patterns(const std::filesystem::path& dir);
+
+}  // namespace launcher

@@ -1,0 +1,56 @@
+// From manifest and request to a sandbox::SpawnSpec: the pattern's
+// environment (reserved names first and never overridable), its
+// namespaces, identity, capabilities and seccomp profile.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/confinement.h"
+#include "common/isolation_key.h"
+#include "config/manifest.h"
+#include "sandbox/spawn.h"
+
+namespace launcher {
+
+// Empty when the request's config is acceptable, else what is wrong with
+// which key: bad name, reserved name, too long, too many, too large.
+std::string request_config_problem(const std::map<std::string, std::string>& config);
+
+struct PatternEndpoints {
+    int grpc_fd = -1;
+    int grpc_port = 0;
+    int health_fd = -1;  // -1: not handed over (tcp health checks bind their own)
+    int health_port = 0;
+    std::filesystem::path notify_socket;  // host path; empty: none
+};
+
+// The key's own part of its compartment.
+struct KeyConfinement {
+    std::uint32_t identity = 0;  // the key's uid and gid; 0: sandbox.user/group decide
+    const HostConfinement* host = nullptr;
+    std::filesystem::path state_directory;  // host path; empty: none
+};
+
+// True when the manifest gives the pattern the private file view (a mount
+// namespace): its notify socket and state directory are then bound in at
+// kViewNotifySocket and kViewStateDirectory.
+bool has_file_view(const Manifest& manifest);
+
+// The environment, in order: PATH, the reserved names, the manifest's
+// environment, the request's config.
+std::vector<std::string> pattern_environment(const Manifest& manifest, const IsolationKey& key,
+                                             const std::map<std::string, std::string>& config,
+                                             const PatternEndpoints& endpoints);
+
+// Everything but the cgroup fd and the seccomp program, which the caller owns.
+// Throws sandbox::ConfigError for a user or group that does not exist, or
+// that is root without sandbox.allow_root.
+sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey& key,
+                                    const std::map<std::string, std::string>& config,
+                                    const PatternEndpoints& endpoints,
+                                    const KeyConfinement& confinement);
+
+}  // namespace launcher

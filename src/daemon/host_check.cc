@@ -1,0 +1,162 @@
+// `pattern-launcher check`: a report an operator can read before deploying.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "daemon/commands.h"
+#include "config/config.h"
+#include "core/confinement.h"
+#include "common/identity_pool.h"
+#include "sandbox/capabilities.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_mount.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/spawn.h"
+
+namespace launcher {
+namespace {
+
+std::string join(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words)
+        out += (out.empty() ? "" : " ") + w;
+    return out.empty() ? "(none)" : out;
+}
+
+// Starts /bin/true the way a pattern without a `sandbox` section is started:
+// in a fresh cgroup, under the init in its own pid namespace, with the
+// private file view, every namespace, an unprivileged uid, the default
+// seccomp profile, Landlock and no capabilities.
+bool try_sandboxed_spawn(const sandbox::CgroupMount& mount, const HostConfinement& host,
+                         std::uint32_t uid) {
+    try {
+        sandbox::CgroupTree tree = sandbox::CgroupTree::open(
+            mount.path + "/pattern-launcher-check." + std::to_string(::getpid()));
+        sandbox::Cgroup group = tree.create_group("probe");
+        sandbox::BpfProgram filter = sandbox::compile_builtin_profile("default");
+        sandbox::SpawnSpec spec;
+        spec.executable = "/bin/true";
+        spec.cgroup_fd = group.dir_fd();
+        spec.namespaces = {.mount = true,
+                           .pid = true,
+                           .ipc = true,
+                           .uts = true,
+                           .user = false,
+                           .net = true,
+                           .cgroup = true};
+        spec.init = {host.init_fd(), -1};
+        spec.view.enabled = true;
+        spec.view.masked = host.masked_paths();
+        spec.credentials = sandbox::Credentials{uid, uid, {}};
+        spec.seccomp = &filter;
+        if (host.landlock().active()) spec.landlock_ruleset_fd = host.landlock().ruleset.get();
+        sandbox::SpawnResult child = sandbox::spawn(spec);
+        sandbox::ExitStatus status = sandbox::decode_exit(child.process.reap());
+        group.remove();
+        tree.close();
+        std::printf(
+            "sandboxed spawn:      %s (%s; uid %u, namespaces mnt pid ipc uts cgroup net, "
+            "init, private file view, seccomp default, %s, no capabilities)\n",
+            status.success() ? "ok" : status.describe().c_str(),
+            child.joined_cgroup_at_clone ? "clone3 CLONE_INTO_CGROUP"
+                                         : "clone3, then cgroup.procs (CLONE_INTO_CGROUP "
+                                           "refused)",
+            uid, host.landlock().describe().c_str());
+        return status.success();
+    } catch (const std::exception& e) {
+        std::printf("sandboxed spawn:      FAILED: %s\n", e.what());
+        return false;
+    }
+}
+
+// Each manifest and what it gives up; false if any is invalid.
+bool report_patterns(const std::filesystem::path& dir) {
+    const Discovery found = discover_patterns(dir);
+    std::printf("patterns:             %zu valid, %zu invalid in %s\n", found.patterns.size(),
+                found.errors.size(), dir.c_str());
+    for (const auto& [name, manifest] : found.patterns) {
+        const std::vector<std::string> weakened = confinement_weakenings(manifest);
+        if (weakened.empty()) std::printf("  %-20s default confinement\n", name.c_str());
+        for (const std::string& w : weakened)
+            std::printf("  %-20s WEAKENED: %s\n", name.c_str(), w.c_str());
+    }
+    for (const FileError& e : found.errors)
+        std::printf("  invalid: %s\n", e.what());
+    return found.errors.empty();
+}
+
+}  // namespace
+
+int run_host_check(const std::vector<std::string>& args) {
+    std::filesystem::path config_file, patterns_dir;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if ((args[i] == "--config" || args[i] == "--patterns-dir") && i + 1 < args.size()) {
+            (args[i] == "--config" ? config_file : patterns_dir) = args[++i];
+        } else {
+            std::fprintf(stderr, "pattern-launcher check: unknown argument '%s'\n",
+                         args[i].c_str());
+            return 2;
+        }
+    }
+    LauncherConfig config;
+    if (!config_file.empty()) config = load_config(config_file);
+    if (!patterns_dir.empty()) config.patterns_dir = patterns_dir;
+
+    bool ok = true;
+    sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
+    std::string self = sandbox::self_cgroup();
+    std::printf("cgroup2 mount:        %s (%s)\n", mount.path.c_str(),
+                mount.layout == sandbox::CgroupLayout::kUnified
+                    ? "unified"
+                    : "hybrid: grouping, kill and events only; limits cannot be enforced");
+    std::printf("own cgroup:           %s\n", self.c_str());
+    std::printf("v2 controllers:       %s\n",
+                join(sandbox::cgroup_controllers(sandbox::cgroup_dir(mount, self))).c_str());
+    std::printf("last capability:      %d\n", sandbox::last_capability());
+    for (const std::string& name : sandbox::builtin_profile_names()) {
+        try {
+            sandbox::BpfProgram program = sandbox::compile_builtin_profile(name);
+            std::printf("seccomp '%s':%*s%zu BPF instructions\n", name.c_str(),
+                        static_cast<int>(11 - name.size()), "", program.size());
+        } catch (const std::exception& e) {
+            ok = false;
+            std::printf("seccomp '%s':       FAILED: %s\n", name.c_str(), e.what());
+        }
+    }
+    std::unique_ptr<HostConfinement> host;
+    try {
+        host = std::make_unique<HostConfinement>(config);
+        std::printf("init:                 %s\n", host->init_path().c_str());
+        std::printf("landlock:             %s\n", host->landlock().describe().c_str());
+        std::printf("identities:           %u-%u (%zu named in /etc/passwd or /etc/group)\n",
+                    config.identity_range.first, config.identity_range.last(),
+                    IdentityPool(config.identity_range, ids_named_in("/etc/passwd", "/etc/group"))
+                        .excluded());
+    } catch (const std::exception& e) {
+        ok = false;
+        std::printf("init:                 FAILED: %s\n", e.what());
+    }
+    if (host) ok = try_sandboxed_spawn(mount, *host, config.identity_range.first) && ok;
+    if (!config_file.empty() || !patterns_dir.empty()) {
+        try {
+            ok = report_patterns(config.patterns_dir) && ok;
+        } catch (const std::exception& e) {
+            ok = false;
+            std::printf("patterns:             FAILED: %s\n", e.what());
+        }
+    }
+    if (::geteuid() != 0) {
+        std::printf(
+            "running as:           uid %d (not root: cgroup creation and id changes "
+            "need root or a delegated subtree)\n",
+            ::geteuid());
+    }
+    std::printf("result:               %s\n", ok ? "ok" : "problems found");
+    return ok ? 0 : 1;
+}
+
+}  // namespace launcher
