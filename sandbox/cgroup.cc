@@ -93,12 +93,26 @@ std::vector<std::string> child_dirs(const std::string& path) {
         if (errno == ENOENT) return out;
         throw_sys_error(errno, "opendir", path);
     }
+    // kernfs fills in d_type, so no stat() per entry is needed.
     while (dirent* e = ::readdir(dir)) {
         std::string_view name = e->d_name;
         if (e->d_type == DT_DIR && name != "." && name != "..") out.emplace_back(name);
     }
     ::closedir(dir);
     return out;
+}
+
+// rmdir of `path`'s descendants, deepest first, then of `path`; false at
+// the first EBUSY of `path` itself or if any descendant stayed.
+bool try_remove_tree(const std::string& path) {
+    bool all_gone = true;
+    for (const std::string& child : child_dirs(path)) {
+        if (!try_remove_tree(path + "/" + child)) all_gone = false;
+    }
+    if (!all_gone) return false;  // rmdir would only say EBUSY
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return true;
+    if (errno == EBUSY) return false;
+    throw_sys_error(errno, "remove cgroup", path);
 }
 
 UniqueFd open_dir_path(const std::string& path) {
@@ -198,6 +212,15 @@ std::string Cgroup::release() noexcept {
     return path_;
 }
 
+Cgroup Cgroup::create_incarnation(std::uint32_t n) const {
+    const std::string name = "run." + std::to_string(n);
+    const std::string leaf = path_ + "/" + name;
+    if (::rmdir(leaf.c_str()) != 0 && errno != ENOENT) {
+        throw_sys_error(errno, "remove the stale incarnation leaf", leaf);
+    }
+    return create_child(name);
+}
+
 Cgroup Cgroup::create_child(std::string_view name) const {
     validate_cgroup_name(name);
     return create(path_ + "/" + std::string(name));
@@ -205,10 +228,6 @@ Cgroup Cgroup::create_child(std::string_view name) const {
 
 std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir) {
     return split_words(read_file(cgroup_dir + "/cgroup.controllers"));
-}
-
-std::vector<std::string> Cgroup::available_controllers() const {
-    return cgroup_controllers(path_);
 }
 
 std::vector<std::string> Cgroup::enabled_controllers() const {
@@ -237,8 +256,6 @@ CgroupUsage Cgroup::usage() const {
     u.pids_current = read_u64_file(file("pids.current"));
     std::string stat = read_file(file("cpu.stat"));
     u.cpu_usage_usec = keyed(stat, "usage_usec");
-    u.cpu_nr_throttled = keyed(stat, "nr_throttled");
-    u.cpu_throttled_usec = keyed(stat, "throttled_usec");
     return u;
 }
 
@@ -259,6 +276,28 @@ MemoryEvents Cgroup::memory_events() const {
 
 std::vector<pid_t> Cgroup::processes() const {
     return cgroup_processes(path_);
+}
+
+std::vector<std::string> Cgroup::child_names() const {
+    return cgroup_child_names(path_);
+}
+
+std::vector<std::string> cgroup_child_names(const std::string& cgroup_dir) {
+    std::vector<std::string> names = child_dirs(cgroup_dir);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+bool cgroup_has_pid(const std::string& cgroup_dir, pid_t pid) {
+    std::vector<pid_t> pids;
+    try {
+        pids = cgroup_processes(cgroup_dir);
+    } catch (const SysError& e) {
+        // The group is gone (ENODEV: while it was being read), and the pid with it.
+        if (e.code() == ENOENT || e.code() == ENODEV) return false;
+        throw;
+    }
+    return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
 
 std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir) {
@@ -286,6 +325,7 @@ void Cgroup::kill() {
     int err = try_write_file(file("cgroup.kill"), "1");
     if (err == 0) return;
     if (err != ENOENT) throw_sys_error(err, "write '1' to", file("cgroup.kill"));
+    if (::access(path_.c_str(), F_OK) != 0 && errno == ENOENT) return;  // removed: nobody left
     kill_by_freezing();
 }
 
@@ -335,6 +375,13 @@ void Cgroup::remove(milliseconds timeout) {
             throw_sys_error(errno, "remove cgroup", path_);
         std::this_thread::sleep_for(milliseconds(pause_ms));
     }
+}
+
+bool Cgroup::try_remove() {
+    if (!try_remove_tree(path_)) return false;
+    dir_.reset();
+    owned_ = false;
+    return true;
 }
 
 // ---- CgroupTree ---------------------------------------------------------

@@ -38,12 +38,19 @@ std::vector<std::string> cgroup_controllers(const std::string& cgroup_dir);
 // taking ownership of the directory.
 std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir);
 
+// True when `pid` is listed in the cgroup.procs of `cgroup_dir` itself (not
+// of a descendant). False too when the directory does not exist.
+bool cgroup_has_pid(const std::string& cgroup_dir, pid_t pid);
+
+// The names of the direct child groups of `cgroup_dir` (its subdirectories;
+// the kernel's interface files are not directories), sorted. Empty when the
+// directory does not exist; throws SysError naming the path on other errors.
+std::vector<std::string> cgroup_child_names(const std::string& cgroup_dir);
+
 struct CgroupUsage {
-    std::optional<std::uint64_t> memory_current;      // memory.current (memory controller)
-    std::optional<std::uint64_t> cpu_usage_usec;      // cpu.stat usage_usec (always on v2)
-    std::optional<std::uint64_t> cpu_nr_throttled;    // cpu.stat nr_throttled (cpu controller)
-    std::optional<std::uint64_t> cpu_throttled_usec;  // cpu.stat throttled_usec (cpu controller)
-    std::optional<std::uint64_t> pids_current;        // pids.current (pids controller)
+    std::optional<std::uint64_t> memory_current;  // memory.current (memory controller)
+    std::optional<std::uint64_t> cpu_usage_usec;  // cpu.stat usage_usec (always on v2)
+    std::optional<std::uint64_t> pids_current;    // pids.current (pids controller)
 };
 
 struct MemoryEvents {
@@ -71,9 +78,11 @@ struct LimitReport {
 };
 
 // Owns one cgroup directory. Destroying a Cgroup that still owns its
-// directory kills everything in it and removes it (bounded; errors are
-// swallowed because destructors cannot report them: call remove() to see
-// them). release() gives up ownership, e.g. to leave a group for adoption.
+// directory kills everything in it and removes it (bounded, but it may wait
+// up to 2 s: not for an event loop, which kills, waits for cgroup.events
+// and calls try_remove() instead; errors are swallowed because destructors
+// cannot report them: call remove() or try_remove() to see them). release()
+// gives up ownership, e.g. to leave a group for adoption.
 class Cgroup {
 public:
     // mkdir + open. Fails with SysError(EEXIST) if the directory exists.
@@ -94,16 +103,26 @@ public:
 
     // Creates a child group; the name is validated first.
     Cgroup create_child(std::string_view name) const;
+    // The leaf "run.<n>" a process incarnation is born into. Each
+    // incarnation needs a fresh one: on current kernels (seen on 6.18) a
+    // group that has ever received cgroup.kill SIGKILLs every later
+    // CLONE_INTO_CGROUP child at birth, so a spent leaf is never reused.
+    // A stale empty leaf of that name (left by a launcher that died) is
+    // removed first.
+    Cgroup create_incarnation(std::uint32_t n) const;
 
-    std::vector<std::string> available_controllers() const;  // cgroup.controllers
-    std::vector<std::string> enabled_controllers() const;    // cgroup.subtree_control
+    std::vector<std::string> enabled_controllers() const;  // cgroup.subtree_control
     // Writes "+<controller>" to cgroup.subtree_control, retrying a transient EBUSY.
     void enable_controller(std::string_view controller);
 
     CgroupUsage usage() const;
-    bool populated() const;                // cgroup.events "populated"
+    // cgroup.events "populated": whether any process is in the group or below.
+    // One open+read of a kernfs file; never waits.
+    bool populated() const;
     MemoryEvents memory_events() const;    // zeros when the memory controller is off
     std::vector<pid_t> processes() const;  // cgroup.procs of this group only
+    // The direct child groups' names (cgroup_child_names of path()).
+    std::vector<std::string> child_names() const;
 
     // Fds to poll(2) for POLLPRI: the kernel signals them when the file's
     // content changes (e.g. populated 1 -> 0, a new oom_kill).
@@ -113,6 +132,9 @@ public:
 
     // SIGKILLs every process in the group and its descendants: cgroup.kill,
     // or kill_by_freezing() where cgroup.kill does not exist (kernel < 5.14).
+    // With cgroup.kill it is one write and does not wait for the deaths
+    // (watch open_events() for that); the fallback waits up to 1 s for the
+    // freeze. Nothing to do, and no error, when the group is gone already.
     void kill();
     // The fallback: freeze (so nothing can fork), SIGKILL each pid, thaw.
     void kill_by_freezing();
@@ -123,7 +145,20 @@ public:
     // Removes the group (child groups first) once it is empty, retrying a
     // transient EBUSY; throws SysError if it is still populated at the
     // timeout. Does not kill: call kill() first when that is the intent.
+    // It sleeps and waits: for startup and tests only. An event loop uses
+    // try_remove(), and on false waits for POLLPRI on open_events() (the
+    // kernel's populated 1 -> 0) and calls it again.
     void remove(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+    // One attempt, never sleeping, waiting or killing: rmdir of every
+    // descendant group, deepest first, then of the group itself. True when
+    // the group is gone (also when it already was: ENOENT); the Cgroup then
+    // owns nothing. False while some directory is still busy (EBUSY: a
+    // process is in it, or was and is still being released, which the
+    // kernel shows for a moment after populated drops to 0: retry on a short
+    // timer then); the empty descendants are removed already. Throws SysError
+    // naming the path on any other error.
+    bool try_remove();
 
     // Stops owning the directory (it stays); returns its path.
     std::string release() noexcept;

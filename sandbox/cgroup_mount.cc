@@ -2,6 +2,7 @@
 
 #include <linux/magic.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 
 #include <cerrno>
 
@@ -14,6 +15,14 @@ namespace {
 bool is_cgroup2(const char* path) {
     struct statfs fs {};
     return ::statfs(path, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+// 1 for the value "1", 0 for any other value, -1 when absent or unreadable.
+int read_flag_xattr(const std::string& path, const char* name) {
+    char value[8] = {};
+    const ssize_t n = ::getxattr(path.c_str(), name, value, sizeof value);
+    if (n < 0) return -1;
+    return n == 1 && value[0] == '1' ? 1 : 0;
 }
 
 }  // namespace
@@ -45,6 +54,19 @@ std::string parse_v2_cgroup_entry(std::string_view text) {
 
 std::string self_cgroup() {
     return parse_v2_cgroup_entry(detail::read_file("/proc/self/cgroup"));
+}
+
+bool cgroup_is_delegated(const std::string& cgroup_dir) {
+    // systemd's system manager marks the cgroup of a unit with Delegate= on
+    // with "trusted.delegate" = "1" (readable with CAP_SYS_ADMIN only); newer
+    // versions also set "user.delegate" (user.* xattrs on cgroupfs need Linux
+    // 5.7), for unprivileged readers. A user manager (systemd --user) sets
+    // neither. The trusted one is preferred; the user one is read only when
+    // it is absent, as systemd's own cg_is_delegated() does: whoever may set
+    // it owns the cgroup anyway.
+    const int trusted = read_flag_xattr(cgroup_dir, "trusted.delegate");
+    if (trusted >= 0) return trusted == 1;
+    return read_flag_xattr(cgroup_dir, "user.delegate") == 1;
 }
 
 std::string cgroup_dir(const CgroupMount& mount, std::string_view cgroup) {

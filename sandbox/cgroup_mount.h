@@ -32,4 +32,10 @@ std::string parse_v2_cgroup_entry(std::string_view proc_cgroup_text);
 // Joins the mount path and a cgroup path ("/" stays the mount itself).
 std::string cgroup_dir(const CgroupMount& mount, std::string_view cgroup);
 
+// Whether systemd delegated the cgroup directory `cgroup_dir` (Delegate=yes
+// on its unit): the delegation xattr systemd's system manager sets on it
+// reads "1". False when the xattr is absent or cannot be read. A root
+// process can write to any cgroup, so write access would prove nothing.
+bool cgroup_is_delegated(const std::string& cgroup_dir);
+
 }  // namespace sandbox

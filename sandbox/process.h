@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,24 @@ struct ExitStatus {
 // child's cgroup gained while it ran (memory.events): a SIGKILL death with
 // oom_kills > 0 is reported as an OOM kill.
 ExitStatus decode_exit(const siginfo_t& info, std::uint64_t oom_kills = 0);
+
+// Who a process runs as: its real and effective uid and gid.
+struct ProcessIds {
+    std::uint32_t uid = 0;
+    std::uint32_t euid = 0;
+    std::uint32_t gid = 0;
+    std::uint32_t egid = 0;
+};
+
+// From the Uid: and Gid: lines of /proc/<pid>/status (host ids, as the
+// launcher's user namespace sees them). nullopt, with `problem` saying why,
+// when the file cannot be read (the process is gone) or has no such lines.
+// The pid may be recycled: read it while holding a pidfd and check that the
+// process is still alive afterwards.
+std::optional<ProcessIds> read_process_ids(pid_t pid, std::string& problem);
+
+// The PPid: of /proc/<pid>/status; 0 if it cannot be read (the process is gone).
+pid_t read_parent_pid(pid_t pid);
 
 class Process {
 public:

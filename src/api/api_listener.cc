@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "sandbox/error.h"
@@ -74,55 +75,59 @@ void ApiListener::add(sandbox::UniqueFd fd) {
 void ApiListener::serve(grpc::Server& server) {
     server_ = &server;
     for (const auto& listener : listeners_) {
-        int fd = listener.get();
-        loop_.add_fd(fd, EPOLLIN, [this, fd](std::uint32_t) { on_accept(fd); });
+        const int fd = listener.get();
+        auto acceptor = std::make_unique<AcceptBackoff>(
+            loop_, fd, "API socket fd " + std::to_string(fd),
+            [this](sandbox::UniqueFd connection) { on_connection(std::move(connection)); });
+        acceptor->start();
+        acceptors_.push_back(std::move(acceptor));
     }
 }
 
 void ApiListener::stop() {
-    if (!server_) return;
-    for (const auto& listener : listeners_)
-        loop_.remove_fd(listener.get());
+    acceptors_.clear();
     server_ = nullptr;
 }
 
-void ApiListener::on_accept(int listener) {
-    for (;;) {
-        int conn = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (conn < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            // EAGAIN: drained. EMFILE/ENFILE: the connection waits in the
-            // backlog until an fd frees up; epoll will report it again.
-            return;
-        }
-        std::string who;
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        sockaddr_in addr{};
-        socklen_t addr_len = sizeof addr;
-        if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0) {
-            who = "uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid) + " pid " +
-                  std::to_string(cred.pid);
-        } else if (::getpeername(conn, reinterpret_cast<sockaddr*>(&addr), &addr_len) == 0 &&
-                   addr.sin_family == AF_INET) {
-            char ip[INET_ADDRSTRLEN] = {};
-            ::inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
-            who = std::string(ip) + ":" + std::to_string(ntohs(addr.sin_port));
-        }
-        {
-            std::lock_guard lock(peers_mutex_);
-            peers_[conn] = who.empty() ? "unknown peer" : who;
-        }
-        // gRPC owns the connection from here on (and closes it).
-        grpc::AddInsecureChannelFromFd(server_, conn);
+void ApiListener::on_connection(sandbox::UniqueFd connection) {
+    const int conn = connection.get();
+    std::string who;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    sockaddr_in addr{};
+    socklen_t addr_len = sizeof addr;
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0) {
+        who = "uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid) + " pid " +
+              std::to_string(cred.pid);
+    } else if (::getpeername(conn, reinterpret_cast<sockaddr*>(&addr), &addr_len) == 0 &&
+               addr.sin_family == AF_INET) {
+        char ip[INET_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
+        who = std::string(ip) + ":" + std::to_string(ntohs(addr.sin_port));
     }
+    {
+        std::lock_guard lock(peers_mutex_);
+        peers_[conn] = who.empty() ? "unknown peer" : who;
+    }
+    // gRPC owns the connection from here on (and closes it).
+    grpc::AddInsecureChannelFromFd(server_, connection.release());
+}
+
+std::optional<int> connection_fd_from_peer(std::string_view peer) {
+    constexpr std::string_view kPrefix = "fd:";
+    if (peer.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+    const std::string_view digits = peer.substr(kPrefix.size());
+    int fd = -1;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
+    if (ec != std::errc() || end != digits.data() + digits.size() || fd < 0) return std::nullopt;
+    return fd;
 }
 
 std::string ApiListener::caller(const std::string& peer) const {
-    if (!peer.starts_with("fd:")) return peer;
-    int fd = std::atoi(peer.c_str() + 3);
+    const std::optional<int> fd = connection_fd_from_peer(peer);
+    if (!fd) return peer;
     std::lock_guard lock(peers_mutex_);
-    auto it = peers_.find(fd);
+    auto it = peers_.find(*fd);
     return it == peers_.end() ? peer : it->second;
 }
 

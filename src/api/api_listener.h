@@ -9,10 +9,14 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/accept_backoff.h"
 #include "common/event_loop.h"
 #include "sandbox/unique_fd.h"
 
@@ -41,20 +45,32 @@ public:
     // Stops accepting (the sockets stay open: systemd may own them).
     void stop();
 
-    // Who is behind a call's peer string ("fd:N" for our connections):
+    // Who is behind a call's peer string (ServerContext::peer()):
     // "uid 0 gid 0 pid 1234" for unix peers (SO_PEERCRED), "127.0.0.1:port"
-    // for TCP ones, the peer string otherwise.
+    // for TCP ones, the peer string when it names no connection of ours.
     // Any thread.
     std::string caller(const std::string& peer) const;
 
 private:
-    void on_accept(int fd);
+    void on_connection(sandbox::UniqueFd connection);
 
     EventLoop& loop_;
     grpc::Server* server_ = nullptr;
     std::vector<sandbox::UniqueFd> listeners_;
+    std::vector<std::unique_ptr<AcceptBackoff>> acceptors_;  // one per listener, while serving
     mutable std::mutex peers_mutex_;
     std::map<int, std::string> peers_;  // connection fd -> who; overwritten on fd reuse
 };
+
+// The connection fd that grpc++ 1.51 names in the peer string of a call on
+// a channel added with AddInsecureChannelFromFd ("fd:7" -> 7); nullopt for
+// any other peer string. Parsing a string is the only way: the fd's channel
+// gets no security handshake, so its AuthContext is empty, and gRPC exposes
+// no typed peer address or SO_PEERCRED credentials (grpc/grpc#15511,
+// grpc/grpc#28755). The name comes from grpc_server_add_channel_from_fd in
+// src/core/ext/transport/chttp2/server/chttp2_server.cc,
+// `absl::StrCat("fd:", fd)`, which becomes the endpoint's peer string that
+// grpc_call_get_peer() returns.
+std::optional<int> connection_fd_from_peer(std::string_view peer);
 
 }  // namespace launcher

@@ -1,6 +1,6 @@
 #include "api/grpc_service.h"
 
-#include <cstdio>
+#include "common/log.h"
 
 namespace launcher {
 namespace pb = prism::launcher;
@@ -74,6 +74,7 @@ void to_wire(const ProcessInfo& i, pb::PatternInfo& out) {
     out.set_confinement(i.confinement);
     for (const std::string& w : i.weakened)
         out.add_weakened(w);
+    out.set_recovery(i.recovery);
 }
 
 // Runs `work` on the loop; `work` calls the returned finisher exactly once.
@@ -89,11 +90,18 @@ grpc::ServerUnaryReactor* on_loop(grpc::CallbackServerContext* ctx, EventLoop& l
     return reactor;
 }
 
-// One line per launch and terminate: who asked, what, and the result.
-void audit(const std::string& who, const std::string& what, ErrorCode code,
-           const std::string& detail) {
-    std::fprintf(stderr, "pattern-launcher: audit: caller=[%s] %s result=%s%s%s\n", who.c_str(),
-                 what.c_str(), code_info(code).name, detail.empty() ? "" : " ", detail.c_str());
+// One line per launch and terminate: who asked, what, and the result. On
+// stderr "audit: caller=[uid 0 gid 0 pid 12] launch pattern=echo ...
+// result=OK process_id=..."; in the journal the same text with the key's
+// fields and AUDIT_CALLER, AUDIT_METHOD, AUDIT_RESULT, so that
+// `journalctl AUDIT_METHOD=TerminatePattern` needs no grep.
+void audit(const char* method, const std::string& who, const std::string& what, ErrorCode code,
+           const std::string& detail, const log::Key& key) {
+    const char* result = code_info(code).name;
+    std::string line = "audit: caller=[" + who + "] " + what + " result=" + result;
+    if (!detail.empty()) line += " " + detail;
+    log::write(log::Level::kNotice, line, key,
+               {{"AUDIT_CALLER", who}, {"AUDIT_METHOD", method}, {"AUDIT_RESULT", result}});
 }
 
 }  // namespace
@@ -143,12 +151,15 @@ grpc::ServerUnaryReactor* PatternLauncherService::LaunchPattern(grpc::CallbackSe
     return on_loop(
         ctx, loop_,
         [this, params = std::move(params), response, who = caller(ctx), what](auto finish) {
-            launcher_.launch(params, [response, finish, who, what](const LaunchResult& r) {
-                audit(who, what, r.code,
+            launcher_.launch(params, [response, finish, who, what,
+                                      namespace_id = params.namespace_id,
+                                      pattern = params.pattern](const LaunchResult& r) {
+                audit("LaunchPattern", who, what, r.code,
                       r.code == ErrorCode::kOk
                           ? "process_id=" + r.info.process_id +
                                 " pid=" + std::to_string(r.info.pid) + (r.reused ? " reused" : "")
-                          : "message=\"" + r.message + "\"");
+                          : "message=\"" + r.message + "\"",
+                      {r.info.process_id, namespace_id, pattern});
                 if (r.code == ErrorCode::kOk) {
                     response->set_process_id(r.info.process_id);
                     response->set_state(static_cast<pb::ProcessState>(r.info.state));
@@ -196,11 +207,19 @@ grpc::ServerUnaryReactor* PatternLauncherService::TerminatePattern(
     std::string what = "terminate process_id=" + id + (force ? " force" : "");
     return on_loop(
         ctx, loop_, [this, id, grace, force, response, who = caller(ctx), what](auto finish) {
+            // The key's namespace and pattern for the journal, while it exists.
+            std::string namespace_id, pattern;
+            if (std::optional<ProcessInfo> info = launcher_.status(id)) {
+                namespace_id = info->namespace_id;
+                pattern = info->pattern;
+            }
             launcher_.terminate(
-                id, grace, force, [response, finish, who, what](const TerminateResult& r) {
-                    audit(who, what, r.code,
+                id, grace, force,
+                [response, finish, who, what, id, namespace_id, pattern](const TerminateResult& r) {
+                    audit("TerminatePattern", who, what, r.code,
                           r.code == ErrorCode::kOk ? "exit_cause=\"" + r.exit_cause + "\""
-                                                   : "message=\"" + r.message + "\"");
+                                                   : "message=\"" + r.message + "\"",
+                          {id, namespace_id, pattern});
                     response->set_success(r.success);
                     response->set_error(r.code == ErrorCode::kOk ? "" : r.message);
                     response->set_exit_cause(r.exit_cause);
@@ -252,10 +271,14 @@ grpc::ServerUnaryReactor* PatternLauncherService::Reload(grpc::CallbackServerCon
     return on_loop(ctx, loop_, [this, response](auto finish) {
         if (!hooks_.reload)
             return finish(ErrorCode::kFailedPrecondition, "reload is not available");
-        for (const std::string& problem : hooks_.reload())
-            response->add_invalid_manifests(problem);
-        response->set_patterns_loaded(static_cast<std::int32_t>(launcher_.pattern_count()));
-        finish(ErrorCode::kOk, {});
+        // Answered once the reload is applied, as `systemctl reload` expects.
+        hooks_.reload([this, response, finish](const ReloadOutcome& outcome) {
+            if (outcome.code != ErrorCode::kOk) return finish(outcome.code, outcome.message);
+            for (const std::string& problem : outcome.invalid_manifests)
+                response->add_invalid_manifests(problem);
+            response->set_patterns_loaded(static_cast<std::int32_t>(launcher_.pattern_count()));
+            finish(ErrorCode::kOk, {});
+        });
     });
 }
 

@@ -15,9 +15,16 @@ namespace launcher {
 
 class PatternLauncherService final : public prism::launcher::PatternLauncher::CallbackService {
 public:
+    struct ReloadOutcome {
+        ErrorCode code = ErrorCode::kOk;
+        std::string message;  // code != kOk: why nothing was reloaded
+        std::vector<std::string> invalid_manifests;
+    };
+    using ReloadDone = std::function<void(const ReloadOutcome&)>;
     struct Hooks {
-        // Re-reads the manifests (on the loop); returns the problems found.
-        std::function<std::vector<std::string>()> reload;
+        // Re-reads the manifests (off the loop) and applies them; calls
+        // `done` on the loop once they are applied. Called on the loop.
+        std::function<void(ReloadDone done)> reload;
         // Who is behind a call's peer string, for the audit log (any thread).
         std::function<std::string(const std::string&)> caller;
     };

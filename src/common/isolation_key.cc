@@ -58,4 +58,34 @@ std::string IsolationKey::process_id() const {
     return pattern;
 }
 
+std::optional<IsolationKey> parse_process_id(std::string_view id,
+                                             std::string_view session_namespace) {
+    auto split = [&](std::string_view rest, std::string_view& first, std::string_view& second) {
+        const std::size_t colon = rest.find(':');
+        if (colon == std::string_view::npos) return false;
+        first = rest.substr(0, colon);
+        second = rest.substr(colon + 1);
+        return is_valid_identifier(first) && is_valid_identifier(second);
+    };
+    IsolationKey key;
+    std::string_view a, b;
+    if (id.starts_with("shared:")) {
+        key.level = Isolation::kNone;
+        key.pattern = std::string(id.substr(7));
+        if (!is_valid_identifier(key.pattern)) return std::nullopt;
+    } else if (id.starts_with("ns:") && split(id.substr(3), a, b)) {
+        key.level = Isolation::kNamespace;
+        key.namespace_id = std::string(a);
+        key.pattern = std::string(b);
+    } else if (id.starts_with("session:") && split(id.substr(8), a, b)) {
+        key.level = Isolation::kSession;
+        key.session_id = std::string(a);
+        key.pattern = std::string(b);
+        key.namespace_id = std::string(session_namespace);
+    } else {
+        return std::nullopt;
+    }
+    return key;
+}
+
 }  // namespace launcher

@@ -35,4 +35,10 @@ struct IsolationKey {
     std::string process_id() const;
 };
 
+// The key a process id names (the inverse of process_id()), given the
+// namespace of a session key (which its id does not carry); nullopt if `id`
+// is not a valid process id.
+std::optional<IsolationKey> parse_process_id(std::string_view id,
+                                             std::string_view session_namespace = {});
+
 }  // namespace launcher

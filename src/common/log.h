@@ -18,6 +18,9 @@ enum class Level { kError = 3, kWarning = 4, kNotice = 5, kInfo = 6, kDebug = 7 
 
 // Which key a line is about; empty fields are left out.
 struct Key {
+    Key() = default;
+    Key(std::string_view id, std::string_view ns = {}, std::string_view pattern_name = {})
+        : process_id(id), namespace_id(ns), pattern(pattern_name) {}
     std::string_view process_id;
     std::string_view namespace_id;
     std::string_view pattern;

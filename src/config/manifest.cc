@@ -1,12 +1,17 @@
 #include "config/manifest.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <system_error>
+#include <vector>
 
 #include "config/yaml_strict.h"
 #include "sandbox/capabilities.h"
@@ -110,8 +115,16 @@ Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
             yaml_strict::fail(file, *f, "unknown type '" + type + "' (known: http, notify, tcp)");
         }
     }
-    // Accepted for RFC-035 compatibility; the launcher assigns the ports itself.
-    if (const Field* f = map.find("port")) (void)yaml_strict::to_integer(file, *f, 1, 65535);
+    // RFC-035's example has one, but it cannot be honoured: a pattern runs as
+    // many processes as it has keys, each with ports of its own from
+    // pattern_ports. Known (so the message says why), and refused.
+    if (const Field* f = map.find("port")) {
+        throw FileError(file, f->key_line,
+                        f->path +
+                            ": not supported: every key of a pattern runs a process of its own, "
+                            "so the launcher assigns each one its health port from the config's "
+                            "pattern_ports and passes it in HEALTH_PORT; remove this key");
+    }
     if (const Field* f = map.find("path")) {
         hc.path = yaml_strict::to_string(file, *f);
         if (!hc.path.starts_with('/')) {
@@ -130,8 +143,10 @@ Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
     return hc;
 }
 
-std::vector<BackendSlot> parse_backend_slots(const fs::path& file, const Field& field) {
-    std::vector<BackendSlot> slots;
+// Checked (a list of {name, type, required, config_schema} with unique
+// names) and not kept: the launcher does not connect patterns to backends.
+void check_backend_slots(const fs::path& file, const Field& field) {
+    std::vector<std::string> names;
     for (const Field& item : yaml_strict::to_items(file, field)) {
         if (!item.value.IsMap()) {
             yaml_strict::fail(
@@ -139,26 +154,22 @@ std::vector<BackendSlot> parse_backend_slots(const fs::path& file, const Field& 
                 "expected a mapping with name and type, got " + yaml_strict::describe(item.value));
         }
         const Mapping map(file, item, {"name", "type", "required", "config_schema"});
-        BackendSlot slot;
-        const Field& name = map.require("name");
-        slot.name = yaml_strict::to_nonempty_string(file, name);
-        for (const BackendSlot& other : slots) {
-            if (other.name == slot.name) {
-                yaml_strict::fail(file, name, "duplicate backend slot '" + slot.name + "'");
-            }
+        const Field& name_field = map.require("name");
+        std::string name = yaml_strict::to_nonempty_string(file, name_field);
+        if (std::find(names.begin(), names.end(), name) != names.end()) {
+            yaml_strict::fail(file, name_field, "duplicate backend slot '" + name + "'");
         }
-        slot.type = yaml_strict::to_nonempty_string(file, map.require("type"));
-        if (const Field* f = map.find("required")) slot.required = yaml_strict::to_bool(file, *f);
+        (void)yaml_strict::to_nonempty_string(file, map.require("type"));
+        if (const Field* f = map.find("required")) (void)yaml_strict::to_bool(file, *f);
         if (const Field* f = map.find("config_schema")) {
-            // Accepted and ignored: the launcher does not validate backend config.
+            // The launcher does not validate backend config beyond its shape.
             if (!f->value.IsNull() && !f->value.IsMap()) {
                 yaml_strict::fail(file, *f,
                                   "expected a mapping, got " + yaml_strict::describe(f->value));
             }
         }
-        slots.push_back(std::move(slot));
+        names.push_back(std::move(name));
     }
-    return slots;
 }
 
 std::map<std::string, std::string> parse_environment(const fs::path& file, const Field& field) {
@@ -223,6 +234,81 @@ std::string parse_id(const fs::path& file, const Field& field) {
     return text;
 }
 
+// The account databases through NSS (files, LDAP, sssd, ...): asked once
+// when a manifest is loaded, never at spawn, since a directory service can
+// take seconds to answer.
+
+// getpwnam_r and friends report "no such entry" as 0 with no result, or as
+// one of these (glibc's and other modules' varying answers, getpwnam(3)).
+bool means_not_found(int err) {
+    return err == 0 || err == ENOENT || err == ESRCH || err == EBADF || err == EPERM;
+}
+
+// Calls `lookup(buffer, size, found)` with a buffer grown on ERANGE; true
+// when an entry was found. Throws FileError at `field` for a failed lookup.
+template <typename Lookup>
+bool nss_lookup(const fs::path& file, const Field& field, const std::string& what, Lookup lookup) {
+    std::vector<char> buffer(4096);
+    for (;;) {
+        bool found = false;
+        const int err = lookup(buffer.data(), buffer.size(), found);
+        if (err == ERANGE && buffer.size() < (1u << 24)) {
+            buffer.resize(buffer.size() * 2);
+            continue;
+        }
+        if (found) return true;
+        if (means_not_found(err)) return false;
+        yaml_strict::fail(file, field, "cannot look up " + what + ": " + std::strerror(err));
+    }
+}
+
+bool is_number(const std::string& text) {
+    return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// sandbox.user (parse_id checked it): its uid, and its primary gid into
+// `primary_gid` (the uid's own number when a numeric uid has no entry).
+std::uint32_t resolve_user(const fs::path& file, const Field& field, const std::string& user,
+                           std::uint32_t& primary_gid) {
+    passwd pw{};
+    const bool numeric = is_number(user);
+    std::uint32_t uid = 0;
+    if (numeric) std::from_chars(user.data(), user.data() + user.size(), uid);
+    const bool found =
+        nss_lookup(file, field, "user '" + user + "'", [&](char* buf, std::size_t size, bool& hit) {
+            passwd* result = nullptr;
+            const int err = numeric ? ::getpwuid_r(uid, &pw, buf, size, &result)
+                                    : ::getpwnam_r(user.c_str(), &pw, buf, size, &result);
+            hit = result != nullptr;
+            return err;
+        });
+    if (!found && !numeric) {
+        yaml_strict::fail(file, field, "sandbox.user '" + user + "' does not exist");
+    }
+    primary_gid = found ? pw.pw_gid : uid;
+    return found ? pw.pw_uid : uid;
+}
+
+// sandbox.group (parse_id checked it): its gid.
+std::uint32_t resolve_group(const fs::path& file, const Field& field, const std::string& group) {
+    std::uint32_t gid = 0;
+    if (is_number(group)) {
+        std::from_chars(group.data(), group.data() + group.size(), gid);
+        return gid;
+    }
+    const bool found = nss_lookup(
+        file, field, "group '" + group + "'", [&](char* buf, std::size_t size, bool& hit) {
+            struct group gr {};
+            struct group* result = nullptr;
+            const int err = ::getgrnam_r(group.c_str(), &gr, buf, size, &result);
+            hit = result != nullptr;
+            if (hit) gid = gr.gr_gid;
+            return err;
+        });
+    if (!found) yaml_strict::fail(file, field, "sandbox.group '" + group + "' does not exist");
+    return gid;
+}
+
 SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
     const Mapping map(file, field,
                       {"network", "seccomp", "namespaces", "user", "group", "capabilities",
@@ -272,12 +358,19 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
         yaml_strict::fail(file, *map.find("namespaces"),
                           "namespace 'pid' needs 'mount' too (the pattern's own /proc)");
     }
-    if (const Field* f = map.find("user")) sb.user = parse_id(file, *f);
-    if (const Field* f = map.find("group")) sb.group = parse_id(file, *f);
+    if (const Field* f = map.find("user")) {
+        sb.user = parse_id(file, *f);
+        std::uint32_t primary_gid = 0;
+        sb.uid = resolve_user(file, *f, *sb.user, primary_gid);
+        sb.gid = primary_gid;
+    }
+    if (const Field* f = map.find("group")) {
+        sb.group = parse_id(file, *f);
+        sb.gid = resolve_group(file, *f, *sb.group);
+    }
     if (const Field* f = map.find("allow_root")) sb.allow_root = yaml_strict::to_bool(file, *f);
-    const bool root_user =
-        sb.user && (*sb.user == "root" ||
-                    (sb.user->find_first_not_of('0') == std::string::npos));  // "0", "00", ...
+    // "root", "0", "00", or any other name the passwd database gives uid 0.
+    const bool root_user = sb.uid == 0u;
     if (root_user && !sb.allow_root) {
         yaml_strict::fail(file, *map.find("user"),
                           "sandbox.user '" + *sb.user +
@@ -347,8 +440,9 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     }
     name_line = name.key_line;
     m.version = yaml_strict::to_nonempty_string(file, map.require("version"));
-    if (const Field* f = map.find("description")) m.description = yaml_strict::to_string(file, *f);
-    if (const Field* f = map.find("author")) m.author = yaml_strict::to_string(file, *f);
+    // Free text for people; checked to be a string, not kept.
+    if (const Field* f = map.find("description")) (void)yaml_strict::to_string(file, *f);
+    if (const Field* f = map.find("author")) (void)yaml_strict::to_string(file, *f);
     m.executable = resolve_executable(file, map.require("executable"), m.directory);
     if (const Field* f = map.find("isolation_level")) {
         const std::string text = yaml_strict::to_string(file, *f);
@@ -378,7 +472,7 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     }
     if (const Field* f = map.find("healthcheck")) m.healthcheck = parse_healthcheck(file, *f);
     if (const Field* f = map.find("resources")) m.resources = yaml_strict::to_resources(file, *f);
-    if (const Field* f = map.find("backend_slots")) m.backend_slots = parse_backend_slots(file, *f);
+    if (const Field* f = map.find("backend_slots")) check_backend_slots(file, *f);
     if (const Field* f = map.find("environment")) m.environment = parse_environment(file, *f);
     if (const Field* f = map.find("sandbox")) m.sandbox = parse_sandbox(file, *f);
     return m;

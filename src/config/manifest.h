@@ -66,12 +66,6 @@ struct Resources {
     std::optional<std::uint32_t> cpu_weight;         // 1..10000
 };
 
-struct BackendSlot {
-    std::string name;
-    std::string type;
-    bool required = false;
-};
-
 // Without a `sandbox` section a pattern gets the strongest confinement the
 // host supports; each key here can only be given up explicitly, and every
 // such choice is listed by confinement_weakenings() (confinement.h).
@@ -88,8 +82,14 @@ struct SandboxSettings {
         return std::find(namespaces.begin(), namespaces.end(), name) != namespaces.end();
     }
     // unset: the key's own uid and gid from launcher.identity_range
-    std::optional<std::string> user;        // name or numeric uid
-    std::optional<std::string> group;       // name or numeric gid
+    std::optional<std::string> user;   // name or numeric uid, as written
+    std::optional<std::string> group;  // name or numeric gid, as written
+    // The ids they name, looked up (NSS) when the manifest is loaded, so
+    // that nothing asks the account databases at spawn. uid: sandbox.user's.
+    // gid: sandbox.group's, else sandbox.user's primary group (for a numeric
+    // uid without a passwd entry, the same number). Unset when neither is set.
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
     bool allow_root = false;                // required for a user that is uid 0
     std::vector<std::string> capabilities;  // kept (bounding/permitted/effective) and ambient
     bool landlock = true;  // signal and abstract-socket scoping, where the kernel has it
@@ -105,20 +105,21 @@ struct Manifest {
     std::filesystem::path directory;  // the pattern directory
     std::string name;                 // [a-z0-9][a-z0-9._-]{0,62}
     std::string version;
-    std::string description;
-    std::string author;
+    // description, author and backend_slots (RFC-035) are checked for their
+    // types and not kept: nothing in the launcher reads them.
     std::filesystem::path executable;  // absolute, exists, executable
     Isolation isolation_level = Isolation::kNamespace;
     std::optional<std::chrono::milliseconds> grace_period;  // terminate grace period
     RestartPolicy restart = RestartPolicy::kOnFailure;      // `restart: always|on-failure|never`
     Healthcheck healthcheck;
     Resources resources;
-    std::vector<BackendSlot> backend_slots;
     std::map<std::string, std::string> environment;
     SandboxSettings sandbox;
 };
 
-// Parses and validates one manifest; throws FileError.
+// Parses and validates one manifest; throws FileError. Looks up
+// sandbox.user and sandbox.group in the account databases (NSS, which a
+// directory service can make slow): call it off the event loop.
 Manifest parse_manifest(const std::filesystem::path& file);
 
 struct Discovery {
@@ -126,7 +127,8 @@ struct Discovery {
     std::vector<FileError> errors;             // invalid manifests, each skipped
 };
 
-// Scans <dir>/*/manifest.yaml (one level). Invalid manifests, and every
+// Scans <dir>/*/manifest.yaml (one level), parse_manifest() for each (so
+// off the event loop too). Invalid manifests, and every
 // manifest after the first that claims an already-used name, are listed in
 // `errors` and skipped. Throws FileError (line 0) if `dir` cannot be read.
 Discovery discover_patterns(const std::filesystem::path& dir);

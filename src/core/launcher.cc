@@ -1,17 +1,35 @@
-// The launcher's API side: launch, terminate, queries, shutdown. The
-// lifecycle of a process is in supervision.cc.
+// The launcher's API side: launch, terminate, queries, shutdown, and the
+// usage cache the queries read. A key's life is in key_lifecycle.cc and
+// supervision.cc.
 #include "core/launcher.h"
 
 #include <algorithm>
-#include <cstdio>
 
-#include "core/managed_process.h"
+#include "common/log.h"
+#include "core/kernel_sandbox.h"
+#include "core/key.h"
 #include "core/spawn_plan.h"
 
 namespace launcher {
 
 using std::chrono::milliseconds;
 using Clock = EventLoop::Clock;
+
+namespace {
+
+// The usage cache: every tick reads at most kUsageSlice keys' cgroups, so a
+// List or a scrape never reads the cgroupfs and a tick's work is bounded
+// however many keys there are.
+constexpr milliseconds kUsageTick{1000};
+constexpr std::size_t kUsageSlice = 64;
+
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
 
 const char* state_name(ProcessState state) {
     switch (state) {
@@ -33,31 +51,49 @@ const char* state_name(ProcessState state) {
 
 Launcher::Launcher(EventLoop& loop, LauncherConfig config, sandbox::CgroupTree& tree,
                    Discovery patterns)
+    : Launcher(loop, config, std::make_unique<KernelSandbox>(tree, config), std::move(patterns)) {}
+
+Launcher::Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<SandboxPort> sandbox,
+                   Discovery patterns)
     : loop_(loop),
       config_(std::move(config)),
-      tree_(tree),
+      sandbox_(std::move(sandbox)),
       state_(config_.runtime_dir / "state"),
+      start_queue_(config_.process_manager.max_concurrent_starts),
       ports_(config_.pattern_ports),
       identities_(config_.identity_range, ids_named_in("/etc/passwd", "/etc/group")),
-      started_(Clock::now()) {
+      started_(loop.now()) {
     if (identities_.excluded() > 0) {
-        std::fprintf(stderr,
-                     "pattern-launcher: identity_range %u-%u: %zu id(s) in it are named in "
-                     "/etc/passwd or /etc/group; they are never handed out\n",
-                     identities_.range().first, identities_.range().last(), identities_.excluded());
+        log::notice("identity_range " + std::to_string(identities_.range().first) + "-" +
+                    std::to_string(identities_.range().last()) + ": " +
+                    std::to_string(identities_.excluded()) +
+                    " id(s) in it are named in /etc/passwd or /etc/group; they are never "
+                    "handed out");
     }
     // Not from the start of the range: this instance does not know which ids
     // a previous one released just before it stopped.
     const IdRange& ids = config_.identity_range;
     identities_.start_at(ids.first +
                          std::uniform_int_distribution<std::uint32_t>(0, ids.count - 1)(jitter_));
-    confinement_ = std::make_unique<HostConfinement>(config_);
     replace_patterns(std::move(patterns));
     std::filesystem::create_directories(config_.runtime_dir / "notify");
     std::filesystem::create_directories(config_.runtime_dir / "keys");
+    usage_timer_ = loop_.timer(kUsageTick, [this] { refresh_usage(); });
 }
 
-Launcher::~Launcher() = default;
+// Without a shutdown() (the daemon failing), the tenants keep running and
+// their records stay: the next launcher adopts them. So no group is
+// killed, reaped or removed here.
+Launcher::~Launcher() {
+    for (auto& [id, k] : processes_) {
+        if (k->run) k->run->disown();
+        if (k->group) k->group->disown();
+        if (k->process && k->process_alive) k->process->detach();
+    }
+    for (auto& [ns, group] : namespace_groups_) {
+        if (group.group) group.group->disown();
+    }
+}
 
 void Launcher::replace_patterns(Discovery patterns) {
     patterns_.clear();
@@ -66,7 +102,7 @@ void Launcher::replace_patterns(Discovery patterns) {
     }
 }
 
-ManagedProcess* Launcher::find(const std::string& id) const {
+Key* Launcher::find(const std::string& id) const {
     auto it = processes_.find(id);
     return it == processes_.end() ? nullptr : it->second.get();
 }
@@ -123,14 +159,14 @@ LaunchResult Launcher::validate(const LaunchParams& params,
 }
 
 // Live processes count toward the quotas; FAILED and FINISHED keys do not.
-ProcessLabels Launcher::labels(const ManagedProcess& p) const {
-    return ProcessLabels{p.key.pattern, p.key.namespace_id, p.key.level, p.id};
+ProcessLabels Launcher::labels(const Key& k) const {
+    return ProcessLabels{k.key.pattern, k.key.namespace_id, k.key.level, k.id};
 }
 
 std::string Launcher::quota_problem(const IsolationKey& key, std::string& limit) const {
     int total = 0, in_namespace = 0;
     for (const auto& [id, p] : processes_) {
-        if (p->state == ProcessState::kFailed || p->state == ProcessState::kFinished) continue;
+        if (p->phase == Phase::kFailed || p->phase == Phase::kFinished) continue;
         ++total;
         if (!key.namespace_id.empty() && p->key.namespace_id == key.namespace_id) ++in_namespace;
     }
@@ -155,6 +191,7 @@ std::string Launcher::quota_problem(const IsolationKey& key, std::string& limit)
 }
 
 void Launcher::launch(const LaunchParams& params, LaunchDone done) {
+    loop_.assert_in_loop("Launcher::launch");
     if (shutting_down_) {
         done(LaunchResult{ErrorCode::kUnavailable, "the launcher is shutting down", {}, false});
         return;
@@ -165,8 +202,8 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
     if (invalid.code != ErrorCode::kOk) return done(invalid);
 
     const std::string id = key.process_id();
-    if (ManagedProcess* existing = find(id)) {
-        switch (existing->state) {
+    if (Key* existing = find(id)) {
+        switch (existing->state()) {
             case ProcessState::kRunning:
                 return done(LaunchResult{ErrorCode::kOk, {}, info(*existing), true});
             case ProcessState::kStarting:  // a cold start or a restart: join it
@@ -182,7 +219,13 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
             default:
                 break;
         }
-        if (existing->state == ProcessState::kFailed && existing->ever_running) {
+        if (existing->phase == Phase::kDraining) {
+            return done(LaunchResult{ErrorCode::kUnavailable,
+                                     "process " + id + " is still being cleaned up",
+                                     {},
+                                     false});
+        }
+        if (existing->phase == Phase::kFailed) {
             // The circuit breaker is open: only TerminatePattern clears it.
             return done(LaunchResult{ErrorCode::kFailedPrecondition,
                                      "process " + id + " is FAILED (" + existing->last_error +
@@ -190,13 +233,9 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
                                      {},
                                      false});
         }
-        if (existing->process_alive || existing->group) {
-            return done(LaunchResult{ErrorCode::kUnavailable,
-                                     "process " + id + " is still being cleaned up",
-                                     {},
-                                     false});
-        }
-        processes_.erase(id);  // FINISHED: start it again
+        // FINISHED: start it over as a new key.
+        state_.remove(id);
+        processes_.erase(id);
     }
     std::string limit;
     if (auto problem = quota_problem(key, limit); !problem.empty()) {
@@ -205,38 +244,40 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
             ErrorCode::kResourceExhausted, "cannot launch " + id + ": " + problem, {}, false});
     }
 
-    auto owned = std::make_unique<ManagedProcess>();
-    ManagedProcess& p = *owned;
-    p.key = key;
-    p.id = id;
-    p.manifest = manifest;
-    p.config = params.config;
-    p.grace = params.grace_period.count() > 0
+    auto owned = std::make_unique<Key>();
+    Key& k = *owned;
+    k.key = key;
+    k.id = id;
+    k.manifest = manifest;
+    k.config = params.config;
+    k.grace = params.grace_period.count() > 0
                   ? params.grace_period
                   : manifest->grace_period.value_or(config_.default_grace_period);
-    p.launch_waiters.push_back(std::move(done));
+    k.requested_at = loop_.now();
+    k.accepted_at_unix_ms = unix_ms_now();
+    k.launch_waiters.push_back(std::move(done));
     processes_[id] = std::move(owned);
     if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);
-    start(p);
+    // Accepted: from here the key has a record until it is terminated.
+    persist(k);
+    enqueue_start(k);
 }
 
 // ---- terminate ----------------------------------------------------------------
 
 void Launcher::terminate(const std::string& process_id, milliseconds grace, bool force,
                          TerminateDone done) {
-    ManagedProcess* p = find(process_id);
-    if (!p) {
+    loop_.assert_in_loop("Launcher::terminate");
+    Key* k = find(process_id);
+    if (!k) {
         return done(
             TerminateResult{ErrorCode::kNotFound, "process not found: " + process_id, false, {}});
     }
-    if (grace.count() > 0) p->grace = grace;
-    p->terminate_waiters.push_back(std::move(done));
-    if (p->state == ProcessState::kTerminating) {
-        if (force) teardown(*p);
-        return;
-    }
-    if (p->state == ProcessState::kStarting) {
-        auto waiters = std::move(p->launch_waiters);
+    if (grace.count() > 0) k->grace = grace;
+    k->terminate_waiters.push_back(std::move(done));
+    k->stop_requested = true;
+    if (k->state() == ProcessState::kStarting && !k->launch_waiters.empty()) {
+        auto waiters = std::move(k->launch_waiters);
         LaunchResult aborted{ErrorCode::kUnavailable,
                              "process " + process_id + " was terminated while starting",
                              {},
@@ -244,25 +285,46 @@ void Launcher::terminate(const std::string& process_id, milliseconds grace, bool
         for (auto& waiter : waiters)
             waiter(aborted);
     }
-    bool already_down = !p->process_alive && !p->group;
-    p->state = ProcessState::kTerminating;
-    p->healthy = false;
-    std::erase(start_queue_, process_id);
-    if (already_down) return finish(*p);
-    begin_stop(*p, force);
+    stop_key(*k, force);
+}
+
+// Terminate's and shutdown's common part. A terminate has set
+// stop_requested (persisted as desired STOPPED); a shutdown has not, so a
+// launcher killed in the middle of its shutdown starts the keys again.
+void Launcher::stop_key(Key& k, bool force) {
+    start_queue_.remove(k.id);
+    switch (k.phase) {
+        case Phase::kStopping:
+            persist(k);
+            if (force) drain(k, AfterDrain::kForget);
+            return;
+        case Phase::kDraining:
+            // Whatever the drain was for (a restart), the key now goes.
+            k.after_drain = AfterDrain::kForget;
+            persist(k);
+            return;
+        case Phase::kStarting:
+        case Phase::kRunning:
+            return begin_stop(k, force);
+        case Phase::kQueued:
+        case Phase::kBackoff:
+        case Phase::kFailed:
+        case Phase::kFinished:
+            // Nothing runs: what is left of the cgroup goes, then the key.
+            return drain(k, AfterDrain::kForget);
+    }
 }
 
 void Launcher::shutdown(std::function<void()> done) {
+    loop_.assert_in_loop("Launcher::shutdown");
     shutting_down_ = true;
     shutdown_done_ = std::move(done);
     std::vector<std::string> ids;
     for (auto& [id, p] : processes_)
         ids.push_back(id);
     for (const std::string& id : ids) {
-        ManagedProcess* p = find(id);
-        if (p && p->state != ProcessState::kTerminating) {
-            terminate(id, milliseconds(0), false, [](const TerminateResult&) {});
-        }
+        Key* k = find(id);
+        if (k && k->state() != ProcessState::kTerminating) stop_key(*k, false);
     }
     maybe_finish_shutdown();
 }
@@ -277,69 +339,93 @@ void Launcher::maybe_finish_shutdown() {
 
 // ---- queries -------------------------------------------------------------------
 
-ProcessInfo Launcher::info(const ManagedProcess& p) const {
+ProcessInfo Launcher::info(const Key& k) const {
     ProcessInfo i;
-    i.pattern = p.key.pattern;
-    i.process_id = p.id;
-    i.isolation = p.key.level;
-    i.namespace_id = p.key.namespace_id;
-    i.session_id = p.key.session_id;
-    i.state = p.state;
-    i.healthy = p.healthy;
-    i.address = p.address;
-    i.pid = p.process_alive ? p.pid : 0;
-    if (p.process_alive) {
+    i.pattern = k.key.pattern;
+    i.process_id = k.id;
+    i.isolation = k.key.level;
+    i.namespace_id = k.key.namespace_id;
+    i.session_id = k.key.session_id;
+    i.state = k.state();
+    i.healthy = k.phase == Phase::kRunning && k.liveness_failures == 0;
+    i.address = k.address;
+    i.pid = k.process_alive ? k.pid : 0;
+    if (k.process_alive) {
         i.uptime_seconds =
-            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - p.started_at).count();
-        i.started_at_unix_ms = p.started_at_unix_ms;
+            std::chrono::duration_cast<std::chrono::seconds>(loop_.now() - k.started_at).count();
+        i.started_at_unix_ms = k.started_at_unix_ms;
     }
-    i.last_error = p.last_error;
-    i.error_count = p.error_count;
-    i.restart_count = p.restart_count;
-    i.consecutive_failures = p.consecutive_failures;
-    i.uid = p.uid;
-    i.gid = p.gid;
-    i.confinement = p.confinement;
-    i.weakened = p.weakened;
-    i.limits_enforced = p.limits_enforced;
-    i.exit_cause = p.exit_cause;
-    if (p.group) {
-        i.cgroup = p.group->path();
-        try {
-            sandbox::CgroupUsage usage = p.group->usage();
-            i.memory_bytes = usage.memory_current.value_or(0);
-            i.cpu_usage_usec = usage.cpu_usage_usec.value_or(0);
-            i.pids_current = usage.pids_current.value_or(0);
-        } catch (const std::exception&) {
-            // The group is being removed; usage stays 0.
-        }
+    i.last_error = k.last_error;
+    i.error_count = k.error_count;
+    i.restart_count = k.restart_count;
+    i.consecutive_failures = k.consecutive_failures;
+    i.uid = k.uid;
+    i.gid = k.gid;
+    i.confinement = k.confinement;
+    i.weakened = k.weakened;
+    i.limits_enforced = k.limits_enforced;
+    i.exit_cause = k.exit_cause;
+    i.recovery = k.recovery;
+    if (k.group) {
+        i.cgroup = k.group->path();
+        i.memory_bytes = k.usage.memory_bytes;
+        i.cpu_usage_usec = k.usage.cpu_usage_usec;
+        i.pids_current = k.usage.pids_current;
+        i.memory_known = k.usage.memory_known;
     }
     return i;
 }
 
+// A slice of the keys per tick, resuming after the last one read.
+void Launcher::refresh_usage() {
+    usage_timer_ = loop_.timer(kUsageTick, [this] { refresh_usage(); });
+    auto it = processes_.upper_bound(usage_cursor_);
+    for (std::size_t n = 0; n < std::min(kUsageSlice, processes_.size()); ++n) {
+        if (it == processes_.end()) it = processes_.begin();
+        usage_cursor_ = it->first;
+        sample_usage(*it->second);
+        ++it;
+    }
+}
+
+void Launcher::sample_usage(Key& k) {
+    if (!k.group) {
+        k.usage = {};
+        return;
+    }
+    try {
+        k.usage = k.group->usage();
+    } catch (const std::exception&) {
+        // The group is being removed; the last sample stays.
+    }
+}
+
 std::vector<ProcessInfo> Launcher::list(const ListFilter& filter) const {
+    loop_.assert_in_loop("Launcher::list");
     std::vector<ProcessInfo> out;
     for (const auto& [id, p] : processes_) {
         if (!filter.pattern.empty() && p->key.pattern != filter.pattern) continue;
         if (!filter.namespace_id.empty() && p->key.namespace_id != filter.namespace_id) continue;
-        if (filter.state && p->state != *filter.state) continue;
+        if (filter.state && p->state() != *filter.state) continue;
         out.push_back(info(*p));
     }
     return out;
 }
 
 std::optional<ProcessInfo> Launcher::status(const std::string& process_id) const {
-    const ManagedProcess* p = find(process_id);
+    loop_.assert_in_loop("Launcher::status");
+    const Key* p = find(process_id);
     if (!p) return std::nullopt;
     return info(*p);
 }
 
 HealthSummary Launcher::health(bool include_processes) const {
+    loop_.assert_in_loop("Launcher::health");
     HealthSummary h;
     h.isolation_distribution = {{"none", 0}, {"namespace", 0}, {"session", 0}};
     for (const auto& [id, p] : processes_) {
         ++h.total;
-        switch (p->state) {
+        switch (p->state()) {
             case ProcessState::kStarting:
                 ++h.starting;
                 break;
@@ -360,7 +446,7 @@ HealthSummary Launcher::health(bool include_processes) const {
     }
     h.healthy = !shutting_down_ && h.failed == 0;
     h.uptime_seconds =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
+        std::chrono::duration_cast<std::chrono::seconds>(loop_.now() - started_).count();
     h.patterns_loaded = static_cast<int>(patterns_.size());
     return h;
 }

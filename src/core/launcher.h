@@ -1,19 +1,18 @@
 // The launcher core: one record per isolation key, driven by the event
-// loop. Every public method runs on the loop thread; results are delivered
-// through callbacks, also on the loop thread.
+// loop. Every public method runs on the loop thread (and asserts it);
+// results are delivered through callbacks, also on the loop thread.
 //
-// A key's life: launch() creates it STARTING (cgroup with limits, sockets,
-// spawn), it turns RUNNING once healthy. A RUNNING process that ends is
-// restarted per the manifest's policy with exponential back-off, on the same
-// socket and cgroup, until the circuit breaker leaves the key FAILED. A
-// failed liveness check restarts it too. terminate() makes it TERMINATING;
-// it is removed once its process and every descendant are gone and its
-// cgroup is removed. A cold start that fails tears everything down before
-// it answers.
+// A key's life is the state machine of key_phase.h; every change goes
+// through set_phase(). A key's durable record (state/) exists from the
+// moment a launch is accepted until the key is terminated, and says what
+// the launcher owes it, so that a launcher restart settles every key:
+// adopted, started again, or its stop finished (recovery.cc).
 //
-// launcher.cc: the API side (launch, terminate, queries, shutdown).
-// supervision.cc: starting, readiness, liveness, exits, restarts, teardown.
-// recovery.cc: taking processes back after the launcher itself restarted.
+// launcher.cc: the API side (launch, terminate, queries, shutdown, usage).
+// key_lifecycle.cc: set_phase(), exits, restarts, drains, releases, records.
+// supervision.cc: starting, readiness, liveness.
+// kernel_sandbox.cc: the real SandboxPort, and a key's compartment.
+// recovery.cc: settling the records after the launcher itself restarted.
 #pragma once
 
 #include <deque>
@@ -21,18 +20,23 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "config/config.h"
-#include "core/confinement.h"
+#include "common/background_work.h"
 #include "common/event_loop.h"
 #include "common/identity_pool.h"
 #include "common/isolation_key.h"
+#include "config/config.h"
+#include "core/key_phase.h"
 #include "core/launcher_observer.h"
 #include "core/launcher_types.h"
 #include "core/pattern_logs.h"
 #include "core/pattern_sockets.h"
+#include "core/restart_policy.h"
+#include "core/sandbox_port.h"
+#include "core/start_queue.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/spawn.h"
@@ -40,7 +44,8 @@
 
 namespace launcher {
 
-struct ManagedProcess;
+struct Key;
+struct StartFailure;
 struct PatternEndpoints;
 
 class Launcher {
@@ -48,7 +53,11 @@ public:
     using LaunchDone = std::function<void(const LaunchResult&)>;
     using TerminateDone = std::function<void(const TerminateResult&)>;
 
+    // On the kernel (KernelSandbox on `tree`).
     Launcher(EventLoop& loop, LauncherConfig config, sandbox::CgroupTree& tree, Discovery patterns);
+    // On any SandboxPort (the core's in-process tests pass a fake).
+    Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<SandboxPort> sandbox,
+             Discovery patterns);
     ~Launcher();
 
     void launch(const LaunchParams& params, LaunchDone done);
@@ -68,94 +77,117 @@ public:
     // Where patterns' output goes; null: the launcher's own stderr. Not owned.
     void set_logs(PatternLogs* logs) { logs_ = logs; }
 
-    // After a launcher restart: finds the pattern processes still running in
-    // the cgroup subtree and adopts them (or kills them, per orphan_policy);
-    // kills and cleans whatever cannot be trusted. Call before serving.
+    // After a launcher restart: settles every state record (adopts its live
+    // process, starts it again, finishes its stop; recovery_plan.h) and kills
+    // and removes whatever in the cgroup subtree no record vouches for. Call
+    // before serving, on the loop thread, before run().
     struct RecoveryReport {
         int adopted = 0;
-        int killed = 0;
-        int stale_records = 0;
+        int started_again = 0;
+        int stops_finished = 0;
+        int kept_failed = 0;  // FAILED or FINISHED keys listed again
+        int killed = 0;       // processes no record vouched for
+        int set_aside = 0;    // records that could not be read
         int removed_groups = 0;
     };
     RecoveryReport recover();
+    // The periodic reconciliation (resync_interval): groups in the subtree
+    // that no key owns are killed and removed. Also run by recover().
+    // Returns the groups removed; adds the processes it killed to `killed`.
+    int reconcile_groups(int* killed = nullptr);
 
     // Stops taking launches (UNAVAILABLE), terminates everything in
     // parallel with its grace period, then calls `done`.
     void shutdown(std::function<void()> done);
     bool shutting_down() const { return shutting_down_; }
     std::size_t process_count() const { return processes_.size(); }
+    // The back-off jitter's random numbers (tests make them reproducible).
+    void set_random_seed(std::uint32_t seed) { jitter_.seed(seed); }
     // The uids/gids of the keys (launcher.identity_range).
     const IdentityPool& identities() const { return identities_; }
 
 private:
     // launcher.cc
-    ManagedProcess* find(const std::string& id) const;
+    Key* find(const std::string& id) const;
     LaunchResult validate(const LaunchParams& params, std::shared_ptr<const Manifest>& manifest,
                           IsolationKey& key) const;
     std::string quota_problem(const IsolationKey& key, std::string& limit) const;
-    ProcessLabels labels(const ManagedProcess& p) const;
-    ProcessInfo info(const ManagedProcess& p) const;
+    ProcessLabels labels(const Key& k) const;
+    ProcessInfo info(const Key& k) const;
     void maybe_finish_shutdown();
+    void stop_key(Key& k, bool force);
+    void refresh_usage();  // a bounded slice of keys per tick
+    void sample_usage(Key& k);
+    void resync();  // every resync_interval: reconcile_groups()
+
+    // key_lifecycle.cc: the transition function and what follows an exit.
+    void set_phase(Key& k, Phase next);
+    void on_exit(Key& k);
+    void exited(Key& k, const std::string& reason, bool failure);
+    void cold_start_failed(Key& k, StartFailure failure);
+    void drain(Key& k, AfterDrain after);
+    void continue_drain(Key& k);
+    void drained(Key& k);
+    void release(Key& k);
+    void forget(Key& k);
+    void answer_launch_failure(Key& k);
+    void persist(const Key& k);
+    RestartSettings restart_settings(const Key& k) const;
 
     // supervision.cc
-    void start(ManagedProcess& p);
-    void prepare(ManagedProcess& p);
-    void ensure_identity(ManagedProcess& p);
-    void spawn_process(ManagedProcess& p);
+    void enqueue_start(Key& k);
+    void start(Key& k);
     void start_next_queued();
     int starts_in_flight() const;
-    sandbox::Cgroup& namespace_group(const std::string& namespace_id);
+    void prepare(Key& k);
+    void ensure_identity(Key& k);
+    void spawn_process(Key& k);
+    void arm_starting_timer(Key& k);
+    void watch_process(Key& k);
+    void probe_readiness(Key& k);
+    void on_notify(Key& k);
+    void became_healthy(Key& k);
+    void schedule_liveness(Key& k);
+    void check_liveness(Key& k);
+    void begin_stop(Key& k, bool force);
+    KeyGroup& namespace_group(const std::string& namespace_id);
     void release_namespace_group(const std::string& namespace_id);
-    void watch_process(ManagedProcess& p);
-    void watch_readiness(ManagedProcess& p);
-    void probe_readiness(ManagedProcess& p);
-    void on_notify(ManagedProcess& p);
-    void became_healthy(ManagedProcess& p);
-    void schedule_liveness(ManagedProcess& p);
-    void on_exit(ManagedProcess& p);
-    void start_failed(ManagedProcess& p, const std::string& reason);
-    void process_failed(ManagedProcess& p, const std::string& reason, bool failure);
-    void schedule_restart(ManagedProcess& p);
-    std::chrono::milliseconds backoff_delay(int failures);
-    void begin_stop(ManagedProcess& p, bool force);
-    void stop_timers(ManagedProcess& p);
-    void drain(ManagedProcess& p, std::function<void(ManagedProcess&)> then);
-    void teardown(ManagedProcess& p);
-    void release(ManagedProcess& p);
-    void finish(ManagedProcess& p);
-    void persist(const ManagedProcess& p);
-
-    // compartment.cc
-    const sandbox::BpfProgram* seccomp_program(const std::string& profile);
-    std::filesystem::path state_directory(const ManagedProcess& p) const;
-    sandbox::SpawnSpec compartment_spec(ManagedProcess& p, const PatternEndpoints& endpoints);
+    // Runs `fn` with the key `id` if it still exists in phase `phase`: what a
+    // callback that outlives a loop turn holds instead of a pointer.
+    void with_key(const std::string& id, Phase phase, const std::function<void(Key&)>& fn);
 
     // recovery.cc
-    bool adopt(const ProcessRecord& record, sandbox::Cgroup& group);
+    bool adopt(Key& k, const KeyRecord& record, std::string& why);
+    std::unique_ptr<Key> key_from_record(const KeyRecord& record);
+    int adopt_unrecorded(const std::set<std::string>& unreadable_files);
 
     EventLoop& loop_;
     LauncherConfig config_;
-    sandbox::CgroupTree& tree_;
+    std::unique_ptr<SandboxPort> sandbox_;
     StateStore state_;
     std::map<std::string, std::shared_ptr<const Manifest>> patterns_;
-    std::map<std::string, std::unique_ptr<ManagedProcess>> processes_;
+    std::map<std::string, std::unique_ptr<Key>> processes_;
     std::map<std::string, std::string> session_owner_;  // session id -> namespace
     struct NamespaceGroup {
-        std::unique_ptr<sandbox::Cgroup> group;
+        std::unique_ptr<KeyGroup> group;
         int users = 0;
     };
     std::map<std::string, NamespaceGroup> namespace_groups_;
-    std::map<std::string, sandbox::BpfProgram> seccomp_cache_;
-    std::deque<std::string> start_queue_;  // keys waiting for max_concurrent_starts
+    StartQueue start_queue_;
     PortAllocator ports_;
     IdentityPool identities_;
     std::mt19937 jitter_{std::random_device{}()};
+    std::uniform_real_distribution<double> jitter_dist_{0.8, 1.2};
+    std::uint64_t trash_counter_ = 0;
     EventLoop::Clock::time_point started_;
     bool shutting_down_ = false;
     std::function<void()> shutdown_done_;
     LauncherObserver* observer_ = nullptr;
     PatternLogs* logs_ = nullptr;
-    std::unique_ptr<HostConfinement> confinement_;
+    EventLoop::Timer usage_timer_;   // refresh_usage()
+    EventLoop::Timer resync_timer_;  // reconcile_groups(), every resync_interval
+    std::string usage_cursor_;       // where the last usage slice ended
+    BackgroundWork background_;      // state directory removal, off the loop
 };
 
 }  // namespace launcher

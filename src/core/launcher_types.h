@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "config/manifest.h"
+#include "common/isolation_key.h"
 
 namespace launcher {
 
@@ -54,6 +54,7 @@ struct ProcessInfo {
     int restart_count = 0;
     bool limits_enforced = true;
     std::uint64_t memory_bytes = 0;
+    bool memory_known = false;  // memory.current exists (the memory controller is on)
     std::uint64_t cpu_usage_usec = 0;
     std::uint64_t pids_current = 0;
     std::string cgroup;
@@ -64,6 +65,7 @@ struct ProcessInfo {
     std::uint32_t gid = 0;
     std::string confinement;
     std::vector<std::string> weakened;
+    std::string recovery;  // how the last launcher restart settled the key; empty: not recovered
 };
 
 struct LaunchParams {

@@ -3,10 +3,14 @@
 // journald runs; elsewhere to one size-capped file per process id.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "sandbox/unique_fd.h"
 
@@ -14,29 +18,60 @@ namespace launcher {
 
 class PatternLogs {
 public:
+    // How often the worker checks the files by itself.
+    static constexpr std::chrono::seconds kCheckPeriod{5};
+
     // journald is used when its stdout socket exists; otherwise files in
-    // `dir` (created 0750), each kept under about `max_bytes`.
+    // `dir` (created 0750), each kept under about `max_bytes`. Starts the
+    // worker thread that keeps the caps.
     PatternLogs(std::filesystem::path dir, std::uint64_t max_bytes);
+    PatternLogs(const PatternLogs&) = delete;
+    PatternLogs& operator=(const PatternLogs&) = delete;
+    // Stops the worker (it finishes the file it is at) and joins it.
+    ~PatternLogs();
 
     bool uses_journald() const { return journald_; }
     const std::filesystem::path& dir() const { return dir_; }
 
     // The fd a new process of `process_id` writes its output to. The caller
     // hands it to spawn and closes it; the process keeps its own copy.
+    // Cheap (one open, or one connect to journald): fine on the event loop.
     sandbox::UniqueFd open_for(const std::string& process_id);
 
-    // Files over the cap are copied to "<name>.1" and truncated (the
-    // pattern's fd is O_APPEND, so it goes on writing at the new end).
-    // Checks at most 256 files per call, round-robin; the daemon calls it
-    // from a timer.
+    // Asks the worker for a pass now instead of at its next kCheckPeriod;
+    // returns at once. A pass copies each file over the cap to "<name>.1"
+    // and truncates it (the pattern's fd is O_APPEND, so it goes on writing
+    // at the new end): up to max_bytes of copying per file, which is why it
+    // is the worker's and never the event loop's.
     void enforce_caps();
 
+    // Blocks until a pass that started after this call has finished. For
+    // tests; never call it on the event loop.
+    void wait_for_pass();
+
 private:
-    std::filesystem::path dir_;
-    std::uint64_t max_bytes_;
+    struct File {
+        std::filesystem::path path;
+        std::uint64_t generation = 0;  // tells a re-opened file from the one a pass saw
+    };
+
+    void run();
+    void check_files();
+
+    const std::filesystem::path dir_;
+    const std::uint64_t max_bytes_;
     bool journald_ = false;
-    std::map<std::string, std::filesystem::path> files_;  // process id -> file
-    std::string next_check_;                              // where the next enforce_caps() resumes
+
+    std::mutex mutex_;  // guards everything below
+    std::condition_variable wake_;
+    std::condition_variable pass_done_;
+    std::map<std::string, File> files_;  // process id -> its file
+    std::uint64_t next_generation_ = 1;
+    std::uint64_t passes_started_ = 0;
+    std::uint64_t passes_finished_ = 0;
+    bool pass_requested_ = false;
+    bool stopping_ = false;
+    std::thread worker_;  // last: started once everything above exists
 };
 
 }  // namespace launcher

@@ -1,106 +1,58 @@
-// Taking pattern processes back after the launcher itself was restarted
-// (killed, crashed, upgraded). Only the launcher's own cgroup subtree is
-// searched; a process is adopted only when a state record, its cgroup and
-// its pid all agree. Everything else found there is killed and removed.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
+// Settling every key after the launcher itself was restarted (killed,
+// crashed, upgraded). Each state record is resolved (recovery_plan.h): its
+// live process adopted when the record, the cgroup, the pid and the ids all
+// agree; else the key is started again, its stop finished, or it is listed
+// FAILED/FINISHED as it was. Only the launcher's own cgroup subtree is
+// searched; whatever no record vouches for is killed and removed.
+#include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <set>
-#include <sstream>
 
+#include "common/log.h"
+#include "config/confinement_report.h"
+#include "core/key.h"
 #include "core/launcher.h"
-#include "core/managed_process.h"
+#include "core/recovery_plan.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/error.h"
+#include "sandbox/process.h"
+#include "sandbox/socket_recovery.h"
 
 namespace launcher {
 
 using std::chrono::milliseconds;
+using Clock = EventLoop::Clock;
+namespace rec = pattern_launcher::state;
 
 namespace {
 
-void log_line(const std::string& line) {
-    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
-std::vector<std::string> subdirectories(const std::string& path) {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
-        if (entry.is_directory()) out.push_back(entry.path().filename().string());
-    }
-    return out;
-}
-
-// Gets back a listening socket the pattern holds at `fd_number` (its copy
-// of what we handed over), if it is still the one bound to 127.0.0.1:port.
-sandbox::UniqueFd recover_socket(int pidfd, int fd_number, int port) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd_number, 0));
-    if (fd < 0) return {};
-    sandbox::UniqueFd socket(fd);
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    int listening = 0;
-    socklen_t optlen = sizeof listening;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-        addr.sin_family != AF_INET || ntohs(addr.sin_port) != port ||
-        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening) {
-        return {};
-    }
-    return socket;
-}
-
-// Who a process runs as: real and effective uid and gid.
-struct RunsAs {
-    std::uint64_t uid[2] = {};
-    std::uint64_t gid[2] = {};
-};
-
-// From /proc/<pid>/status; nullopt (and `problem` set) when it cannot be read.
-std::optional<RunsAs> runs_as(pid_t pid, std::string& problem) {
-    const std::string path = "/proc/" + std::to_string(pid) + "/status";
-    std::ifstream in(path);
-    if (!in) {
-        problem = "cannot read " + path;
-        return std::nullopt;
-    }
-    RunsAs ids;
-    int found = 0;
-    for (std::string line; found < 2 && std::getline(in, line);) {
-        const bool uid = line.starts_with("Uid:");
-        if (!uid && !line.starts_with("Gid:")) continue;
-        std::uint64_t* pair = uid ? ids.uid : ids.gid;
-        std::istringstream fields(line.substr(4));
-        if (!(fields >> pair[0] >> pair[1])) {
-            problem = "unreadable line '" + line + "' in " + path;
-            return std::nullopt;
-        }
-        ++found;
-    }
-    if (found < 2) {
-        problem = "no Uid: and Gid: lines in " + path;
-        return std::nullopt;
-    }
-    return ids;
+// The steady-clock moment of a wall-clock time in the past.
+Clock::time_point steady_from_unix_ms(const EventLoop& loop, std::int64_t unix_ms) {
+    const auto age = milliseconds(std::max<std::int64_t>(0, unix_ms_now() - unix_ms));
+    return loop.now() - std::chrono::duration_cast<Clock::duration>(age);
 }
 
 // Why a process that runs as `ids` cannot be the key whose record names
 // `identity` (0: none), or "". A key with an identity runs as that uid and
 // gid; one without runs as nothing from the pool, which could hand it out.
-std::string identity_problem(const RunsAs& ids, std::uint32_t identity, const IdentityPool& pool) {
+std::string identity_problem(const sandbox::ProcessIds& ids, std::uint32_t identity,
+                             const IdentityPool& pool) {
     for (const bool uid : {true, false}) {
-        const std::uint64_t* pair = uid ? ids.uid : ids.gid;
-        const std::string what = std::string(uid ? "uid " : "gid ") + std::to_string(pair[0]) +
-                                 " (effective " + std::to_string(pair[1]) + ")";
-        if (identity != 0 && (pair[0] != identity || pair[1] != identity)) {
+        const std::uint32_t real = uid ? ids.uid : ids.gid;
+        const std::uint32_t effective = uid ? ids.euid : ids.egid;
+        const std::string what = std::string(uid ? "uid " : "gid ") + std::to_string(real) +
+                                 " (effective " + std::to_string(effective) + ")";
+        if (identity != 0 && (real != identity || effective != identity)) {
             return "runs as " + what + ", not as its identity " + std::to_string(identity);
         }
-        if (identity == 0 && (pool.contains(static_cast<std::uint32_t>(pair[0])) ||
-                              pool.contains(static_cast<std::uint32_t>(pair[1])))) {
+        if (identity == 0 && (pool.contains(real) || pool.contains(effective))) {
             return "runs as " + what + " from identity_range, but its state record names no " +
                    "identity";
         }
@@ -108,193 +60,393 @@ std::string identity_problem(const RunsAs& ids, std::uint32_t identity, const Id
     return {};
 }
 
+bool has_pid(const std::string& cgroup, pid_t pid) {
+    const auto members = sandbox::cgroup_processes(cgroup);
+    return std::find(members.begin(), members.end(), pid) != members.end();
+}
+
 }  // namespace
 
-bool Launcher::adopt(const ProcessRecord& record, sandbox::Cgroup& group) {
-    auto pattern = patterns_.find(record.pattern);
-    auto level = parse_isolation(record.isolation);
-    if (pattern == patterns_.end() || !level) return false;
-    IsolationKey key{*level, record.pattern, record.namespace_id, record.session_id};
-    if (key.process_id() != record.process_id) return false;
-    // The process runs in one leaf ("run.N") of the key's group.
-    auto has_pid = [&](const std::string& leaf) {
-        auto members = sandbox::cgroup_processes(leaf);
-        return std::find(members.begin(), members.end(), record.pid) != members.end();
-    };
-    std::string leaf;
-    for (const std::string& name : subdirectories(group.path())) {
-        if (has_pid(group.path() + "/" + name)) leaf = group.path() + "/" + name;
+// The key a record describes, in no phase yet and holding nothing; null if
+// the record contradicts itself.
+std::unique_ptr<Key> Launcher::key_from_record(const KeyRecord& r) {
+    const std::optional<Isolation> level = parse_isolation(r.isolation());
+    if (!level || !is_valid_identifier(r.pattern())) return nullptr;
+    IsolationKey key{*level, r.pattern(), r.namespace_id(), r.session_id()};
+    if (key.process_id() != r.process_id()) return nullptr;
+    if (!r.namespace_id().empty() && !is_valid_identifier(r.namespace_id())) return nullptr;
+    if (!r.session_id().empty() && !is_valid_identifier(r.session_id())) return nullptr;
+    auto k = std::make_unique<Key>();
+    k->key = key;
+    k->id = r.process_id();
+    k->base_record = r;
+    if (auto pattern = patterns_.find(r.pattern()); pattern != patterns_.end()) {
+        k->manifest = pattern->second;
     }
-    if (leaf.empty()) return false;
-    sandbox::Process process = sandbox::Process::open(record.pid);
+    for (const auto& [name, value] : r.config())
+        k->config[name] = value;
+    k->grace =
+        r.grace_period_ms() > 0 ? milliseconds(r.grace_period_ms()) : config_.default_grace_period;
+    k->accepted_at_unix_ms = r.accepted_at_unix_ms();
+    k->requested_at = steady_from_unix_ms(loop_, r.accepted_at_unix_ms());
+    k->stop_requested = r.desired() == rec::DESIRED_STOPPED;
+    k->grpc.port = static_cast<int>(r.grpc_port());
+    k->health.port = static_cast<int>(r.health_port());
+    k->limits_enforced = r.limits_enforced();
+    k->incarnation = r.incarnation();
+    k->leaf_used = true;
+    k->started_at_unix_ms = r.started_at_unix_ms();
+    k->restart_count = r.restart_count();
+    k->error_count = r.error_count();
+    k->consecutive_failures = r.consecutive_failures();
+    k->ever_running = r.ever_running();
+    k->last_error = r.last_error();
+    k->exit_cause = r.exit_cause();
+    return k;
+}
+
+// Takes back the record's live process, if the cgroup, the pid and the ids
+// vouch for it; else `why` says what did not agree.
+bool Launcher::adopt(Key& k, const KeyRecord& record, std::string& why) {
+    const std::string& path = record.cgroup();
+    const pid_t pid = record.pid();
+    if (pid <= 0 || path.empty()) {
+        why = "its record names no process";
+        return false;
+    }
+    if (!path.starts_with(sandbox_->root_path() + "/") || !std::filesystem::is_directory(path)) {
+        why = "its cgroup " + path + " is not in the launcher's subtree";
+        return false;
+    }
+    // The process runs in one leaf ("run.N") of the key's group.
+    std::string leaf;
+    for (const std::string& name : sandbox::cgroup_child_names(path)) {
+        if (has_pid(path + "/" + name, pid)) leaf = path + "/" + name;
+    }
+    if (leaf.empty()) {
+        why = "pid " + std::to_string(pid) + " is not in its cgroup";
+        return false;
+    }
+    std::unique_ptr<KeyProcess> process = sandbox_->open_process(pid);
     // The pid could have been recycled between the read and pidfd_open:
     // it must still be in the leaf now that the pidfd pins the process.
-    if (!has_pid(leaf)) {
-        process.detach();  // not ours: never signal it
+    if (!has_pid(leaf, pid)) {
+        process->detach();  // not ours: never signal it
+        why = "pid " + std::to_string(pid) + " left its cgroup";
         return false;
     }
     // Who it runs as must match the record's identity (the pid is the host's
     // view of PID 1 of the pattern's pid namespace, which runs as the key
     // too), and no other key may hold that identity.
-    std::string why;
-    const std::optional<RunsAs> adopted_ids = runs_as(record.pid, why);
-    if (adopted_ids) why = identity_problem(*adopted_ids, record.identity, identities_);
+    const std::optional<sandbox::ProcessIds> ids = sandbox::read_process_ids(pid, why);
+    if (ids) why = identity_problem(*ids, record.identity(), identities_);
     // Still running after the read: the status was its own, not a recycled pid's.
-    if (why.empty() && process.has_exited()) why = "it exited while being adopted";
-    if (why.empty() && record.identity != 0 && !identities_.reserve(record.identity)) {
+    if (why.empty() && process->has_exited()) why = "it exited while being adopted";
+    if (why.empty() && record.identity() != 0 && !identities_.reserve(record.identity())) {
         const IdRange& range = identities_.range();
-        why = "identity " + std::to_string(record.identity);
-        if (!identities_.contains(record.identity)) {
+        why = "identity " + std::to_string(record.identity());
+        if (!identities_.contains(record.identity())) {
             why += " is outside identity_range " + std::to_string(range.first) + "-" +
                    std::to_string(range.last());
-        } else if (identities_.is_held(record.identity)) {
+        } else if (identities_.is_held(record.identity())) {
             why += " is already held by another key";
         } else {
             why += " is named in /etc/passwd or /etc/group";
         }
     }
     if (!why.empty()) {
-        log_line("not adopting " + record.process_id + " (pid " + std::to_string(record.pid) +
-                 "): " + why);
+        process->detach();
         return false;
     }
-    // Given back if the adoption fails from here on.
-    struct Reservation {
-        IdentityPool& pool;
-        std::uint32_t id;
-        ~Reservation() {
-            if (id != 0) pool.release(id);
-        }
-    } reservation{identities_, record.identity};
-    auto run = std::make_unique<sandbox::Cgroup>(sandbox::Cgroup::adopt(leaf));
-
-    auto owned = std::make_unique<ManagedProcess>();
-    ManagedProcess& p = *owned;
-    p.key = key;
-    p.id = record.process_id;
-    p.manifest = pattern->second;
-    p.config = record.config;
-    p.state = ProcessState::kRunning;
-    p.healthy = true;  // liveness checks confirm it from here on
-    p.ever_running = true;
-    p.adopted = true;
-    p.limits_enforced = record.limits_enforced;
-    p.grace = milliseconds(record.grace_period_ms > 0 ? record.grace_period_ms
-                                                      : config_.default_grace_period.count());
-    p.group = std::make_unique<sandbox::Cgroup>(std::move(group));
-    p.run = std::move(run);
-    p.oom_kills_at_start = p.group->memory_events().oom_kill;
-    p.grpc.port = record.grpc_port;
-    p.grpc.fd = recover_socket(process.pidfd(), 3, record.grpc_port);
-    p.health.port = record.health_port;
-    if (record.health_port && p.manifest->healthcheck.type == HealthcheckType::kHttp) {
-        p.health.fd = recover_socket(process.pidfd(), 4, record.health_port);
+    k.identity = record.identity();
+    k.group = sandbox_->adopt_group(path);
+    k.run = sandbox_->adopt_group(leaf);
+    try {
+        k.oom_kills_at_start = k.group->oom_kills();
+    } catch (const std::exception&) {
     }
-    ports_.reserve(record.grpc_port);
-    if (record.health_port) ports_.reserve(record.health_port);
-    p.address = record.address;
-    p.pid = record.pid;
-    p.process = std::move(process);
-    p.process_alive = true;
-    p.started_at_unix_ms = record.started_at_unix_ms;
-    const auto age = std::chrono::system_clock::now() -
-                     std::chrono::system_clock::time_point(milliseconds(record.started_at_unix_ms));
-    p.started_at =
-        EventLoop::Clock::now() - std::chrono::duration_cast<EventLoop::Clock::duration>(age);
-    p.restart_count = record.restart_count;
-    p.identity = record.identity;
-    if (adopted_ids) {
-        p.uid = static_cast<std::uint32_t>(adopted_ids->uid[0]);
-        p.gid = static_cast<std::uint32_t>(adopted_ids->gid[0]);
+    k.grpc.fd = sandbox::take_listening_socket(process->exit_fd(), 3, k.grpc.port);
+    if (k.health.port && k.manifest->healthcheck.type == HealthcheckType::kHttp) {
+        k.health.fd = sandbox::take_listening_socket(process->exit_fd(), 4, k.health.port);
     }
-    p.confinement = applied_confinement(*p.manifest, *confinement_);
-    p.weakened = confinement_weakenings(*p.manifest);
-
-    if (!key.namespace_id.empty()) namespace_group(key.namespace_id);
-    if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);
-    processes_[p.id] = std::move(owned);
-    reservation.id = 0;  // the key holds it now
-    watch_process(p);
-    schedule_liveness(p);
-    persist(p);
-    log_line("adopted " + p.id + " (pid " + std::to_string(p.pid) + ", " + p.address +
-             (p.grpc.fd ? ", socket recovered" : ", socket to be bound again on restart") + ")");
+    k.address = "127.0.0.1:" + std::to_string(k.grpc.port);
+    k.pid = pid;
+    k.process = std::move(process);
+    k.process_alive = true;
+    k.adopted = true;
+    k.started_at = steady_from_unix_ms(loop_, record.started_at_unix_ms());
+    if (record.running_since_unix_ms() > 0) {
+        k.running_since = steady_from_unix_ms(loop_, record.running_since_unix_ms());
+        k.running_since_unix_ms = record.running_since_unix_ms();
+    }
+    if (ids) {
+        k.uid = ids->uid;
+        k.gid = ids->gid;
+    }
+    k.confinement = sandbox_->applied_confinement(*k.manifest);
+    k.weakened = confinement_weakenings(*k.manifest);
     return true;
 }
 
 Launcher::RecoveryReport Launcher::recover() {
+    loop_.assert_in_loop("Launcher::recover");
     RecoveryReport report;
     LoadedRecords loaded = state_.load_all();
-    for (const std::string& problem : loaded.problems) {
-        log_line("untrusted state record " + problem + "; whatever it described is killed");
+    std::set<std::string> unreadable;  // the file names of records set aside
+    for (const SetAsideRecord& bad : loaded.set_aside) {
+        if (bad.moved_to.empty()) continue;  // not a record at all
+        log::error("state record " + bad.file.string() + " cannot be read (" + bad.reason +
+                   "); moved to " + bad.moved_to.string() +
+                   "; its process is judged by the cgroup and pid checks");
+        unreadable.insert(bad.file.filename().string());
+        ++report.set_aside;
     }
-    std::map<std::string, ProcessRecord> by_cgroup;
-    for (ProcessRecord& r : loaded.records)
-        by_cgroup[r.cgroup] = std::move(r);
-
-    // One key's group: adopt its process, or kill and remove what is there.
-    auto handle_group = [&](const std::string& path) {
-        sandbox::Cgroup group = sandbox::Cgroup::adopt(path);
-        auto record = by_cgroup.find(path);
-        std::size_t count = group.processes().size();
-        for (const std::string& leaf : subdirectories(path)) {
-            count += sandbox::cgroup_processes(path + "/" + leaf).size();
+    for (const KeyRecord& r : loaded.records) {
+        std::unique_ptr<Key> owned = key_from_record(r);
+        if (!owned) {
+            log::error("state record of '" + r.process_id() +
+                       "' contradicts itself; forgetting it (its cgroup is judged on its own)");
+            state_.remove(r.process_id());
+            ++report.set_aside;
+            continue;
         }
-        bool adopted = false;
-        std::string why = "no state record describes it";
-        if (record != by_cgroup.end()) {
-            if (config_.orphan_policy == OrphanPolicy::kKill) {
-                why = "orphan_policy is kill";
-            } else {
-                try {
-                    adopted = count > 0 && adopt(record->second, group);
-                } catch (const std::exception& e) {
-                    log_line("cannot adopt " + record->second.process_id + ": " + e.what());
+        Key& k = *owned;
+        RecoveryFacts facts;
+        facts.pattern_known = k.manifest != nullptr;
+        std::string why;
+        if (config_.orphan_policy == OrphanPolicy::kKill) {
+            why = "orphan_policy is kill";
+        } else if (facts.pattern_known) {
+            try {
+                facts.live_process = adopt(k, r, why);
+            } catch (const std::exception& e) {
+                why = e.what();
+            }
+        }
+        const Resolution resolution = resolve(r, facts);
+        k.recovery = resolution_name(resolution);
+        if (!why.empty() && resolution != Resolution::kAdopt) k.recovery += " (" + why + ")";
+        // What is left of a key that is not adopted: its group (killed by
+        // the drain below) and, if free, its identity.
+        if (!facts.live_process) {
+            const std::string& path = r.cgroup();
+            if (!path.empty() && path.starts_with(sandbox_->root_path() + "/") &&
+                std::filesystem::is_directory(path)) {
+                k.group = sandbox_->adopt_group(path);
+            }
+            if (r.identity() != 0 && identities_.reserve(r.identity())) k.identity = r.identity();
+        }
+        if (k.group && !k.key.namespace_id.empty()) {
+            namespace_group(k.key.namespace_id);
+            k.holds_namespace_group = true;
+        }
+        if (k.grpc.port) ports_.reserve(k.grpc.port);
+        if (k.health.port) ports_.reserve(k.health.port);
+        if (k.key.level == Isolation::kSession) {
+            session_owner_.emplace(k.key.session_id, k.key.namespace_id);
+        }
+        Key& placed = *(processes_[k.id] = std::move(owned));
+        log::notice("recovered " + placed.id + ": " + placed.recovery,
+                    log::Key{placed.id, placed.key.namespace_id, placed.key.pattern});
+        // A recovered key is built in the phase it resumes from; from there
+        // every change goes through set_phase(). A live process it keeps
+        // (adopted, or one whose stop is finished) is watched from here.
+        if (placed.process_alive) watch_process(placed);
+        switch (resolution) {
+            case Resolution::kAdopt:
+                ++report.adopted;
+                placed.phase = Phase::kRunning;
+                persist(placed);
+                schedule_liveness(placed);
+                break;
+            case Resolution::kStartAgain: {
+                ++report.started_again;
+                placed.phase = Phase::kBackoff;
+                const std::int64_t left = r.backoff_until_unix_ms() - unix_ms_now();
+                placed.resume_backoff = milliseconds(std::max<std::int64_t>(0, left));
+                if (r.phase() == rec::PHASE_RUNNING || r.phase() == rec::PHASE_STARTING) {
+                    // It died with the launcher, or while the launcher was away:
+                    // an exit like any other, for the restart counters.
+                    ++placed.restart_count;
                 }
-                why = "its state record does not match it";
+                drain(placed, AfterDrain::kRestart);
+                break;
             }
+            case Resolution::kFinishStop:
+                ++report.stops_finished;
+                placed.phase = Phase::kStopping;
+                drain(placed, AfterDrain::kForget);
+                break;
+            case Resolution::kKeepFailed:
+            case Resolution::kFailUnknown:
+                ++report.kept_failed;
+                placed.phase = Phase::kFailed;
+                if (resolution == Resolution::kFailUnknown) {
+                    placed.last_error = "pattern '" + placed.key.pattern +
+                                        "' is no longer discovered; terminate the key";
+                }
+                drain(placed, AfterDrain::kFail);
+                break;
+            case Resolution::kKeepFinished:
+                ++report.kept_failed;
+                placed.phase = Phase::kFinished;
+                drain(placed, AfterDrain::kFinish);
+                break;
         }
-        if (adopted) {
-            ++report.adopted;
-        } else {
-            if (count > 0) {
-                log_line("killing " + std::to_string(count) + " process(es) in " + path + ": " +
-                         why);
-                report.killed += static_cast<int>(count);
-            }
-            group.kill();
-            group.remove(milliseconds(5000));
-            ++report.removed_groups;
-            if (record != by_cgroup.end()) state_.remove(record->second.process_id);
-        }
-        if (record != by_cgroup.end()) by_cgroup.erase(record);
-    };
+    }
+    if (!unreadable.empty()) report.adopted += adopt_unrecorded(unreadable);
+    report.removed_groups = reconcile_groups(&report.killed);
+    resync_timer_ = loop_.timer(config_.process_manager.resync_interval, [this] { resync(); });
+    return report;
+}
 
-    const std::string root = tree_.root_path();
-    for (const std::string& name : subdirectories(root)) {
+// Keys whose record could not be read: a group of the subtree that no key
+// owns, named like a key whose record file was set aside, is rebuilt from
+// what the kernel says (its name, the root process of its leaf, the ids
+// that process runs as, the listeners it holds) and adopted if all of that
+// passes the same checks as a record would. Its launch config is lost.
+int Launcher::adopt_unrecorded(const std::set<std::string>& unreadable) {
+    int adopted = 0;
+    auto try_group = [&](const std::string& path, const std::string& name,
+                         const std::string& parent_ns) {
+        if (processes_.count(name) || !unreadable.count(state_.file_for(name).filename().string()))
+            return;
+        const std::optional<IsolationKey> key = parse_process_id(name, parent_ns);
+        if (!key || key->namespace_id != parent_ns || !patterns_.count(key->pattern)) return;
+        // The leaf with processes, and its root process: the one whose
+        // parent is outside the leaf (the init, or the pattern without one).
+        for (const std::string& leaf_name : sandbox::cgroup_child_names(path)) {
+            if (!leaf_name.starts_with("run.")) continue;
+            const std::string leaf = path + "/" + leaf_name;
+            const std::vector<pid_t> members = sandbox::cgroup_processes(leaf);
+            std::vector<pid_t> roots;
+            for (pid_t pid : members) {
+                const pid_t parent = sandbox::read_parent_pid(pid);
+                if (std::find(members.begin(), members.end(), parent) == members.end())
+                    roots.push_back(pid);
+            }
+            if (roots.size() != 1) continue;
+            std::string problem;
+            const std::optional<sandbox::ProcessIds> ids =
+                sandbox::read_process_ids(roots[0], problem);
+            if (!ids) continue;
+            KeyRecord r;
+            r.set_process_id(name);
+            r.set_pattern(key->pattern);
+            r.set_isolation(isolation_name(key->level));
+            r.set_namespace_id(key->namespace_id);
+            r.set_session_id(key->session_id);
+            r.set_desired(pattern_launcher::state::DESIRED_RUNNING);
+            r.set_phase(pattern_launcher::state::PHASE_RUNNING);
+            r.set_ever_running(true);
+            r.set_cgroup(path);
+            r.set_pid(roots[0]);
+            r.set_incarnation(
+                static_cast<std::uint32_t>(std::strtoul(leaf_name.c_str() + 4, nullptr, 10)));
+            r.set_started_at_unix_ms(unix_ms_now());
+            r.set_accepted_at_unix_ms(unix_ms_now());
+            r.set_limits_enforced(true);
+            if (identities_.contains(ids->uid)) r.set_identity(ids->uid);
+            try {
+                std::unique_ptr<KeyProcess> probe = sandbox_->open_process(roots[0]);
+                r.set_grpc_port(
+                    static_cast<std::uint32_t>(sandbox::listening_port_of(probe->exit_fd(), 3)));
+                r.set_health_port(
+                    static_cast<std::uint32_t>(sandbox::listening_port_of(probe->exit_fd(), 4)));
+                probe->detach();
+            } catch (const std::exception&) {
+                continue;
+            }
+            if (r.grpc_port() == 0) continue;  // no address to serve it on
+            std::unique_ptr<Key> owned = key_from_record(r);
+            if (!owned) continue;
+            std::string why;
+            if (!adopt(*owned, r, why)) {
+                log::warning("not adopting " + name + " without its record: " + why);
+                continue;
+            }
+            Key& k = *(processes_[name] = std::move(owned));
+            k.recovery = "adopted without its record (unreadable); its launch config is lost";
+            k.phase = Phase::kRunning;
+            if (!k.key.namespace_id.empty()) {
+                namespace_group(k.key.namespace_id);
+                k.holds_namespace_group = true;
+            }
+            ports_.reserve(k.grpc.port);
+            if (k.health.port) ports_.reserve(k.health.port);
+            if (k.key.level == Isolation::kSession) {
+                session_owner_.emplace(k.key.session_id, k.key.namespace_id);
+            }
+            log::warning("recovered " + name + ": " + k.recovery,
+                         log::Key{k.id, k.key.namespace_id, k.key.pattern});
+            persist(k);
+            watch_process(k);
+            schedule_liveness(k);
+            ++adopted;
+            return;
+        }
+    };
+    const std::string root = sandbox_->root_path();
+    for (const std::string& name : sandbox::cgroup_child_names(root)) {
         if (name == "supervisor") continue;
         const std::string path = root + "/" + name;
         if (name.starts_with("ns:") && std::count(name.begin(), name.end(), ':') == 1) {
-            for (const std::string& child : subdirectories(path))
-                handle_group(path + "/" + child);
-            // A namespace group nobody was adopted into is removed.
-            if (!namespace_groups_.count(name.substr(3))) {
-                sandbox::Cgroup ns = sandbox::Cgroup::adopt(path);
-                ns.kill();
-                ns.remove(milliseconds(5000));
-                ++report.removed_groups;
-            }
+            for (const std::string& child : sandbox::cgroup_child_names(path))
+                try_group(path + "/" + child, child, name.substr(3));
         } else {
-            handle_group(path);
+            try_group(path, name, "");
         }
     }
-    for (const auto& [cgroup, record] : by_cgroup) {
-        log_line("state record of " + record.process_id + " names " + cgroup +
-                 ", where no process runs; forgetting it");
-        state_.remove(record.process_id);
-        ++report.stale_records;
+    return adopted;
+}
+
+void Launcher::resync() {
+    resync_timer_ = loop_.timer(config_.process_manager.resync_interval, [this] { resync(); });
+    reconcile_groups();
+}
+
+// Groups in the launcher's subtree that no key owns (a crash between mkdir
+// and the record, a record that could not be read, a namespace group left
+// busy) are killed and removed; a busy one is tried again next time.
+int Launcher::reconcile_groups(int* killed) {
+    std::set<std::string> owned;
+    for (const auto& [id, k] : processes_) {
+        if (k->group) owned.insert(k->group->path());
     }
-    return report;
+    for (const auto& [ns, group] : namespace_groups_)
+        owned.insert(group.group->path());
+    int removed = 0;
+    auto judge = [&](const std::string& path) {
+        if (owned.count(path)) return;
+        try {
+            std::unique_ptr<KeyGroup> group = sandbox_->adopt_group(path);
+            const std::size_t count = group->processes().size();
+            if (count > 0 || group->populated()) {
+                log::warning("killing the processes in " + path + ": no state record describes it");
+                if (killed) *killed += static_cast<int>(count);
+            }
+            group->kill();
+            if (group->try_remove()) {
+                ++removed;
+            }
+        } catch (const std::exception& e) {
+            log::warning("reconciling " + path + ": " + e.what());
+        }
+    };
+    const std::string root = sandbox_->root_path();
+    for (const std::string& name : sandbox::cgroup_child_names(root)) {
+        if (name == "supervisor") continue;
+        const std::string path = root + "/" + name;
+        if (name.starts_with("ns:") && std::count(name.begin(), name.end(), ':') == 1) {
+            for (const std::string& child : sandbox::cgroup_child_names(path))
+                judge(path + "/" + child);
+            // A namespace group no key uses.
+            if (!namespace_groups_.count(name.substr(3))) judge(path);
+        } else {
+            judge(path);
+        }
+    }
+    return removed;
 }
 
 }  // namespace launcher

@@ -1,12 +1,9 @@
 #include "core/spawn_plan.h"
 
-#include <grp.h>
-#include <pwd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 
 #include "sandbox/error.h"
 
@@ -17,41 +14,6 @@ constexpr std::size_t kMaxConfigEntries = 64;
 constexpr std::size_t kMaxConfigKey = 128;
 constexpr std::size_t kMaxConfigValue = 4096;
 constexpr std::size_t kMaxConfigBytes = 32 * 1024;
-
-template <typename Id>
-bool parse_numeric(const std::string& text, Id& out) {
-    unsigned long value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) return false;
-    out = static_cast<Id>(value);
-    return true;
-}
-
-uid_t resolve_user(const std::string& user, gid_t& primary_group) {
-    uid_t uid = 0;
-    std::vector<char> buf(16384);
-    passwd pw{}, *found = nullptr;
-    if (parse_numeric(user, uid)) {
-        ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
-    } else {
-        ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
-        if (!found) throw sandbox::ConfigError("sandbox.user '" + user + "' does not exist");
-        uid = pw.pw_uid;
-    }
-    primary_group = found ? pw.pw_gid : static_cast<gid_t>(uid);
-    return uid;
-}
-
-gid_t resolve_group(const std::string& group) {
-    gid_t gid = 0;
-    if (parse_numeric(group, gid)) return gid;
-    std::vector<char> buf(16384);
-    struct group gr {};
-    struct group* found = nullptr;
-    ::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found);
-    if (!found) throw sandbox::ConfigError("sandbox.group '" + group + "' does not exist");
-    return gr.gr_gid;
-}
 
 }  // namespace
 
@@ -183,9 +145,9 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     // No supplementary groups: the key's ids alone.
     sandbox::Credentials creds;
     if (sb.user || sb.group) {
-        gid_t primary = ::getgid();
-        creds.uid = sb.user ? resolve_user(*sb.user, primary) : ::getuid();
-        creds.gid = sb.group ? resolve_group(*sb.group) : primary;
+        // Resolved when the manifest was loaded: no NSS on the spawn path.
+        creds.uid = sb.uid.value_or(::getuid());
+        creds.gid = sb.gid.value_or(::getgid());
         if (creds.uid == 0 && !sb.allow_root) {
             throw sandbox::ConfigError("sandbox.user '" + sb.user.value_or("") +
                                        "' is uid 0: set sandbox.allow_root: true to mean it");

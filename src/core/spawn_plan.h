@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "core/confinement.h"
 #include "common/isolation_key.h"
 #include "config/manifest.h"
+#include "core/confinement.h"
+#include "core/sandbox_port.h"
 #include "sandbox/spawn.h"
 
 namespace launcher {
@@ -18,14 +19,6 @@ namespace launcher {
 // Empty when the request's config is acceptable, else what is wrong with
 // which key: bad name, reserved name, too long, too many, too large.
 std::string request_config_problem(const std::map<std::string, std::string>& config);
-
-struct PatternEndpoints {
-    int grpc_fd = -1;
-    int grpc_port = 0;
-    int health_fd = -1;  // -1: not handed over (tcp health checks bind their own)
-    int health_port = 0;
-    std::filesystem::path notify_socket;  // host path; empty: none
-};
 
 // The key's own part of its compartment.
 struct KeyConfinement {
@@ -46,8 +39,9 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
                                              const PatternEndpoints& endpoints);
 
 // Everything but the cgroup fd and the seccomp program, which the caller owns.
-// Throws sandbox::ConfigError for a user or group that does not exist, or
-// that is root without sandbox.allow_root.
+// Never asks NSS: sandbox.user/group were resolved when the manifest was
+// loaded (SandboxSettings::uid/gid). Throws sandbox::ConfigError for a
+// pattern that would run as uid 0 without sandbox.allow_root.
 sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey& key,
                                     const std::map<std::string, std::string>& config,
                                     const PatternEndpoints& endpoints,

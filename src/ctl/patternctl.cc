@@ -1,12 +1,17 @@
 // patternctl: the command line client of pattern-launcher.
+//
+// Exit codes: 0 done (health: healthy; terminate: success), 1 the call failed
+// or its answer says no, 2 wrong command line.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
 
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,104 +23,7 @@ namespace pb = prism::launcher;
 
 namespace {
 
-constexpr const char* kUsage =
-    R"(usage: patternctl [--socket PATH | --address HOST:PORT] [--output table|json] COMMAND
-
-commands:
-  launch PATTERN [--namespace NS] [--session ID] [--isolation none|namespace|session]
-                 [--config KEY=VALUE]... [--grace-period SECONDS]
-  list [--pattern NAME] [--namespace NS] [--state STATE]
-  status PROCESS_ID
-  terminate PROCESS_ID [--grace-period SECONDS] [--force]
-  health [--processes]
-  reload                     re-read the manifests; answers once the reload is done
-  validate DIR               check DIR/*/manifest.yaml offline, as the daemon would
-
-The default endpoint is unix:/run/pattern-launcher/api.sock.
-)";
-
-struct Options {
-    std::string endpoint = "unix:/run/pattern-launcher/api.sock";
-    bool json = false;
-    std::string command;
-    std::vector<std::string> args;
-};
-
-class UsageError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-Options parse_global(int argc, char** argv) {
-    Options o;
-    int i = 1;
-    for (; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw UsageError(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--socket") {
-            o.endpoint = "unix:" + value();
-        } else if (a == "--address") {
-            o.endpoint = value();
-        } else if (a == "--output") {
-            std::string v = value();
-            if (v != "table" && v != "json") throw UsageError("--output expects table or json");
-            o.json = v == "json";
-        } else if (a == "-h" || a == "--help") {
-            std::fputs(kUsage, stdout);
-            std::exit(0);
-        } else {
-            break;
-        }
-    }
-    if (i >= argc) throw UsageError("missing COMMAND");
-    o.command = argv[i++];
-    for (; i < argc; ++i)
-        o.args.push_back(argv[i]);
-    return o;
-}
-
-// Pulls "--name value" and "--flag" options out of args; the rest stay positional.
-struct CommandArgs {
-    std::vector<std::string> positional;
-    std::multimap<std::string, std::string> values;
-    std::vector<std::string> flags;
-
-    CommandArgs(const std::vector<std::string>& args, const std::vector<std::string>& with_value,
-                const std::vector<std::string>& bare) {
-        for (std::size_t i = 0; i < args.size(); ++i) {
-            const std::string& a = args[i];
-            if (std::find(with_value.begin(), with_value.end(), a) != with_value.end()) {
-                if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-                values.emplace(a, args[++i]);
-            } else if (std::find(bare.begin(), bare.end(), a) != bare.end()) {
-                flags.push_back(a);
-            } else if (a.starts_with("--")) {
-                throw UsageError("unknown option " + a);
-            } else {
-                positional.push_back(a);
-            }
-        }
-    }
-    std::string get(const std::string& name) const {
-        auto it = values.find(name);
-        return it == values.end() ? "" : it->second;
-    }
-    bool has(const std::string& flag) const {
-        return std::find(flags.begin(), flags.end(), flag) != flags.end();
-    }
-};
-
-std::int64_t parse_seconds(const std::string& text) {
-    std::int64_t v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size() || v < 0) {
-        throw UsageError("--grace-period expects whole seconds, got '" + text + "'");
-    }
-    return v;
-}
+constexpr const char* kDefaultSocket = "/run/pattern-launcher/api.sock";
 
 std::string state_text(pb::ProcessState s) {
     std::string name = pb::ProcessState_Name(s);
@@ -176,9 +84,33 @@ int fail(const grpc::Status& status) {
     return 1;
 }
 
-int validate(const CommandArgs& a) {
-    if (a.positional.size() != 1) throw UsageError("validate needs DIR");
-    launcher::Discovery found = launcher::discover_patterns(a.positional[0]);
+// The command line, as parsed.
+struct Options {
+    std::string socket = kDefaultSocket;
+    std::string address;  // any gRPC target; wins over --socket
+    enum class Output { kTable, kJson } output = Output::kTable;
+
+    std::string endpoint() const { return address.empty() ? "unix:" + socket : address; }
+};
+
+struct LaunchArgs {
+    std::string pattern, namespace_id, session;
+    // Unspecified: the manifest's, else the daemon's default_isolation.
+    pb::IsolationLevel isolation = pb::ISOLATION_LEVEL_UNSPECIFIED;
+    std::vector<std::string> config;  // KEY=VALUE
+    std::int64_t grace_period = -1;   // -1: not given
+};
+struct ListArgs {
+    std::string pattern, namespace_id, state;
+};
+struct TerminateArgs {
+    std::string process_id;
+    std::int64_t grace_period = -1;
+    bool force = false;
+};
+
+int validate(const std::string& dir) {
+    launcher::Discovery found = launcher::discover_patterns(dir);
     for (const auto& [name, m] : found.patterns) {
         std::printf("ok       %s (%s) %s\n", name.c_str(), m.version.c_str(), m.file.c_str());
         for (const std::string& weakened : launcher::confinement_weakenings(m))
@@ -190,40 +122,30 @@ int validate(const CommandArgs& a) {
     return found.errors.empty() && !found.patterns.empty() ? 0 : 1;
 }
 
-int run(const Options& o) {
-    if (o.command == "validate") return validate(CommandArgs(o.args, {}, {}));
+class Client {
+public:
+    explicit Client(const Options& o)
+        : o_(o),
+          api_(pb::PatternLauncher::NewStub(
+              grpc::CreateChannel(o.endpoint(), grpc::InsecureChannelCredentials()))) {
+        ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    }
 
-    auto channel = grpc::CreateChannel(o.endpoint, grpc::InsecureChannelCredentials());
-    auto api = pb::PatternLauncher::NewStub(channel);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-
-    if (o.command == "launch") {
-        CommandArgs a(
-            o.args, {"--namespace", "--session", "--isolation", "--config", "--grace-period"}, {});
-        if (a.positional.size() != 1) throw UsageError("launch needs PATTERN");
+    int launch(const LaunchArgs& a) {
         pb::LaunchRequest req;
-        req.set_pattern_name(a.positional[0]);
-        req.set_namespace_(a.get("--namespace"));
-        req.set_session_id(a.get("--session"));
-        if (std::string iso = a.get("--isolation"); !iso.empty()) {
-            auto level = launcher::parse_isolation(iso);
-            if (!level) throw UsageError("--isolation expects none, namespace or session");
-            req.set_isolation(*level == launcher::Isolation::kNone        ? pb::ISOLATION_NONE
-                              : *level == launcher::Isolation::kNamespace ? pb::ISOLATION_NAMESPACE
-                                                                          : pb::ISOLATION_SESSION);
+        req.set_pattern_name(a.pattern);
+        req.set_namespace_(a.namespace_id);
+        req.set_session_id(a.session);
+        req.set_isolation(a.isolation);
+        for (const std::string& kv : a.config) {
+            const auto eq = kv.find('=');  // the option's validator vouched for it
+            (*req.mutable_config())[kv.substr(0, eq)] = kv.substr(eq + 1);
         }
-        for (auto [it, end] = a.values.equal_range("--config"); it != end; ++it) {
-            auto eq = it->second.find('=');
-            if (eq == std::string::npos) throw UsageError("--config expects KEY=VALUE");
-            (*req.mutable_config())[it->second.substr(0, eq)] = it->second.substr(eq + 1);
-        }
-        if (std::string g = a.get("--grace-period"); !g.empty())
-            req.set_grace_period_secs(parse_seconds(g));
+        if (a.grace_period >= 0) req.set_grace_period_secs(a.grace_period);
         pb::LaunchResponse resp;
-        grpc::Status s = api->LaunchPattern(&ctx, req, &resp);
+        grpc::Status s = api_->LaunchPattern(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
-        if (o.json) {
+        if (o_.output == Options::Output::kJson) {
             print_json(resp);
         } else {
             std::printf("%s %s pid %d at %s%s\n", resp.process_id().c_str(),
@@ -232,36 +154,34 @@ int run(const Options& o) {
         }
         return 0;
     }
-    if (o.command == "list") {
-        CommandArgs a(o.args, {"--pattern", "--namespace", "--state"}, {});
+
+    int list(const ListArgs& a) {
         pb::ListPatternsRequest req;
-        req.set_pattern_name(a.get("--pattern"));
-        req.set_namespace_(a.get("--namespace"));
-        if (std::string st = a.get("--state"); !st.empty()) {
-            pb::ProcessState state;
-            if (!pb::ProcessState_Parse(st, &state))
-                throw UsageError("--state expects e.g. RUNNING");
+        req.set_pattern_name(a.pattern);
+        req.set_namespace_(a.namespace_id);
+        if (!a.state.empty()) {
+            pb::ProcessState state = pb::STATE_UNSPECIFIED;
+            pb::ProcessState_Parse(a.state, &state);  // the option's validator vouched for it
             req.set_state(state);
         }
         pb::ListPatternsResponse resp;
-        grpc::Status s = api->ListPatterns(&ctx, req, &resp);
+        grpc::Status s = api_->ListPatterns(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
-        o.json ? print_json(resp) : print_table(resp.patterns());
+        o_.output == Options::Output::kJson ? print_json(resp) : print_table(resp.patterns());
         return 0;
     }
-    if (o.command == "status") {
-        CommandArgs a(o.args, {}, {});
-        if (a.positional.size() != 1) throw UsageError("status needs PROCESS_ID");
+
+    int status(const std::string& process_id) {
         pb::GetProcessStatusRequest req;
-        req.set_process_id(a.positional[0]);
+        req.set_process_id(process_id);
         pb::GetProcessStatusResponse resp;
-        grpc::Status s = api->GetProcessStatus(&ctx, req, &resp);
+        grpc::Status s = api_->GetProcessStatus(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
         if (resp.not_found()) {
             std::fprintf(stderr, "patternctl: process not found: %s\n", req.process_id().c_str());
             return 1;
         }
-        if (o.json) {
+        if (o_.output == Options::Output::kJson) {
             print_json(resp);
         } else {
             google::protobuf::RepeatedPtrField<pb::PatternInfo> one;
@@ -270,32 +190,30 @@ int run(const Options& o) {
         }
         return 0;
     }
-    if (o.command == "terminate") {
-        CommandArgs a(o.args, {"--grace-period"}, {"--force"});
-        if (a.positional.size() != 1) throw UsageError("terminate needs PROCESS_ID");
+
+    int terminate(const TerminateArgs& a) {
         pb::TerminateRequest req;
-        req.set_process_id(a.positional[0]);
-        req.set_force(a.has("--force"));
-        if (std::string g = a.get("--grace-period"); !g.empty())
-            req.set_grace_period_secs(parse_seconds(g));
+        req.set_process_id(a.process_id);
+        req.set_force(a.force);
+        if (a.grace_period >= 0) req.set_grace_period_secs(a.grace_period);
         pb::TerminateResponse resp;
-        grpc::Status s = api->TerminatePattern(&ctx, req, &resp);
+        grpc::Status s = api_->TerminatePattern(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
-        if (o.json) {
+        if (o_.output == Options::Output::kJson) {
             print_json(resp);
         } else {
             std::printf("%s terminated: %s\n", req.process_id().c_str(), resp.exit_cause().c_str());
         }
         return resp.success() ? 0 : 1;
     }
-    if (o.command == "health") {
-        CommandArgs a(o.args, {}, {"--processes"});
+
+    int health(bool processes) {
         pb::HealthRequest req;
-        req.set_include_processes(a.has("--processes"));
+        req.set_include_processes(processes);
         pb::HealthResponse resp;
-        grpc::Status s = api->Health(&ctx, req, &resp);
+        grpc::Status s = api_->Health(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
-        if (o.json) {
+        if (o_.output == Options::Output::kJson) {
             print_json(resp);
         } else {
             std::printf(
@@ -309,14 +227,13 @@ int run(const Options& o) {
         }
         return resp.healthy() ? 0 : 1;
     }
-    if (o.command == "reload") {
-        CommandArgs a(o.args, {}, {});
-        if (!a.positional.empty()) throw UsageError("reload takes no arguments");
+
+    int reload() {
         pb::ReloadRequest req;
         pb::ReloadResponse resp;
-        grpc::Status s = api->Reload(&ctx, req, &resp);
+        grpc::Status s = api_->Reload(&ctx_, req, &resp);
         if (!s.ok()) return fail(s);
-        if (o.json) {
+        if (o_.output == Options::Output::kJson) {
             print_json(resp);
         } else {
             for (const auto& problem : resp.invalid_manifests())
@@ -326,17 +243,162 @@ int run(const Options& o) {
         }
         return 0;
     }
-    throw UsageError("unknown command '" + o.command + "'");
+
+private:
+    const Options& o_;
+    std::unique_ptr<pb::PatternLauncher::Stub> api_;
+    grpc::ClientContext ctx_;
+};
+
+const CLI::Validator kKeyValue(
+    [](std::string& text) {
+        return text.find('=') == std::string::npos
+                   ? std::string("expects KEY=VALUE, got '") + text + "'"
+                   : std::string();
+    },
+    "");
+
+const CLI::Validator kStateName(
+    [](std::string& text) {
+        pb::ProcessState state = pb::STATE_UNSPECIFIED;
+        return pb::ProcessState_Parse(text, &state)
+                   ? std::string()
+                   : "expects a state of the API, e.g. RUNNING or FAILED; got '" + text + "'";
+    },
+    "");
+
+// A CLI11 transform from the words of `names` to their values: rejects
+// anything else (numbers too) with "expects a, b or c; got 'x'".
+template <typename T>
+CLI::Validator one_of(const std::map<std::string, T>& names) {
+    std::string list;
+    for (auto it = names.begin(); it != names.end(); ++it) {
+        if (it != names.begin()) list += std::next(it) == names.end() ? " or " : ", ";
+        list += it->first;
+    }
+    return CLI::Validator(
+        [names, list](std::string& text) {
+            auto it = names.find(text);
+            if (it == names.end()) return "expects " + list + "; got '" + text + "'";
+            text = std::to_string(static_cast<long long>(it->second));
+            return std::string();
+        },
+        "");
 }
+
+// Whole seconds, 0 or more (the daemon caps them).
+const CLI::Validator kSeconds(
+    [](std::string& text) {
+        std::int64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        return ec == std::errc() && end == text.data() + text.size() && v >= 0
+                   ? std::string()
+                   : "expects whole seconds, got '" + text + "'";
+    },
+    "");
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    CLI::App app{
+        "The command line client of pattern-launcher: one request to its gRPC API "
+        "(prism.launcher.PatternLauncher), and the answer.",
+        "patternctl"};
+    app.footer(std::string("The default endpoint is unix:") + kDefaultSocket + ".");
+    // Global options may also follow the command: `patternctl list --output json`.
+    app.fallthrough();
+    app.require_subcommand(1);
+
+    Options o;
+    CLI::Option* socket =
+        app.add_option("--socket", o.socket, "the API's unix socket")->type_name("PATH");
+    app.add_option("--address", o.address, "a gRPC target instead, e.g. 127.0.0.1:8982")
+        ->type_name("HOST:PORT")
+        ->excludes(socket);
+    const std::map<std::string, Options::Output> kOutputs{{"table", Options::Output::kTable},
+                                                          {"json", Options::Output::kJson}};
+    app.add_option("--output", o.output, "tables, or the API's answer as JSON")
+        ->type_name("table|json")
+        ->transform(one_of(kOutputs));
+
+    LaunchArgs launch;
+    CLI::App* launch_cmd = app.add_subcommand(
+        "launch", "start PATTERN for the request's isolation key, or join its running process");
+    launch_cmd->add_option("PATTERN", launch.pattern, "the pattern's name")->required();
+    launch_cmd->add_option("--namespace", launch.namespace_id, "the tenant")->type_name("NS");
+    launch_cmd->add_option("--session", launch.session, "the session")->type_name("ID");
+    const std::map<std::string, pb::IsolationLevel> kIsolations{
+        {"none", pb::ISOLATION_NONE},
+        {"namespace", pb::ISOLATION_NAMESPACE},
+        {"session", pb::ISOLATION_SESSION}};
+    launch_cmd->add_option("--isolation", launch.isolation, "which key the request maps to")
+        ->type_name("none|namespace|session")
+        ->transform(one_of(kIsolations));
+    launch_cmd->add_option("--config", launch.config, "a setting for the pattern (repeatable)")
+        ->type_name("KEY=VALUE")
+        ->allow_extra_args(false)
+        ->check(kKeyValue);
+    launch_cmd
+        ->add_option("--grace-period", launch.grace_period,
+                     "seconds between SIGTERM and SIGKILL for this process")
+        ->type_name("SECONDS")
+        ->check(kSeconds);
+
+    ListArgs list;
+    CLI::App* list_cmd = app.add_subcommand("list", "list pattern processes");
+    list_cmd->add_option("--pattern", list.pattern, "only this pattern")->type_name("NAME");
+    list_cmd->add_option("--namespace", list.namespace_id, "only this tenant")->type_name("NS");
+    list_cmd->add_option("--state", list.state, "only processes in this state, e.g. RUNNING")
+        ->type_name("STATE")
+        ->check(kStateName);
+
+    std::string status_id;
+    CLI::App* status_cmd = app.add_subcommand("status", "show one process");
+    status_cmd->add_option("PROCESS_ID", status_id, "e.g. ns:tenant-a:echo")->required();
+
+    TerminateArgs terminate;
+    CLI::App* terminate_cmd = app.add_subcommand("terminate", "stop a process");
+    terminate_cmd->add_option("PROCESS_ID", terminate.process_id, "e.g. ns:tenant-a:echo")
+        ->required();
+    terminate_cmd
+        ->add_option("--grace-period", terminate.grace_period,
+                     "seconds between SIGTERM and SIGKILL")
+        ->type_name("SECONDS")
+        ->check(kSeconds);
+    terminate_cmd->add_flag("--force", terminate.force, "SIGKILL at once");
+
+    bool processes = false;
+    CLI::App* health_cmd =
+        app.add_subcommand("health", "the daemon's health; exits 1 when it is unhealthy");
+    health_cmd->add_flag("--processes", processes, "also list every process");
+
+    CLI::App* reload_cmd =
+        app.add_subcommand("reload", "re-read the manifests; answers once the reload is done");
+
+    std::string validate_dir;
+    CLI::App* validate_cmd =
+        app.add_subcommand("validate", "check DIR/*/manifest.yaml offline, as the daemon would");
+    validate_cmd->add_option("DIR", validate_dir, "the patterns directory")->required();
+
     try {
-        return run(parse_global(argc, argv));
-    } catch (const UsageError& e) {
-        std::fprintf(stderr, "patternctl: %s\n\n%s", e.what(), kUsage);
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "patternctl: %s\n\n%s", e.what(), app.help().c_str());
         return 2;
+    }
+
+    try {
+        if (*validate_cmd) return validate(validate_dir);
+        Client client(o);
+        if (*launch_cmd) return client.launch(launch);
+        if (*list_cmd) return client.list(list);
+        if (*status_cmd) return client.status(status_id);
+        if (*terminate_cmd) return client.terminate(terminate);
+        if (*health_cmd) return client.health(processes);
+        if (*reload_cmd) return client.reload();
+        return 2;  // require_subcommand(1) leaves no other case
     } catch (const std::exception& e) {
         std::fprintf(stderr, "patternctl: %s\n", e.what());
         return 1;

@@ -14,22 +14,20 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <charconv>
-#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 
-#include <sys/xattr.h>
-
 #include "api/api_listener.h"
-#include "daemon/commands.h"
-#include "config/config.h"
-#include "common/event_loop.h"
 #include "api/grpc_service.h"
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "config/config.h"
 #include "core/launcher.h"
-#include "observability/observability.h"
 #include "core/pattern_logs.h"
+#include "daemon/commands.h"
+#include "daemon/pattern_reloader.h"
+#include "observability/observability.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
 #include "sandbox/error.h"
@@ -38,19 +36,6 @@
 
 namespace launcher {
 namespace {
-
-void say(const std::string& line) {
-    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
-}
-
-int parse_port(const std::string& text) {
-    int value = -1;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < 0 || value > 65535) {
-        throw std::invalid_argument("--grpc-port expects 0..65535, got '" + text + "'");
-    }
-    return value;
-}
 
 // Defaults that work from a build tree: <build>/src/pattern-launcher finds
 // the example patterns at <build>/patterns.
@@ -71,11 +56,7 @@ bool running_delegated() {
     const sandbox::CgroupMount mount = sandbox::find_cgroup2_mount();
     const std::string own = sandbox::cgroup_dir(mount, sandbox::self_cgroup());
     const char* flag = std::getenv("PATTERN_LAUNCHER_DELEGATED");
-    char value[8] = {};
-    const bool delegated =
-        (flag && std::string(flag) == "1") ||
-        (::getxattr(own.c_str(), "trusted.delegate", value, sizeof value - 1) > 0 &&
-         value[0] == '1');
+    const bool delegated = (flag && std::string(flag) == "1") || sandbox::cgroup_is_delegated(own);
     return delegated && own != mount.path;
 }
 
@@ -96,9 +77,9 @@ sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool delegated_by_d
             // config.cgroup_root is the service's own cgroup here (the fallback).
             scope = open_tenant_scope(config.cgroup_root.string());
         } catch (const std::exception& e) {
-            say(std::string("cannot set up the tenants' scope: ") + e.what() +
-                "; tenants go below the service's own cgroup, where systemd cannot restart "
-                "this service while they run");
+            log::warning(std::string("cannot set up the tenants' scope: ") + e.what() +
+                         "; tenants go below the service's own cgroup, where systemd cannot "
+                         "restart this service while they run");
         }
     }
     if (!scope) return sandbox::CgroupTree::open(config.cgroup_root.string());
@@ -110,63 +91,31 @@ sandbox::CgroupTree open_cgroup_tree(LauncherConfig& config, bool delegated_by_d
     return sandbox::CgroupTree::open(config.cgroup_root.string(), options);
 }
 
-LauncherConfig configure(const std::vector<std::string>& args) {
-    std::optional<std::filesystem::path> config_file;
-    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
-        if (args[i] == "--config") config_file = args[i + 1];
-    }
-    LauncherConfig config = config_file ? load_config(*config_file) : built_in_defaults();
+LauncherConfig configure(const DaemonFlags& flags) {
+    LauncherConfig config =
+        flags.config_file ? load_config(*flags.config_file) : built_in_defaults();
     const std::filesystem::path derived_socket = config.runtime_dir / "api.sock";
-    bool socket_given = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& flag = args[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= args.size()) throw std::invalid_argument(flag + " needs a value");
-            return args[++i];
-        };
-        if (flag == "--config") {
-            value();
-        } else if (flag == "--patterns-dir") {
-            config.patterns_dir = std::filesystem::absolute(value());
-        } else if (flag == "--grpc-socket") {
-            config.grpc_socket = std::filesystem::absolute(value());
-            socket_given = true;
-        } else if (flag == "--grpc-port") {
-            config.grpc_port = parse_port(value());
-        } else if (flag == "--runtime-dir") {
-            config.runtime_dir = std::filesystem::absolute(value());
-        } else if (flag == "--cgroup-root") {
-            config.cgroup_root = value();
-        } else if (flag == "--limits-enforcement") {
-            const std::string& v = value();
-            if (v != "strict" && v != "warn") {
-                throw std::invalid_argument("--limits-enforcement expects strict or warn, got '" +
-                                            v + "'");
-            }
-            config.limits_enforcement =
-                v == "strict" ? LimitsEnforcement::kStrict : LimitsEnforcement::kWarn;
-        } else if (flag == "--default-isolation") {
-            auto level = parse_isolation(value());
-            if (!level)
-                throw std::invalid_argument(
-                    "--default-isolation expects none, namespace or session");
-            config.default_isolation = *level;
-        } else {
-            throw std::invalid_argument("unknown argument '" + flag + "' (see --help)");
-        }
-    }
+    if (flags.patterns_dir) config.patterns_dir = std::filesystem::absolute(*flags.patterns_dir);
+    if (flags.grpc_socket) config.grpc_socket = std::filesystem::absolute(*flags.grpc_socket);
+    if (flags.grpc_port) config.grpc_port = *flags.grpc_port;
+    if (flags.runtime_dir) config.runtime_dir = std::filesystem::absolute(*flags.runtime_dir);
+    if (flags.cgroup_root) config.cgroup_root = *flags.cgroup_root;
+    if (flags.limits_enforcement) config.limits_enforcement = *flags.limits_enforcement;
+    if (flags.default_isolation) config.default_isolation = *flags.default_isolation;
     // The socket follows runtime_dir unless it was set explicitly.
-    if (!socket_given && (config.grpc_socket.empty() || config.grpc_socket == derived_socket)) {
+    if (!flags.grpc_socket &&
+        (config.grpc_socket.empty() || config.grpc_socket == derived_socket)) {
         config.grpc_socket = config.runtime_dir / "api.sock";
     }
     if (config.log_dir.empty()) config.log_dir = config.runtime_dir / "logs";
     return config;
 }
 
-Discovery discover_or_explain(const LauncherConfig& config) {
-    Discovery found = discover_patterns(config.patterns_dir);
+// Any thread: the reload runs it on a worker (pattern_reloader.h).
+Discovery discover_or_explain(const std::filesystem::path& patterns_dir) {
+    Discovery found = discover_patterns(patterns_dir);
     for (const FileError& e : found.errors)
-        say("skipping invalid manifest: " + std::string(e.what()));
+        log::warning("skipping invalid manifest: " + std::string(e.what()));
     return found;
 }
 
@@ -199,7 +148,8 @@ bool open_api_listeners(ApiListener& api, std::multimap<std::string, int>& inher
     if (first != last) {
         for (auto it = first; it != last; ++it) {
             api.add(sandbox::UniqueFd(it->second));
-            say("serving the API on socket fd " + std::to_string(it->second) + " from systemd");
+            log::info("serving the API on socket fd " + std::to_string(it->second) +
+                      " from systemd");
         }
         inherited.erase("grpc");
         return true;
@@ -211,16 +161,16 @@ bool open_api_listeners(ApiListener& api, std::multimap<std::string, int>& inher
         api.add(bind_tcp_listener(config.grpc_port, port));
         where += " and 127.0.0.1:" + std::to_string(port);  // no authentication yet: loopback only
     }
-    say("serving the API on " + where);
+    log::info("serving the API on " + where);
     return false;
 }
 
 }  // namespace
 
-int run_daemon(const std::vector<std::string>& args) {
+int run_daemon(const DaemonFlags& flags) {
     // First, while no thread or child exists: LISTEN_PID must still be ours.
     std::multimap<std::string, int> inherited = take_listen_fds();
-    LauncherConfig config = configure(args);
+    LauncherConfig config = configure(flags);
     // Without a configured cgroup_root, a delegated service's tenants get
     // their own scope (open_cgroup_tree); this is the fallback.
     const bool delegated_by_default = config.cgroup_root.empty() && running_delegated();
@@ -228,9 +178,10 @@ int run_daemon(const std::vector<std::string>& args) {
     sandbox::UniqueFd signals = termination_signals();
     SystemdNotifier notifier;
 
-    Discovery discovery = discover_or_explain(config);
+    Discovery discovery = discover_or_explain(config.patterns_dir);
     if (discovery.patterns.empty()) {
-        say("no valid pattern manifest in " + config.patterns_dir.string() + "; refusing to start");
+        log::error("no valid pattern manifest in " + config.patterns_dir.string() +
+                   "; refusing to start");
         return 1;
     }
     std::filesystem::create_directories(config.runtime_dir);
@@ -248,28 +199,56 @@ int run_daemon(const std::vector<std::string>& args) {
     launcher.set_logs(&logs);
     // Before serving: processes a previous instance left running are adopted
     // (or killed, per orphan_policy); nothing untracked stays in the subtree.
-    Launcher::RecoveryReport recovered = launcher.recover();
-    if (recovered.adopted || recovered.killed || recovered.stale_records ||
+    const Launcher::RecoveryReport recovered = launcher.recover();
+    if (recovered.adopted || recovered.started_again || recovered.stops_finished ||
+        recovered.kept_failed || recovered.killed || recovered.set_aside ||
         recovered.removed_groups) {
-        say("recovery: adopted " + std::to_string(recovered.adopted) + ", killed " +
-            std::to_string(recovered.killed) + ", removed " +
-            std::to_string(recovered.removed_groups) + " cgroups and " +
-            std::to_string(recovered.stale_records) + " stale state records");
+        log::notice("recovery: adopted " + std::to_string(recovered.adopted) + ", started again " +
+                    std::to_string(recovered.started_again) + ", finished stopping " +
+                    std::to_string(recovered.stops_finished) + ", kept failed " +
+                    std::to_string(recovered.kept_failed) + ", killed " +
+                    std::to_string(recovered.killed) + " untracked, removed " +
+                    std::to_string(recovered.removed_groups) + " cgroups, set aside " +
+                    std::to_string(recovered.set_aside) + " unreadable state records");
     }
 
     ApiListener api(loop);
     const bool api_from_systemd = open_api_listeners(api, inherited, config);
-    auto reload = [&]() {
-        notifier.reloading();
-        say("reloading manifests from " + config.patterns_dir.string());
-        Discovery reloaded = discover_or_explain(config);
-        std::vector<std::string> problems;
-        for (const FileError& e : reloaded.errors)
-            problems.push_back(e.what());
-        launcher.replace_patterns(std::move(reloaded));
-        say("reloaded " + std::to_string(launcher.pattern_count()) + " patterns");
-        notifier.ready(status_line(launcher));
-        return problems;
+    // SIGHUP and the Reload RPC: discovery on a worker thread, applied here.
+    PatternReloader reloader(
+        loop,
+        {.begin =
+             [&] {
+                 notifier.reloading();
+                 log::info("reloading manifests from " + config.patterns_dir.string());
+             },
+         .discover = [patterns_dir =
+                          config.patterns_dir] { return discover_or_explain(patterns_dir); },
+         .apply =
+             [&](Discovery reloaded) {
+                 launcher.replace_patterns(std::move(reloaded));
+                 log::info("reloaded " + std::to_string(launcher.pattern_count()) + " patterns");
+             },
+         .end =
+             [&](const PatternReloader::Outcome& outcome) {
+                 if (outcome.failure) {
+                     log::error("reload failed, keeping the " +
+                                std::to_string(launcher.pattern_count()) +
+                                " patterns loaded: " + *outcome.failure);
+                 }
+                 // After RELOADING=1, systemd waits for READY=1 either way.
+                 notifier.ready(status_line(launcher));
+             }});
+    auto reload = [&reloader](PatternLauncherService::ReloadDone done) {
+        reloader.request([done = std::move(done)](const PatternReloader::Outcome& outcome) {
+            PatternLauncherService::ReloadOutcome answer;
+            if (outcome.failure) {
+                answer.code = ErrorCode::kFailedPrecondition;
+                answer.message = "reload failed: " + *outcome.failure;
+            }
+            answer.invalid_manifests = outcome.invalid_manifests;
+            done(answer);
+        });
     };
     PatternLauncherService service(
         loop, launcher, {reload, [&api](const std::string& peer) { return api.caller(peer); }});
@@ -285,7 +264,7 @@ int run_daemon(const std::vector<std::string>& args) {
     };
     std::unique_ptr<Observability> observability = start_observability(
         loop, launcher, config, take_inherited("metrics"), take_inherited("health"));
-    say(observability->describe());
+    log::info(observability->describe());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -293,13 +272,14 @@ int run_daemon(const std::vector<std::string>& args) {
     builder.RegisterService(&service);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server) {
-        say("cannot start the gRPC server");
+        log::error("cannot start the gRPC server");
         return 1;
     }
     api.serve(*server);
-    say("serving prism.launcher.PatternLauncher with " + std::to_string(pattern_count) +
-        " patterns from " + config.patterns_dir.string() + "; cgroups under " + tree.root_path() +
-        "; pattern output to " + (logs.uses_journald() ? "journald" : logs.dir().string()));
+    log::info("serving prism.launcher.PatternLauncher with " + std::to_string(pattern_count) +
+              " patterns from " + config.patterns_dir.string() + "; cgroups under " +
+              tree.root_path() + "; pattern output to " +
+              (logs.uses_journald() ? "journald" : logs.dir().string()));
 
     // Ready: the API answers, we sit in our supervisor leaf, recovery is done.
     notifier.ready(status_line(launcher));
@@ -309,7 +289,6 @@ int run_daemon(const std::vector<std::string>& args) {
         std::string now = status_line(launcher);
         if (now != last_status && !launcher.shutting_down()) notifier.status(now);
         last_status = now;
-        if (!logs.uses_journald()) logs.enforce_caps();
         loop.add_timer(std::chrono::seconds(5), refresh);
     };
     loop.add_timer(std::chrono::seconds(5), refresh);
@@ -328,13 +307,13 @@ int run_daemon(const std::vector<std::string>& args) {
         signalfd_siginfo info{};
         while (::read(signals.get(), &info, sizeof info) == sizeof info) {
             if (info.ssi_signo == SIGHUP) {
-                reload();
+                reloader.request({});
                 continue;
             }
             if (launcher.shutting_down()) continue;
             const std::size_t count = launcher.process_count();
-            say(std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ": terminating " +
-                std::to_string(count) + " patterns");
+            log::notice(std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") +
+                        ": terminating " + std::to_string(count) + " patterns");
             notifier.stopping("terminating " + std::to_string(count) + " patterns");
             server->GetHealthCheckService()->SetServingStatus(false);
             remaining_at_last_extend = count + 1;
@@ -360,7 +339,7 @@ int run_daemon(const std::vector<std::string>& args) {
     if (scope) release_tenant_scope(*scope);
     // systemd's socket stays for the next activation (man systemd.socket).
     if (!api_from_systemd) ::unlink(config.grpc_socket.c_str());
-    say("stopped");
+    log::info("stopped");
     return 0;
 }
 

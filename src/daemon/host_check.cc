@@ -7,10 +7,10 @@
 #include <memory>
 #include <string>
 
-#include "daemon/commands.h"
+#include "common/identity_pool.h"
 #include "config/config.h"
 #include "core/confinement.h"
-#include "common/identity_pool.h"
+#include "daemon/commands.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
@@ -91,17 +91,9 @@ bool report_patterns(const std::filesystem::path& dir) {
 
 }  // namespace
 
-int run_host_check(const std::vector<std::string>& args) {
-    std::filesystem::path config_file, patterns_dir;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if ((args[i] == "--config" || args[i] == "--patterns-dir") && i + 1 < args.size()) {
-            (args[i] == "--config" ? config_file : patterns_dir) = args[++i];
-        } else {
-            std::fprintf(stderr, "pattern-launcher check: unknown argument '%s'\n",
-                         args[i].c_str());
-            return 2;
-        }
-    }
+int run_host_check(const CheckFlags& flags) {
+    const std::filesystem::path& config_file = flags.config_file;
+    const std::filesystem::path& patterns_dir = flags.patterns_dir;
     LauncherConfig config;
     if (!config_file.empty()) config = load_config(config_file);
     if (!patterns_dir.empty()) config.patterns_dir = patterns_dir;

@@ -8,11 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
-#include <vector>
 
+#include "common/log.h"
 #include "sandbox/error.h"
 
 namespace launcher {
@@ -22,128 +21,6 @@ namespace {
 constexpr std::size_t kReadChunk = 4096;
 // What a client may still send after its response before it is cut off.
 constexpr std::size_t kMaxDiscard = 1 << 20;
-constexpr std::chrono::milliseconds kAcceptPause{100};
-
-void say(const std::string& line) {
-    std::fprintf(stderr, "pattern-launcher: %s\n", line.c_str());
-}
-
-// RFC 9110 token characters (methods, header names).
-bool is_tchar(char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (char c : s) {
-        if (!is_tchar(c)) return false;
-    }
-    return true;
-}
-
-// Where the head ends (just past its blank line), or npos. Bare LF line
-// ends are accepted, as RFC 9112 allows.
-std::size_t head_end(const std::string& in) {
-    std::size_t crlf = in.find("\r\n\r\n");
-    std::size_t lf = in.find("\n\n");
-    std::size_t end = std::string::npos;
-    if (crlf != std::string::npos) end = crlf + 4;
-    if (lf != std::string::npos && (end == std::string::npos || lf + 2 < end)) end = lf + 2;
-    return end;
-}
-
-// Splits the head into lines without their CR LF / LF.
-std::vector<std::string_view> head_lines(std::string_view head) {
-    std::vector<std::string_view> lines;
-    std::size_t pos = 0;
-    while (pos < head.size()) {
-        std::size_t nl = head.find('\n', pos);
-        if (nl == std::string_view::npos) nl = head.size();
-        std::string_view line = head.substr(pos, nl - pos);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        lines.push_back(line);
-        pos = nl + 1;
-    }
-    return lines;
-}
-
-struct ParsedHead {
-    int error = 0;  // an HTTP status when the head is unacceptable
-    std::string error_detail;
-    HttpRequest request;
-};
-
-ParsedHead parse_head(std::string_view head) {
-    ParsedHead out;
-    auto fail = [&](int status, std::string detail) {
-        out.error = status;
-        out.error_detail = std::move(detail);
-        return out;
-    };
-    std::vector<std::string_view> lines = head_lines(head);
-    std::size_t first = 0;
-    // A server SHOULD ignore empty lines before the request line.
-    while (first < lines.size() && lines[first].empty())
-        ++first;
-    if (first == lines.size()) return fail(400, "empty request");
-    std::string_view line = lines[first];
-
-    // method SP request-target SP HTTP-version
-    std::size_t sp1 = line.find(' ');
-    std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-        return fail(400, "malformed request line");
-    }
-    std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string_view version = line.substr(sp2 + 1);
-    if (!is_token(method)) return fail(400, "malformed method");
-    if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
-        version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
-        return fail(400, "malformed HTTP version");
-    }
-    if (target.empty()) return fail(400, "empty request target");
-    for (char c : target) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f) return fail(400, "invalid character in the request target");
-    }
-    for (std::size_t i = first + 1; i < lines.size(); ++i) {
-        std::string_view field = lines[i];
-        if (field.empty()) break;
-        std::size_t colon = field.find(':');
-        if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) {
-            return fail(400, "malformed header field");
-        }
-    }
-    if (version[5] != '1') return fail(505, "only HTTP/1.x is served");
-    if (method != "GET" && method != "HEAD") {
-        return fail(405, "only GET and HEAD are served");
-    }
-
-    // absolute-form (http://host/path) -> its path; otherwise origin-form.
-    std::string_view path = target;
-    if (std::size_t scheme = target.find("://");
-        scheme != std::string_view::npos && target[0] != '/') {
-        std::size_t slash = target.find('/', scheme + 3);
-        path = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-    } else if (target[0] != '/') {
-        return fail(400, "the request target must be a path");
-    }
-    std::string_view query;
-    if (std::size_t q = path.find('?'); q != std::string_view::npos) {
-        query = path.substr(q + 1);
-        path = path.substr(0, q);
-    }
-    out.request.method = std::string(method);
-    out.request.path = std::string(path);
-    out.request.query = std::string(query);
-    return out;
-}
-
-std::string describe_errno(int err) {
-    return std::strerror(err);
-}
 
 }  // namespace
 
@@ -212,12 +89,14 @@ HttpEndpoint::HttpEndpoint(EventLoop& loop, sandbox::UniqueFd listener, std::str
         ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
         sandbox::throw_sys_error(errno, name_ + " endpoint: fcntl on fd " + std::to_string(fd));
     }
-    start_accepting();
+    acceptor_ = std::make_unique<AcceptBackoff>(
+        loop_, fd, name_ + " endpoint",
+        [this](sandbox::UniqueFd connection) { on_connection(std::move(connection)); });
+    acceptor_->start();
 }
 
 HttpEndpoint::~HttpEndpoint() {
-    stop_accepting();
-    if (resume_timer_) loop_.cancel_timer(resume_timer_);
+    acceptor_.reset();
     for (auto& [id, c] : connections_) {
         loop_.remove_fd(c->fd.get());
         if (c->timer) loop_.cancel_timer(c->timer);
@@ -260,35 +139,10 @@ std::string HttpEndpoint::address() const {
     return "?";
 }
 
-void HttpEndpoint::start_accepting() {
-    if (accepting_) return;
-    loop_.add_fd(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
-    accepting_ = true;
-}
-
-void HttpEndpoint::stop_accepting() {
-    if (!accepting_) return;
-    loop_.remove_fd(listener_.get());
-    accepting_ = false;
-}
-
+// After a connection closed: below the limit again. While the acceptor backs
+// off (out of fds), its timer re-arms it instead.
 void HttpEndpoint::resume_accepting() {
-    if (accepting_ || resume_timer_ || connections_.size() >= options_.max_connections) return;
-    try {
-        start_accepting();
-    } catch (const std::exception& e) {
-        say(name_ + " endpoint: " + e.what());
-        pause_accepting();
-    }
-}
-
-void HttpEndpoint::pause_accepting() {
-    stop_accepting();
-    if (resume_timer_) return;
-    resume_timer_ = loop_.add_timer(kAcceptPause, [this] {
-        resume_timer_ = 0;
-        resume_accepting();
-    });
+    if (connections_.size() < options_.max_connections) acceptor_->start();
 }
 
 // Changes what a connection waits for; closes it if epoll refuses.
@@ -297,50 +151,26 @@ bool HttpEndpoint::watch(Connection& c, std::uint32_t events) {
         loop_.modify_fd(c.fd.get(), events);
         return true;
     } catch (const std::exception& e) {
-        say(name_ + " endpoint: " + e.what());
+        log::warning(name_ + " endpoint: " + e.what());
         close(c.id);
         return false;
     }
 }
 
-void HttpEndpoint::on_accept() {
-    while (connections_.size() < options_.max_connections) {
-        int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            const int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK) return;
-            // The connection died in the backlog, or a signal: try the next one.
-            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
-                err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH ||
-                err == EOPNOTSUPP || err == ENETUNREACH) {
-                continue;
-            }
-            // Out of fds or memory: level-triggered epoll would spin, so
-            // pause accepting; the backlog holds the clients meanwhile.
-            say(name_ + " endpoint: accept: " + describe_errno(err) + "; pausing for " +
-                std::to_string(kAcceptPause.count()) + " ms");
-            pause_accepting();
-            return;
-        }
-        auto c = std::make_unique<Connection>();
-        c->id = next_id_++;
-        c->fd = sandbox::UniqueFd(fd);
-        const std::uint64_t id = c->id;
-        Connection& ref = *c;
-        connections_.emplace(id, std::move(c));
-        try {
-            loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP,
-                         [this, id](std::uint32_t events) { on_event(id, events); });
-        } catch (const std::exception& e) {
-            say(name_ + " endpoint: " + e.what());
-            connections_.erase(id);
-            pause_accepting();
-            return;
-        }
-        arm_timer(ref, options_.head_timeout);
-    }
+// Throws (epoll refusing the fd) to make the acceptor back off.
+void HttpEndpoint::on_connection(sandbox::UniqueFd fd) {
+    auto c = std::make_unique<Connection>();
+    c->id = next_id_++;
+    const int raw = fd.get();
+    c->fd = std::move(fd);
+    const std::uint64_t id = c->id;
+    Connection& ref = *c;
+    loop_.add_fd(raw, EPOLLIN | EPOLLRDHUP,
+                 [this, id](std::uint32_t events) { on_event(id, events); });
+    connections_.emplace(id, std::move(c));
+    arm_timer(ref, options_.head_timeout);
     // Full: leave the rest in the backlog until a connection closes.
-    stop_accepting();
+    if (connections_.size() >= options_.max_connections) acceptor_->stop();
 }
 
 void HttpEndpoint::arm_timer(Connection& c, std::chrono::milliseconds delay) {
@@ -383,15 +213,9 @@ void HttpEndpoint::read_head(Connection& c) {
         ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
         if (n > 0) {
             c.in.append(buf, static_cast<std::size_t>(n));
-            std::size_t end = head_end(c.in);
-            if (end != std::string::npos && end <= options_.max_head_bytes) return respond_to(c);
-            if (c.in.size() > options_.max_head_bytes) {
-                return respond(c, 431, "text/plain; charset=utf-8",
-                               "request head larger than " +
-                                   std::to_string(options_.max_head_bytes) + " bytes\n",
-                               false);
-            }
-            continue;
+            HttpParseResult parsed = parse_http_request(c.in, options_.max_head_bytes);
+            if (parsed.outcome == HttpParseResult::Outcome::kNeedMore) continue;
+            return respond_to(c, parsed);
         }
         if (n == 0) {
             // The client stopped sending before a complete head; it may
@@ -405,14 +229,15 @@ void HttpEndpoint::read_head(Connection& c) {
     }
 }
 
-void HttpEndpoint::respond_to(Connection& c) {
-    ParsedHead parsed = parse_head(std::string_view(c.in).substr(0, head_end(c.in)));
-    if (parsed.error) {
-        return respond(c, parsed.error, "text/plain; charset=utf-8", parsed.error_detail + "\n",
-                       false, parsed.error == 405 ? "Allow: GET, HEAD\r\n" : "");
+// One request per connection (`Connection: close`): bytes after the head
+// (a body, a pipelined request) are discarded by the drain.
+void HttpEndpoint::respond_to(Connection& c, const HttpParseResult& parsed) {
+    if (parsed.outcome == HttpParseResult::Outcome::kError) {
+        return respond(c, parsed.status, "text/plain; charset=utf-8", parsed.detail + "\n", false,
+                       parsed.status == 405 ? "Allow: GET, HEAD\r\n" : "");
     }
     const HttpRequest& request = parsed.request;
-    const bool head_only = request.method == "HEAD";
+    const bool head_only = request.method == HttpMethod::kHead;
     auto route = routes_.find(request.path);
     if (route == routes_.end()) {
         return respond(c, 404, "text/plain; charset=utf-8", "no such path\n", head_only);
@@ -421,7 +246,7 @@ void HttpEndpoint::respond_to(Connection& c) {
     try {
         response = route->second(request);
     } catch (const std::exception& e) {
-        say(name_ + " endpoint: " + request.path + ": " + e.what());
+        log::error(name_ + " endpoint: " + request.path + ": " + e.what());
         return respond(c, 500, "text/plain; charset=utf-8", "internal error\n", head_only);
     }
     respond(c, response.status, response.content_type, std::move(response.body), head_only);

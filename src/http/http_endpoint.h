@@ -7,7 +7,8 @@
 // for unknown paths), answer with Content-Length and `Connection: close`,
 // then half-close and discard whatever the client still sends until it
 // closes. A connection gets 5 s for its request head and 5 s of inactivity
-// while its response is written; it never blocks the loop.
+// while its response is written; it never blocks the loop. The head parser
+// is http_request_parser.h; out of fds, accepting pauses (accept_backoff.h).
 #pragma once
 
 #include <chrono>
@@ -17,16 +18,12 @@
 #include <memory>
 #include <string>
 
+#include "common/accept_backoff.h"
 #include "common/event_loop.h"
+#include "http/http_request_parser.h"
 #include "sandbox/unique_fd.h"
 
 namespace launcher {
-
-struct HttpRequest {
-    std::string method;  // "GET" or "HEAD"
-    std::string path;    // without the query
-    std::string query;   // after '?', may be empty
-};
 
 struct HttpResponse {
     int status = 200;
@@ -68,19 +65,16 @@ public:
 
 private:
     struct Connection;
-    void start_accepting();
-    void stop_accepting();
     // From callbacks: never throw; on trouble, try again a little later.
     void resume_accepting();
-    void pause_accepting();
     bool watch(Connection& c, std::uint32_t events);
-    void on_accept();
+    void on_connection(sandbox::UniqueFd fd);
     void on_event(std::uint64_t id, std::uint32_t events);
     void on_timeout(std::uint64_t id);
     void read_head(Connection& c);
     void respond(Connection& c, int status, const std::string& content_type, std::string body,
                  bool head_only, const std::string& extra_headers = {});
-    void respond_to(Connection& c);
+    void respond_to(Connection& c, const HttpParseResult& parsed);
     void write_some(Connection& c);
     void drain(Connection& c);
     void close(std::uint64_t id);
@@ -90,11 +84,11 @@ private:
     sandbox::UniqueFd listener_;
     std::string name_;
     Options options_;
-    bool accepting_ = false;
-    EventLoop::TimerId resume_timer_ = 0;
     std::map<std::string, Handler> routes_;
     std::map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::uint64_t next_id_ = 1;
+    // Last: destroyed first, so that no accept callback sees a dying endpoint.
+    std::unique_ptr<AcceptBackoff> acceptor_;
 };
 
 // A TCP listening socket on `address`:`port` (an IPv4 or IPv6 literal; port

@@ -138,7 +138,8 @@ public:
             cpu_seconds.metric.push_back(sample(labels, seconds, MetricType::Counter));
             // Without the memory controller there is no memory.current, and
             // no value: better no series than a false 0.
-            if (::access((p.cgroup + "/memory.current").c_str(), F_OK) == 0) {
+            // (The usage cache knows; a scrape reads no cgroupfs file.)
+            if (p.memory_known) {
                 memory.metric.push_back(
                     sample(labels, static_cast<double>(p.memory_bytes), MetricType::Gauge));
             }

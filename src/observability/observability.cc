@@ -1,135 +1,57 @@
 #include "observability/observability.h"
 
+#include <nlohmann/json.hpp>
+
 namespace launcher {
 
 namespace {
 
 constexpr const char* kLoopback = "127.0.0.1";
 
-// The length of the valid UTF-8 sequence at s[i], or 0 if there is none
-// (stray continuation byte, overlong form, surrogate, above U+10FFFF,
-// truncated).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char b0 = byte(i);
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        len = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        len = 3;
-        if (b0 == 0xE0) lo = 0xA0;  // overlong
-        if (b0 == 0xED) hi = 0x9F;  // UTF-16 surrogates
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        len = 4;
-        if (b0 == 0xF0) lo = 0x90;  // overlong
-        if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < len; ++k) {
-        if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-    }
-    return len;
-}
-
-std::string json_string(std::string_view text) {
-    return "\"" + json_escape(text) + "\"";
-}
-
 }  // namespace
 
-std::string json_escape(std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(text.size() + 8);
-    std::size_t i = 0;
-    while (i < text.size()) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x80) {
-            if (std::size_t len = utf8_sequence(text, i)) {
-                out.append(text.substr(i, len));
-                i += len;
-            } else {
-                out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-                ++i;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    out += "\\u00";
-                    out += kHex[c >> 4];
-                    out += kHex[c & 0xF];
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-        ++i;
-    }
-    return out;
-}
-
+// Keys in the order RFC-035 lists them (ordered_json keeps insertion order).
+// Strings that are not valid UTF-8 (a pattern's last_error can hold any
+// bytes) get U+FFFD for each bad byte instead of making dump() throw.
 std::string health_json(const HealthSummary& h) {
+    using Json = nlohmann::ordered_json;
     auto count = [&](const char* level) {
         auto it = h.isolation_distribution.find(level);
-        return std::to_string(it == h.isolation_distribution.end() ? 0 : it->second);
+        return it == h.isolation_distribution.end() ? 0 : it->second;
     };
-    std::string out = "{\n";
-    out += "  \"status\": " + json_string(h.healthy ? "healthy" : "unhealthy") + ",\n";
-    out += "  \"total_processes\": " + std::to_string(h.total) + ",\n";
-    out += "  \"running_processes\": " + std::to_string(h.running) + ",\n";
-    out += "  \"terminating_processes\": " + std::to_string(h.terminating) + ",\n";
-    out += "  \"failed_processes\": " + std::to_string(h.failed) + ",\n";
-    out += "  \"starting_processes\": " + std::to_string(h.starting) + ",\n";
-    out += "  \"uptime_seconds\": " + std::to_string(h.uptime_seconds) + ",\n";
-    out += "  \"patterns_loaded\": " + std::to_string(h.patterns_loaded) + ",\n";
-    out += "  \"isolation_distribution\": {\"none\": " + count("none") +
-           ", \"namespace\": " + count("namespace") + ", \"session\": " + count("session") + "},\n";
-    out += "  \"processes\": [";
-    bool first = true;
+    Json processes = Json::array();
     for (const ProcessInfo& p : h.processes) {
-        out += first ? "\n" : ",\n";
-        first = false;
-        out += "    {\"pattern_name\": " + json_string(p.pattern) +
-               ", \"process_id\": " + json_string(p.process_id) +
-               ", \"state\": " + json_string(state_name(p.state)) +
-               ", \"healthy\": " + (p.healthy ? "true" : "false") +
-               ", \"uptime_seconds\": " + std::to_string(p.uptime_seconds) +
-               ", \"isolation\": " + json_string(isolation_name(p.isolation)) +
-               ", \"namespace\": " + json_string(p.namespace_id) +
-               ", \"session_id\": " + json_string(p.session_id) +
-               ", \"address\": " + json_string(p.address) + ", \"pid\": " + std::to_string(p.pid) +
-               ", \"restart_count\": " + std::to_string(p.restart_count) +
-               ", \"last_error\": " + json_string(p.last_error) + "}";
+        processes.push_back({
+            {"pattern_name", p.pattern},
+            {"process_id", p.process_id},
+            {"state", state_name(p.state)},
+            {"healthy", p.healthy},
+            {"uptime_seconds", p.uptime_seconds},
+            {"isolation", isolation_name(p.isolation)},
+            {"namespace", p.namespace_id},
+            {"session_id", p.session_id},
+            {"address", p.address},
+            {"pid", p.pid},
+            {"restart_count", p.restart_count},
+            {"last_error", p.last_error},
+        });
     }
-    out += first ? "]\n" : "\n  ]\n";
-    out += "}\n";
-    return out;
+    const Json out = {
+        {"status", h.healthy ? "healthy" : "unhealthy"},
+        {"total_processes", h.total},
+        {"running_processes", h.running},
+        {"terminating_processes", h.terminating},
+        {"failed_processes", h.failed},
+        {"starting_processes", h.starting},
+        {"uptime_seconds", h.uptime_seconds},
+        {"patterns_loaded", h.patterns_loaded},
+        {"isolation_distribution",
+         {{"none", count("none")},
+          {"namespace", count("namespace")},
+          {"session", count("session")}}},
+        {"processes", std::move(processes)},
+    };
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 Observability::~Observability() {

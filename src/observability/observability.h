@@ -6,13 +6,12 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 
-#include "config/config.h"
 #include "common/event_loop.h"
-#include "http/http_endpoint.h"
+#include "config/config.h"
 #include "core/launcher.h"
 #include "core/launcher_types.h"
+#include "http/http_endpoint.h"
 #include "observability/metrics.h"
 
 namespace launcher {
@@ -49,12 +48,8 @@ std::unique_ptr<Observability> start_observability(EventLoop& loop, Launcher& la
                                                    int inherited_health_fd = -1);
 
 // The health JSON of RFC-035 ("Health Check Response") for `summary`,
-// which should include its processes.
+// which should include its processes. Text that is not valid UTF-8 has each
+// bad byte replaced by U+FFFD.
 std::string health_json(const HealthSummary& summary);
-
-// `text` as the contents of a JSON string (without the quotes): quotes,
-// backslashes and control characters escaped, UTF-8 passed through, bytes
-// that are not valid UTF-8 replaced by U+FFFD.
-std::string json_escape(std::string_view text);
 
 }  // namespace launcher

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/log.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/error.h"
 #include "sandbox/unique_fd.h"
@@ -35,6 +35,10 @@ constexpr const char* kSystemd = "org.freedesktop.systemd1";
 // lists its BPF pseudo-controllers, which are not cgroup files.
 constexpr const char* kKernelControllers[] = {"cpu",  "cpuset",  "io",   "memory",
                                               "pids", "hugetlb", "rdma", "misc"};
+
+// systemd's D-Bus error for a unit name that is taken (BUS_ERROR_UNIT_EXISTS
+// in systemd's src/libsystemd/sd-bus/bus-common-errors.h).
+constexpr const char* kUnitExists = "org.freedesktop.systemd1.UnitExists";
 
 struct BusError {
     sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -107,7 +111,9 @@ void stop_unit(sd_bus* bus, const std::string& unit) {
     if (r < 0) throw bus_failure("StopUnit " + unit, r, &e.error);
 }
 
-void start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice) {
+// False when systemd already has a unit of that name (told by the D-Bus
+// error's name, not its text); throws on any other failure.
+bool start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice) {
     sd_bus_message* raw = nullptr;
     check(sd_bus_message_new_method_call(bus, &raw, kSystemd, "/org/freedesktop/systemd1",
                                          "org.freedesktop.systemd1.Manager", "StartTransientUnit"),
@@ -141,11 +147,9 @@ void start_scope(sd_bus* bus, const TenantScope& scope, const std::string& slice
     sd_bus_message* reply = nullptr;
     int r = sd_bus_call(bus, raw, 30 * 1000 * 1000, &e.error, &reply);
     sd_bus_message_unref(reply);
+    if (r < 0 && sd_bus_error_has_name(&e.error, kUnitExists)) return false;
     if (r < 0) throw bus_failure("StartTransientUnit " + scope.unit, r, &e.error);
-}
-
-bool unit_exists_error(const std::exception& e) {
-    return std::string(e.what()).find("already exists") != std::string::npos;
+    return true;
 }
 
 // This very binary, as "pattern-launcher hold".
@@ -183,6 +187,7 @@ std::optional<TenantScope> open_tenant_scope(const std::string& service_cgroup_d
     char* raw_unit = nullptr;
     if (sd_pid_get_unit(0, &raw_unit) < 0) return std::nullopt;
     const std::string unit = take_string(raw_unit);
+    // A unit's type is its name's suffix (systemd.unit(5)).
     if (!unit.ends_with(".service")) return std::nullopt;
     char* raw_slice = nullptr;
     const int r = sd_pid_get_slice(0, &raw_slice);
@@ -211,15 +216,15 @@ std::optional<TenantScope> open_tenant_scope(const std::string& service_cgroup_d
     scope.holder = start_holder();
     scope.holder_is_child = true;
     try {
-        try {
-            start_scope(bus.get(), scope, slice);
-        } catch (const std::runtime_error& e) {
+        if (!start_scope(bus.get(), scope, slice)) {
             // A scope of that name without a cgroup: a leftover systemd has
             // not collected yet. Stop it and ask once more.
-            if (!unit_exists_error(e)) throw;
             stop_unit(bus.get(), scope.unit);
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
-            start_scope(bus.get(), scope, slice);
+            if (!start_scope(bus.get(), scope, slice)) {
+                throw std::runtime_error("StartTransientUnit " + scope.unit +
+                                         ": the unit still exists after StopUnit");
+            }
         }
         // The job moves the holder; wait for it (generously: emulated hosts).
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -251,7 +256,7 @@ void release_tenant_scope(const TenantScope& scope) {
         Bus bus = connect_to_systemd();
         stop_unit(bus.get(), scope.unit);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "pattern-launcher: %s; ending the placeholder directly\n", e.what());
+        log::warning(std::string(e.what()) + "; ending the placeholder directly");
         ::kill(scope.holder, SIGTERM);
     }
     if (scope.holder_is_child) {

@@ -54,6 +54,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "prism/launcher/launcher.grpc.pb.h"
 
 namespace {
@@ -633,41 +635,22 @@ std::string ms(double us) {
     return buf;
 }
 
-std::string json_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out;
+// The JSON report keeps its keys in the order written (ordered_json) and
+// its numbers at the precision the table shows.
+using Json = nlohmann::ordered_json;
+
+double rounded(double v, int decimals = 1) {
+    const double scale = std::pow(10.0, decimals);
+    return std::round(v * scale) / scale;
 }
 
-std::string json_number(double v, int decimals = 1) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
-
-std::string json_summary(const Summary& s) {
-    return "{\"n\":" + std::to_string(s.n) + ",\"p50_us\":" + json_number(s.p50) +
-           ",\"p90_us\":" + json_number(s.p90) + ",\"p99_us\":" + json_number(s.p99) +
-           ",\"max_us\":" + json_number(s.max) + ",\"mean_us\":" + json_number(s.mean) + "}";
-}
-
-std::string json_errors(const std::vector<std::string>& errors) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < errors.size(); ++i) {
-        out += (i ? ",\"" : "\"") + json_escape(errors[i]) + "\"";
-    }
-    return out + "]";
+Json json_summary(const Summary& s) {
+    return {{"n", s.n},
+            {"p50_us", rounded(s.p50)},
+            {"p90_us", rounded(s.p90)},
+            {"p99_us", rounded(s.p99)},
+            {"max_us", rounded(s.max)},
+            {"mean_us", rounded(s.mean)}};
 }
 
 pid_t peer_pid(const std::string& socket_path) {
@@ -1014,58 +997,68 @@ int main(int argc, char** argv) {
     std::printf("\n");
 
     // ---- JSON ----
-    std::string json =
-        "{\"pattern\":\"" + json_escape(o.pattern) + "\",\"label\":\"" + json_escape(o.label) +
-        "\",\"concurrency\":" + std::to_string(o.concurrency) + ",\"load_start\":\"" +
-        load_at_start + "\",\"load_end\":\"" + loadavg() + "\"";
-    json += ",\"latency\":{";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        std::string summary = json_summary(rows[i].s);
-        summary.insert(summary.size() - 1,
-                       ",\"host_busy_percent\":" + json_number(rows[i].host_busy) +
-                           ",\"other_busy_percent\":" + json_number(rows[i].other_busy));
-        json += (i ? ",\"" : "\"") + json_escape(rows[i].name) + "\":" + summary;
+    Json latency_report = Json::object();
+    for (const LatencyRow& row : rows) {
+        Json summary = json_summary(row.s);
+        summary["host_busy_percent"] = rounded(row.host_busy);
+        summary["other_busy_percent"] = rounded(row.other_busy);
+        latency_report[row.name] = std::move(summary);
     }
-    json += "},\"cold_launches_per_s\":{\"sequential\":" + json_number(cold_seq_rate) +
-            ",\"concurrent\":" + json_number(launch_rate) + "}";
-    json += ",\"warm_reuses_per_s_concurrent\":" + json_number(warm_concurrent_rate);
-    json += ",\"cpu_us\":{\"daemon_per_launch\":" + json_number(daemon_cpu_per_launch_us) +
-            ",\"daemon_per_terminate\":" + json_number(daemon_cpu_per_terminate_us) +
-            ",\"pattern_per_lifecycle\":" + json_number(child_cpu_per_lifecycle_us) + "}";
-    json += ",\"start\":{\"rss_kib\":" + std::to_string(initial.rss_kib) +
-            ",\"fds\":" + std::to_string(initial.fds) + "}";
-    json += ",\"levels\":[";
-    for (std::size_t i = 0; i < table_levels.size(); ++i) {
-        const auto& l = *table_levels[i];
-        json +=
-            std::string(i ? "," : "") + "{\"target\":" + std::to_string(l.target) +
-            ",\"reached\":" + std::to_string(l.reached) +
-            ",\"rss_kib\":" + std::to_string(l.after.rss_kib) +
-            ",\"rss_anon_kib\":" + std::to_string(l.after.rss_anon_kib) +
-            ",\"fds\":" + std::to_string(l.after.fds) +
-            ",\"threads\":" + std::to_string(l.after.threads) +
-            ",\"idle_cpu_percent_stat\":" + json_number(cpu_percent_ticks(l.before, l.after), 2) +
-            ",\"idle_cpu_percent_sched\":" + json_number(cpu_percent_sched(l.before, l.after), 3) +
-            ",\"idle_window_s\":" + json_number(o.idle_window_s) + ",\"host_busy_percent\":" +
-            json_number(host_busy_percent(l.host_before, l.host_after)) +
-            ",\"other_busy_percent\":" +
-            json_number(other_busy_percent(l.host_before, l.host_after)) +
-            ",\"mem_available_kib\":" + std::to_string(l.mem_available_kib) + ",\"load\":\"" +
-            l.load + "\"" + ",\"launches\":" + json_summary(summarize(l.launches.latency_us)) +
-            ",\"launch_wall_s\":" + json_number(l.launches.wall_s) +
-            ",\"warm\":" + json_summary(l.warm) + ",\"cold_sequential\":" + json_summary(l.cold) +
-            ",\"terminate_sequential\":" + json_summary(l.terminate) + "}";
+    Json level_reports = Json::array();
+    for (const LevelResult* level : table_levels) {
+        const LevelResult& l = *level;
+        level_reports.push_back({
+            {"target", l.target},
+            {"reached", l.reached},
+            {"rss_kib", l.after.rss_kib},
+            {"rss_anon_kib", l.after.rss_anon_kib},
+            {"fds", l.after.fds},
+            {"threads", l.after.threads},
+            {"idle_cpu_percent_stat", rounded(cpu_percent_ticks(l.before, l.after), 2)},
+            {"idle_cpu_percent_sched", rounded(cpu_percent_sched(l.before, l.after), 3)},
+            {"idle_window_s", rounded(o.idle_window_s)},
+            {"host_busy_percent", rounded(host_busy_percent(l.host_before, l.host_after))},
+            {"other_busy_percent", rounded(other_busy_percent(l.host_before, l.host_after))},
+            {"mem_available_kib", l.mem_available_kib},
+            {"load", l.load},
+            {"launches", json_summary(summarize(l.launches.latency_us))},
+            {"launch_wall_s", rounded(l.launches.wall_s)},
+            {"warm", json_summary(l.warm)},
+            {"cold_sequential", json_summary(l.cold)},
+            {"terminate_sequential", json_summary(l.terminate)},
+        });
     }
-    json += "],\"blocked\":\"" + json_escape(blocked_reason) + "\"";
-    json += ",\"terminate_all\":{\"keys\":" + std::to_string(terminated_count) +
-            ",\"wall_s\":" + std::to_string(term_all.wall_s) +
-            ",\"latency\":" + json_summary(summarize(term_all.latency_us)) +
-            ",\"idle_after_s\":" + std::to_string(idle_after_s) + "}";
-    json += ",\"end\":{\"rss_kib\":" + std::to_string(final_sample.rss_kib) +
-            ",\"hwm_kib\":" + std::to_string(final_sample.hwm_kib) +
-            ",\"fds\":" + std::to_string(final_sample.fds) + "}";
-    json += ",\"errors\":" + json_errors(all_errors) +
-            ",\"run_s\":" + json_number(seconds_since(run_start)) + "}";
+    const Json report = {
+        {"pattern", o.pattern},
+        {"label", o.label},
+        {"concurrency", o.concurrency},
+        {"load_start", load_at_start},
+        {"load_end", loadavg()},
+        {"latency", std::move(latency_report)},
+        {"cold_launches_per_s",
+         {{"sequential", rounded(cold_seq_rate)}, {"concurrent", rounded(launch_rate)}}},
+        {"warm_reuses_per_s_concurrent", rounded(warm_concurrent_rate)},
+        {"cpu_us",
+         {{"daemon_per_launch", rounded(daemon_cpu_per_launch_us)},
+          {"daemon_per_terminate", rounded(daemon_cpu_per_terminate_us)},
+          {"pattern_per_lifecycle", rounded(child_cpu_per_lifecycle_us)}}},
+        {"start", {{"rss_kib", initial.rss_kib}, {"fds", initial.fds}}},
+        {"levels", std::move(level_reports)},
+        {"blocked", blocked_reason},
+        {"terminate_all",
+         {{"keys", terminated_count},
+          {"wall_s", rounded(term_all.wall_s, 6)},
+          {"latency", json_summary(summarize(term_all.latency_us))},
+          {"idle_after_s", rounded(idle_after_s, 6)}}},
+        {"end",
+         {{"rss_kib", final_sample.rss_kib},
+          {"hwm_kib", final_sample.hwm_kib},
+          {"fds", final_sample.fds}}},
+        {"errors", all_errors},
+        {"run_s", rounded(seconds_since(run_start))},
+    };
+    // One line; bytes that are not UTF-8 (an error message) become U+FFFD.
+    const std::string json = report.dump(-1, ' ', false, Json::error_handler_t::replace);
     std::printf("%s\n", json.c_str());
     std::fflush(stdout);
     if (!o.json_file.empty()) {

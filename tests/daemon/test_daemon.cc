@@ -8,15 +8,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -109,7 +113,7 @@ void TestDaemon::add_pattern(const std::string& name, const std::string& body,
     out << "name: " << name << "\nexecutable: " << executable << "\n" << body;
 }
 
-void TestDaemon::start() {
+void TestDaemon::spawn() {
     std::ofstream config(config_path_);
     config << "launcher:\n"
            << "  grpc_port: 0\n"
@@ -117,7 +121,7 @@ void TestDaemon::start() {
            << "  runtime_dir: " << dir_ << "/run\n"
            << "  grpc_socket: " << socket_ << "\n"
            << "  cgroup_root: " << cgroup_root_ << "\n"
-           << "  pattern_ports: {first: " << port_base_ << ", last: " << port_base_ + 199 << "}\n";
+           << "  pattern_ports: {first: " << port_first() << ", last: " << port_last() << "}\n";
     bool has_enforcement = false;
     for (const auto& line : config_lines_) {
         config << "  " << line << "\n";
@@ -151,6 +155,10 @@ void TestDaemon::start() {
     int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("posix_spawn pattern-launcher failed");
+}
+
+void TestDaemon::start() {
+    spawn();
     const auto startup_deadline = std::chrono::steady_clock::now() + 30s;
 
     while (!std::filesystem::exists(socket_) &&
@@ -211,6 +219,17 @@ void TestDaemon::kill_hard() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+}
+
+std::shared_ptr<pb::PatternLauncher::Stub> TestDaemon::connect() const {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+    // A channel of its own, not one shared from gRPC's pool with api().
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return pb::PatternLauncher::NewStub(
+        grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args));
 }
 
 pb::PatternInfo TestDaemon::status(const std::string& id) {
@@ -353,6 +372,155 @@ std::string read_environ(pid_t pid, const std::string& name) {
         pos = end + 1;
     }
     return "<unset>";
+}
+
+// ---- the process tree of a daemon's cgroup subtree ------------------------------
+
+std::vector<pid_t> cgroup_procs(const std::string& dir) {
+    std::vector<pid_t> pids;
+    std::ifstream in(dir + "/cgroup.procs");
+    for (pid_t pid; in >> pid;)
+        pids.push_back(pid);
+    return pids;
+}
+
+std::vector<std::string> cgroups_below(const std::string& root) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->is_directory(ec)) out.push_back(it->path().string());
+    }
+    return out;
+}
+
+std::string cgroup_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with("0::")) return sandbox::find_cgroup2_mount().path + line.substr(3);
+    }
+    return {};
+}
+
+namespace {
+
+// State and parent from /proc/<pid>/stat (the comm may hold spaces and parentheses).
+bool read_stat(pid_t pid, char& state, pid_t& ppid, std::string& comm) {
+    std::string text = slurp("/proc/" + std::to_string(pid) + "/stat");
+    std::size_t open = text.find('('), close = text.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 4 > text.size())
+        return false;
+    comm = text.substr(open + 1, close - open - 1);
+    std::istringstream rest(text.substr(close + 2));
+    return static_cast<bool>(rest >> state >> ppid);
+}
+
+bool below(const std::string& path, const std::string& root) {
+    return path == root || path.starts_with(root + "/");
+}
+
+}  // namespace
+
+std::vector<std::string> zombies_of(const std::string& cgroup_root, pid_t daemon) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const pid_t pid = std::stoi(name);
+        char state = 0;
+        pid_t ppid = 0;
+        std::string comm;
+        if (!read_stat(pid, state, ppid, comm) || state != 'Z') continue;
+        const std::string group = cgroup_of(pid);
+        if (below(group, cgroup_root) || (daemon > 0 && ppid == daemon)) {
+            out.push_back("pid " + name + " ppid " + std::to_string(ppid) + " comm " + comm +
+                          " cgroup " + group);
+        }
+    }
+    return out;
+}
+
+std::map<int, std::set<pid_t>> listening_ports(int first, int last, const std::set<pid_t>& only) {
+    std::map<unsigned long, int> port_of;  // socket inode -> port
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // the header
+        while (std::getline(in, line)) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode;
+            // addresses are HEX:PORT, st 0A is LISTEN.
+            std::istringstream fields(line);
+            std::string slot, local, remote, st, queues, timer, retransmits, uid, timeout;
+            unsigned long inode = 0;
+            if (!(fields >> slot >> local >> remote >> st >> queues >> timer >> retransmits >>
+                  uid >> timeout >> inode) ||
+                st != "0A") {
+                continue;
+            }
+            const int port = std::stoi(local.substr(local.rfind(':') + 1), nullptr, 16);
+            if (port >= first && port <= last) port_of[inode] = port;
+        }
+    }
+    std::map<int, std::set<pid_t>> out;
+    if (port_of.empty()) return out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const pid_t pid = std::stoi(name);
+        if (!only.empty() && !only.count(pid)) continue;
+        std::error_code fd_ec;
+        for (const auto& fd : fs::directory_iterator(entry.path() / "fd", fd_ec)) {
+            char target[64];
+            const ssize_t n = ::readlink(fd.path().c_str(), target, sizeof target - 1);
+            if (n <= 0) continue;
+            const std::string link(target, static_cast<std::size_t>(n));
+            if (!link.starts_with("socket:[")) continue;
+            auto it = port_of.find(std::stoul(link.substr(8)));
+            if (it != port_of.end()) out[it->second].insert(pid);
+        }
+    }
+    return out;
+}
+
+OrphanReaper::OrphanReaper(std::string cgroup_root) : cgroup_root_(std::move(cgroup_root)) {
+    ::prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper_);
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+        ADD_FAILURE() << "PR_SET_CHILD_SUBREAPER: " << std::strerror(errno);
+    }
+    thread_ = std::thread([this] {
+        while (!stop_) {
+            reap_now();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+}
+
+OrphanReaper::~OrphanReaper() {
+    stop_ = true;
+    thread_.join();
+    reap_now();
+    ::prctl(PR_SET_CHILD_SUBREAPER, was_subreaper_);
+}
+
+void OrphanReaper::reap_now() {
+    static std::mutex mutex;  // the thread and the test may both call this
+    std::lock_guard lock(mutex);
+    const pid_t self = ::getpid();
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+        std::ifstream children(task.path().string() + "/children");
+        for (pid_t pid; children >> pid;) {
+            char state = 0;
+            pid_t ppid = 0;
+            std::string comm;
+            if (!read_stat(pid, state, ppid, comm) || state != 'Z' || ppid != self) continue;
+            const std::string group = cgroup_of(pid);
+            if (!below(group, cgroup_root_) || below(group, cgroup_root_ + "/supervisor")) continue;
+            if (::waitpid(pid, nullptr, WNOHANG) == pid) ++reaped_;
+        }
+    }
 }
 
 }  // namespace pltest

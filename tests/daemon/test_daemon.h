@@ -5,9 +5,12 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "prism/launcher/launcher.grpc.pb.h"
@@ -38,9 +41,16 @@ public:
     void add_env(const std::string& entry) { env_.push_back(entry); }
     // Runs the daemon through a wrapper, e.g. {"systemd-socket-activate", "-l", path}.
     void set_wrapper(std::vector<std::string> wrapper) { wrapper_ = std::move(wrapper); }
+    // How many ports launcher.pattern_ports spans (default 200); takes effect at start().
+    void set_port_count(int count) { port_count_ = count; }
+    int port_first() const { return port_base_; }
+    int port_last() const { return port_base_ + port_count_ - 1; }
 
     // Starts the daemon and waits until its API answers.
     void start();
+    // Starts the daemon and returns at once (e.g. to kill it during its own
+    // startup and recovery); kill_hard() or stop() end it.
+    void spawn();
     // SIGTERM and wait; returns the exit code (or 128+signal).
     int stop();
     // SIGKILL and reap, as a crash would: the patterns keep running.
@@ -49,6 +59,10 @@ public:
     pid_t pid() const { return pid_; }
 
     pb::PatternLauncher::Stub& api() { return *stub_; }
+    // A stub on a channel of its own, which outlives restarts of the daemon
+    // (it reconnects to the same socket path within ~100 ms) and may be used
+    // from any thread while start() and kill_hard() replace api().
+    std::shared_ptr<pb::PatternLauncher::Stub> connect() const;
     grpc::Status launch(const std::string& pattern, pb::IsolationLevel level, const std::string& ns,
                         const std::string& session, pb::LaunchResponse* response,
                         const std::map<std::string, std::string>& config = {});
@@ -62,6 +76,8 @@ public:
     const std::string& patterns_dir() const { return patterns_dir_; }
     const std::string& socket() const { return socket_; }
     const std::string& cgroup_root() const { return cgroup_root_; }
+    // <runtime_dir>/state, where the state records live.
+    std::string state_dir() const { return dir_ + "/run/state"; }
     // Directories below the cgroup root other than supervisor.
     std::vector<std::string> tenant_cgroups() const;
 
@@ -71,6 +87,7 @@ private:
     std::vector<std::string> env_;
     std::vector<std::string> wrapper_;
     int port_base_ = 0;
+    int port_count_ = 200;
     pid_t pid_ = -1;
     std::unique_ptr<pb::PatternLauncher::Stub> stub_;
 };
@@ -91,5 +108,51 @@ pid_t pattern_pid(pid_t init_pid);
 // comes back (empty on failure; waits up to 10 s).
 std::string roundtrip(const std::string& address, const std::string& message);
 std::string read_environ(pid_t pid, const std::string& name);
+
+// ---- the process tree of a daemon's cgroup subtree ------------------------------
+
+// The pids in <dir>/cgroup.procs (empty if it cannot be read).
+std::vector<pid_t> cgroup_procs(const std::string& dir);
+// Every cgroup directory below `root` (not `root` itself), parents first.
+std::vector<std::string> cgroups_below(const std::string& root);
+// The cgroup v2 directory of `pid` ("<mount>/path"), empty if it is gone. A
+// zombie still names the cgroup it died in.
+std::string cgroup_of(pid_t pid);
+// Zombies a launcher answers for: those that died in a cgroup at or below
+// `cgroup_root`, and the children of `daemon` (0: none). One line each
+// ("pid P ppid Q comm C cgroup G"); empty when there are none.
+std::vector<std::string> zombies_of(const std::string& cgroup_root, pid_t daemon);
+// Local ports in [first, last] with a TCP socket in LISTEN (IPv4 and IPv6),
+// with the pids that hold it open; `only` (if not empty) keeps the sockets
+// that one of those pids holds.
+std::map<int, std::set<pid_t>> listening_ports(int first, int last,
+                                               const std::set<pid_t>& only = {});
+
+// The test process as the subreaper of what a SIGKILLed daemon leaves: its
+// children (the patterns' inits) are re-parented to us instead of PID 1
+// (PR_SET_CHILD_SUBREAPER, Linux 3.4). PID 1 of a development host need not
+// be a prompt reaper (here `process_api` reaps orphans seconds later), and
+// a zombie that lingers there cannot be told from one the launcher failed
+// to reap. A thread reaps those that exit at once, as systemd would; it
+// only reaps zombies that died below `cgroup_root`
+// (outside its `supervisor` leaf), so the daemon itself and other children
+// of the test stay with their own waitpid.
+class OrphanReaper {
+public:
+    explicit OrphanReaper(std::string cgroup_root);
+    ~OrphanReaper();
+    OrphanReaper(const OrphanReaper&) = delete;
+    OrphanReaper& operator=(const OrphanReaper&) = delete;
+    // Reaps what is waiting now (also done every 20 ms by the thread).
+    void reap_now();
+    int reaped() const { return reaped_; }
+
+private:
+    std::string cgroup_root_;
+    int was_subreaper_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> reaped_{0};
+    std::thread thread_;
+};
 
 }  // namespace pltest

@@ -1,6 +1,8 @@
 #include "config/manifest.h"
 
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -94,7 +96,6 @@ TEST_F(ManifestTest, EchoManifestFromTheRepositoryParses) {
     EXPECT_EQ(m.directory, fs::canonical(root_ / "echo"));
     EXPECT_EQ(m.name, "echo");
     EXPECT_EQ(m.version, "1.0.0");
-    EXPECT_EQ(m.description, "");
     EXPECT_EQ(m.executable, fs::canonical(root_ / "echo" / "echo"));
     EXPECT_TRUE(m.executable.is_absolute());
     EXPECT_EQ(m.isolation_level, launcher::Isolation::kNamespace);
@@ -110,7 +111,6 @@ TEST_F(ManifestTest, EchoManifestFromTheRepositoryParses) {
     EXPECT_FALSE(m.resources.memory_swap_limit.has_value());
     EXPECT_EQ(m.resources.pids_limit, 32u);
     EXPECT_FALSE(m.resources.cpu_weight.has_value());
-    EXPECT_TRUE(m.backend_slots.empty());
     EXPECT_EQ(m.environment, (std::map<std::string, std::string>{{"LOG_LEVEL", "info"}}));
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kIsolated);
     EXPECT_EQ(m.sandbox.seccomp, "default");
@@ -120,6 +120,8 @@ TEST_F(ManifestTest, EchoManifestFromTheRepositoryParses) {
     EXPECT_TRUE(m.sandbox.capabilities.empty());
     EXPECT_FALSE(m.sandbox.user.has_value());
     EXPECT_FALSE(m.sandbox.group.has_value());
+    EXPECT_FALSE(m.sandbox.uid.has_value());
+    EXPECT_FALSE(m.sandbox.gid.has_value());
     EXPECT_FALSE(m.sandbox.allow_root);
     EXPECT_TRUE(m.sandbox.landlock);
     EXPECT_EQ(m.sandbox.tmp_size, 64u << 20);
@@ -159,7 +161,6 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                          "restart: never\n"
                                          "healthcheck:\n"
                                          "  type: tcp\n"
-                                         "  port: 9090\n"
                                          "  path: /ready\n"
                                          "  interval: 1m\n"
                                          "  timeout: 2s\n"
@@ -195,8 +196,6 @@ TEST_F(ManifestTest, EveryKeyParses) {
                                          "  tmp_size: 16Mi\n"
                                          "  state_directory: true\n"));
     EXPECT_EQ(m.name, "consumer.v2_x-y");
-    EXPECT_EQ(m.description, "Consumes things");
-    EXPECT_EQ(m.author, "someone@example.com");
     EXPECT_EQ(m.isolation_level, launcher::Isolation::kSession);
     EXPECT_EQ(m.grace_period, 1500ms);
     EXPECT_EQ(m.restart, launcher::RestartPolicy::kNever);
@@ -211,12 +210,6 @@ TEST_F(ManifestTest, EveryKeyParses) {
     EXPECT_EQ(m.resources.memory_swap_limit, 0u);
     EXPECT_EQ(m.resources.pids_limit, 100u);
     EXPECT_EQ(m.resources.cpu_weight, 10000u);
-    ASSERT_EQ(m.backend_slots.size(), 2u);
-    EXPECT_EQ(m.backend_slots[0].name, "storage");
-    EXPECT_EQ(m.backend_slots[0].type, "postgres");
-    EXPECT_TRUE(m.backend_slots[0].required);
-    EXPECT_EQ(m.backend_slots[1].name, "messaging");
-    EXPECT_FALSE(m.backend_slots[1].required);
     EXPECT_EQ(m.environment, (std::map<std::string, std::string>{
                                  {"METRICS_PORT", "9091"}, {"RAW_NUMBER", "0x10"}, {"_x1", ""}}));
     EXPECT_EQ(m.sandbox.network, launcher::NetworkMode::kHost);
@@ -224,6 +217,8 @@ TEST_F(ManifestTest, EveryKeyParses) {
     EXPECT_EQ(m.sandbox.namespaces, (std::vector<std::string>{"user", "mount", "pid", "cgroup"}));
     EXPECT_EQ(m.sandbox.user, "nobody");
     EXPECT_EQ(m.sandbox.group, "65534");
+    EXPECT_EQ(m.sandbox.uid, 65534u) << "nobody, looked up when the manifest is loaded";
+    EXPECT_EQ(m.sandbox.gid, 65534u);
     EXPECT_FALSE(m.sandbox.allow_root);
     EXPECT_EQ(m.sandbox.capabilities, (std::vector<std::string>{"CAP_NET_BIND_SERVICE", "kill"}));
     EXPECT_FALSE(m.sandbox.landlock);
@@ -301,8 +296,20 @@ TEST_F(ManifestTest, BadIntegers) {
                       "resources.pids_limit: '99999999999999999999' is out of range");
     EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  failure_threshold: 0\n", 5,
                       "healthcheck.failure_threshold: must be at least 1, got 0");
-    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  port: 70000\n", 5,
-                      "healthcheck.port: must be between 1 and 65535, got 70000");
+}
+
+// RFC-035's example manifest has healthcheck.port, but every key of a pattern
+// runs a process of its own, so one fixed port cannot be honoured: the key is
+// refused at its line, saying why, instead of being silently ignored.
+TEST_F(ManifestTest, HealthcheckPortIsRefusedWithTheReason) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "healthcheck:\n"     // 4
+                          "  path: /health\n"  // 5
+                          "  port: 9090\n",    // 6
+                      6,
+                      "healthcheck.port: not supported: every key of a pattern runs a process of "
+                      "its own, so the launcher assigns each one its health port from the "
+                      "config's pattern_ports and passes it in HEALTH_PORT; remove this key");
 }
 
 TEST_F(ManifestTest, BadDurationsAndHealthcheck) {
@@ -515,6 +522,53 @@ TEST_F(ManifestTest, RootUserSpelledWithLeadingZerosNeedsAllowRoot) {
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  user: \"00\"\n", 5,
                       "sandbox.user: sandbox.user '00' is root, which owns the host's files and "
                       "cgroupfs: set sandbox.allow_root: true to mean it");
+}
+
+// sandbox.user and sandbox.group are looked up (NSS) once, when the manifest
+// is loaded, so that a spawn never waits for the account databases.
+TEST_F(ManifestTest, UserAndGroupNamesAreResolvedWhenTheManifestIsLoaded) {
+    const passwd* nobody = ::getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr) << "this test needs the user nobody";
+    const std::uint32_t nobody_uid = nobody->pw_uid;
+    const std::uint32_t nobody_gid = nobody->pw_gid;
+
+    launcher::Manifest m =
+        launcher::parse_manifest(pattern("a", kHeader + "sandbox:\n  user: nobody\n"));
+    EXPECT_EQ(m.sandbox.uid, nobody_uid);
+    EXPECT_EQ(m.sandbox.gid, nobody_gid) << "without sandbox.group: the user's primary group";
+
+    m = launcher::parse_manifest(
+        pattern("b", kHeader + "sandbox:\n  user: nobody\n  group: root\n"));
+    EXPECT_EQ(m.sandbox.uid, nobody_uid);
+    EXPECT_EQ(m.sandbox.gid, 0u) << "sandbox.group wins over the primary group";
+
+    m = launcher::parse_manifest(
+        pattern("c", kHeader + "sandbox:\n  user: " + std::to_string(nobody_uid) + "\n"));
+    EXPECT_EQ(m.sandbox.uid, nobody_uid);
+    EXPECT_EQ(m.sandbox.gid, nobody_gid) << "a numeric uid with an entry: its primary group";
+
+    m = launcher::parse_manifest(pattern("d", kHeader + "sandbox:\n  group: 4242\n"));
+    EXPECT_FALSE(m.sandbox.uid.has_value());
+    EXPECT_EQ(m.sandbox.gid, 4242u);
+}
+
+TEST_F(ManifestTest, ANumericUidWithoutAnEntryRunsWithTheGidOfTheSameNumber) {
+    const std::uint32_t uid = 3999999999u;
+    if (::getpwuid(uid) != nullptr) GTEST_SKIP() << "uid " << uid << " has an entry here";
+    const launcher::Manifest m = launcher::parse_manifest(
+        pattern("p", kHeader + "sandbox:\n  user: " + std::to_string(uid) + "\n"));
+    EXPECT_EQ(m.sandbox.uid, uid);
+    EXPECT_EQ(m.sandbox.gid, uid);
+}
+
+TEST_F(ManifestTest, AUserOrGroupThatDoesNotExistIsAnErrorAtItsLine) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "sandbox:\n"                  // 4
+                          "  network: host\n"           // 5
+                          "  user: pl-no-such-user\n",  // 6
+                      6, "sandbox.user: sandbox.user 'pl-no-such-user' does not exist");
+    EXPECT_FILE_ERROR(kHeader + "sandbox:\n  user: nobody\n  group: pl-no-such-group\n", 6,
+                      "sandbox.group: sandbox.group 'pl-no-such-group' does not exist");
 }
 
 TEST_F(ManifestTest, Landlock) {

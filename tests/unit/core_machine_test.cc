@@ -1,0 +1,500 @@
+// The launcher core in process: the real Launcher and EventLoop on a manual
+// clock, over the in-memory FakeSandbox (fake_sandbox.h). Back-off, circuit
+// breaker, the start queue, waiters, shutdown, drains and the durable
+// records, each observed where the kernel would see it (spawns, signals,
+// groups) and in virtual time, so every test is exact, needs no root and
+// takes milliseconds. What the fake cannot show (real cgroups, namespaces,
+// the init) is the integration suite's.
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "core/launcher.h"
+#include "fake_sandbox.h"
+#include "state/state_store.h"
+
+namespace launcher {
+namespace {
+
+using fake::Behaviour;
+using fake::FakeSandbox;
+using std::chrono::milliseconds;
+using Clock = EventLoop::Clock;
+
+constexpr const char* kPattern = "svc";
+
+std::string id_of(const std::string& ns) {
+    return "ns:" + ns + ":" + kPattern;
+}
+
+// A pattern with a tcp check: the fake's ready processes listen on the
+// health port, so the launcher's real probe decides readiness.
+Manifest tcp_manifest(RestartPolicy restart) {
+    Manifest m;
+    m.name = kPattern;
+    m.version = "1.0";
+    m.directory = "/nonexistent/patterns/svc";
+    m.file = m.directory / "manifest.yaml";
+    m.executable = "/bin/true";  // never run: the fake spawns nothing
+    m.isolation_level = Isolation::kNamespace;
+    m.restart = restart;
+    m.healthcheck.type = HealthcheckType::kTcp;
+    m.healthcheck.interval = milliseconds(200);
+    m.healthcheck.timeout = milliseconds(50);
+    m.healthcheck.failure_threshold = 3;
+    m.healthcheck.start_timeout = milliseconds(10000);  // never-ready keys stay starting
+    return m;
+}
+
+struct Settings {
+    int max_concurrent_starts = 10;
+    milliseconds backoff_period{30000};
+    int circuit_breaker_threshold = 5;
+    milliseconds default_grace{1000};
+    RestartPolicy restart = RestartPolicy::kAlways;
+};
+
+// What a launch or terminate was answered, and how often.
+struct LaunchAnswer {
+    int calls = 0;
+    LaunchResult result;
+    Clock::time_point at{};
+};
+struct TerminateAnswer {
+    int calls = 0;
+    TerminateResult result;
+    Clock::time_point at{};
+};
+
+class CoreMachine : public ::testing::Test {
+protected:
+    void SetUp() override {
+        log::set_level(log::Level::kError);
+        char dir[] = "/tmp/pl-core-machine-XXXXXX";
+        ASSERT_NE(::mkdtemp(dir), nullptr);
+        runtime_dir_ = dir;
+    }
+
+    void TearDown() override {
+        if (fake_) {
+            EXPECT_TRUE(fake_->violations().empty())
+                << "the core did what the kernel refuses: " << fake_->violations().front();
+        }
+        launcher_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(runtime_dir_, ec);
+    }
+
+    void start(const Settings& s) {
+        LauncherConfig config;
+        config.runtime_dir = runtime_dir_;
+        // Below the ephemeral range (32768-60999), so that no probe's own
+        // port takes one; spread by pid for binaries running side by side.
+        config.pattern_ports.first = 20000 + static_cast<int>(::getpid() % 120) * 100;
+        config.pattern_ports.last = config.pattern_ports.first + 99;
+        config.process_manager.max_concurrent_starts = s.max_concurrent_starts;
+        config.process_manager.backoff_period = s.backoff_period;
+        config.process_manager.circuit_breaker_threshold = s.circuit_breaker_threshold;
+        config.default_grace_period = s.default_grace;
+        config.limits_enforcement = LimitsEnforcement::kWarn;
+        Discovery patterns;
+        patterns.patterns.emplace(kPattern, tcp_manifest(s.restart));
+        auto sandbox = std::make_unique<FakeSandbox>([this] { return now_; });
+        fake_ = sandbox.get();
+        launcher_ = std::make_unique<Launcher>(loop_, config, std::move(sandbox), patterns);
+        launcher_->set_random_seed(1);
+    }
+
+    // One loop turn at the current virtual time. Several epoll rounds: a
+    // callback may arm fds (a probe's connect to loopback completes within
+    // the connect call, so its socket is ready on the next round).
+    void turn() {
+        for (int i = 0; i < 4; ++i) {
+            fake_->pump();
+            loop_.run_once(0);
+        }
+    }
+    // Moves the manual clock `ms` milliseconds, one at a time, turning the
+    // loop at each: every timer runs at its exact millisecond.
+    void advance(int ms) {
+        for (int i = 0; i < ms; ++i) {
+            now_ += milliseconds(1);
+            turn();
+        }
+    }
+    // Advances until `done` holds; the virtual milliseconds it took, or -1
+    // after `limit_ms`.
+    int advance_until(const std::function<bool()>& done, int limit_ms) {
+        turn();
+        for (int ms = 0; ms <= limit_ms; ++ms) {
+            if (done()) return ms;
+            now_ += milliseconds(1);
+            turn();
+        }
+        return -1;
+    }
+    int elapsed_ms(Clock::time_point since, Clock::time_point until) const {
+        return static_cast<int>(std::chrono::duration_cast<milliseconds>(until - since).count());
+    }
+
+    std::shared_ptr<LaunchAnswer> launch(const std::string& ns, milliseconds grace = {}) {
+        auto answer = std::make_shared<LaunchAnswer>();
+        LaunchParams params;
+        params.pattern = kPattern;
+        params.namespace_id = ns;
+        params.grace_period = grace;
+        launcher_->launch(params, [this, answer](const LaunchResult& r) {
+            ++answer->calls;
+            answer->result = r;
+            answer->at = now_;
+        });
+        return answer;
+    }
+    std::shared_ptr<TerminateAnswer> terminate(const std::string& id, bool force = false) {
+        auto answer = std::make_shared<TerminateAnswer>();
+        launcher_->terminate(id, milliseconds(0), force, [this, answer](const TerminateResult& r) {
+            ++answer->calls;
+            answer->result = r;
+            answer->at = now_;
+        });
+        return answer;
+    }
+    // Launches a ready key and waits until it runs.
+    void launch_running(const std::string& ns, milliseconds grace = {}) {
+        auto answer = launch(ns, grace);
+        ASSERT_GE(advance_until([&] { return answer->calls > 0; }, 100), 0) << ns;
+        ASSERT_EQ(answer->result.code, ErrorCode::kOk) << answer->result.message;
+    }
+    std::optional<ProcessState> state_of(const std::string& id) const {
+        auto info = launcher_->status(id);
+        if (!info) return std::nullopt;
+        return info->state;
+    }
+    bool running(const std::string& id) const { return state_of(id) == ProcessState::kRunning; }
+    std::filesystem::path record_file(const std::string& id) const {
+        return StateStore(runtime_dir_ / "state").file_for(id);
+    }
+
+    // Well away from the epoch: the core reads a zero time_point as "never".
+    Clock::time_point now_ = Clock::time_point(std::chrono::hours(1000));
+    EventLoop loop_{[this] { return now_; }};
+    std::filesystem::path runtime_dir_;
+    FakeSandbox* fake_ = nullptr;  // owned by launcher_
+    std::unique_ptr<Launcher> launcher_;
+};
+
+// ---- 1. the start queue ---------------------------------------------------------------
+
+TEST_F(CoreMachine, StartsBeyondMaxConcurrentStartsWaitAndGoInOrder) {
+    start(Settings{.max_concurrent_starts = 2});
+    const std::vector<std::string> ns = {"q1", "q2", "q3", "q4", "q5"};
+    std::vector<std::shared_ptr<LaunchAnswer>> answers;
+    for (const auto& n : ns) {
+        fake_->set_behaviour(id_of(n), Behaviour::never_ready());
+        answers.push_back(launch(n));
+    }
+    advance(100);
+    ASSERT_EQ(fake_->spawns().size(), 2u);
+    EXPECT_EQ(fake_->spawns()[0].process_id, id_of("q1"));
+    EXPECT_EQ(fake_->spawns()[1].process_id, id_of("q2"));
+    // Queued keys are accepted and listed as STARTING; nobody was refused.
+    for (const auto& n : ns)
+        EXPECT_EQ(state_of(id_of(n)), ProcessState::kStarting) << n;
+    for (const auto& a : answers)
+        EXPECT_EQ(a->calls, 0);
+
+    // A start that ends (healthy) frees its slot for the first in line.
+    fake_->make_ready(id_of("q1"));
+    ASSERT_GE(advance_until([&] { return answers[0]->calls > 0; }, 100), 0);
+    EXPECT_EQ(answers[0]->result.code, ErrorCode::kOk);
+    advance(1);
+    ASSERT_EQ(fake_->spawns().size(), 3u);
+    EXPECT_EQ(fake_->spawns()[2].process_id, id_of("q3"));
+
+    // So does one that is terminated while starting.
+    auto stopped = terminate(id_of("q2"));
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 100), 0);
+    EXPECT_TRUE(stopped->result.success);
+    EXPECT_EQ(answers[1]->result.code, ErrorCode::kUnavailable);
+    advance(1);
+    ASSERT_EQ(fake_->spawns().size(), 4u);
+    EXPECT_EQ(fake_->spawns()[3].process_id, id_of("q4"));
+
+    fake_->make_ready(id_of("q3"));
+    ASSERT_GE(advance_until([&] { return fake_->spawns().size() == 5; }, 100), 0);
+    EXPECT_EQ(fake_->spawns()[4].process_id, id_of("q5"));
+    EXPECT_EQ(fake_->max_live_not_ready(), 2);
+}
+
+// ---- 2. back-off ------------------------------------------------------------------------
+
+TEST_F(CoreMachine, CrashesAreRestartedAfterADoublingJitteredCappedDelay) {
+    start(Settings{.backoff_period = milliseconds(1000), .circuit_breaker_threshold = 10});
+    const std::string id = id_of("b");
+    launch_running("b");
+    // 100, 200, 400, 800 ms, then 1600 capped at 1000: each x0.8..1.2, capped again.
+    const int bases[] = {100, 200, 400, 800, 1600};
+    for (int n = 0; n < 5; ++n) {
+        const int base = std::min(bases[n], 1000);
+        const int lo = base * 8 / 10;
+        const int hi = std::min(1000, base * 12 / 10);
+        const Clock::time_point crashed = now_;
+        fake_->kill_process(id, SIGSEGV);
+        turn();
+        ASSERT_EQ(fake_->spawns_of(id).size(), static_cast<std::size_t>(n + 1));
+        EXPECT_EQ(launcher_->status(id)->consecutive_failures, n + 1);
+        ASSERT_GE(advance_until([&] { return fake_->spawns_of(id).size() == std::size_t(n + 2); },
+                                hi + 10),
+                  0)
+            << "restart " << n + 1 << " did not come within " << hi << " ms";
+        const int delay = elapsed_ms(crashed, fake_->spawns_of(id).back().at);
+        EXPECT_GE(delay, lo) << "restart " << n + 1;
+        EXPECT_LE(delay, hi) << "restart " << n + 1;
+        ASSERT_GE(advance_until([&] { return running(id); }, 100), 0);
+    }
+    EXPECT_EQ(launcher_->status(id)->restart_count, 5);
+}
+
+// ---- 3. the circuit breaker -------------------------------------------------------------
+
+TEST_F(CoreMachine, TheCircuitBreakerOpensAfterTheThresholdAndOnlyTerminateClearsIt) {
+    start(Settings{.backoff_period = milliseconds(200),
+                   .circuit_breaker_threshold = 3,
+                   .restart = RestartPolicy::kOnFailure});
+    const std::string id = id_of("cb");
+    launch_running("cb");
+    // The crash is failure 1; both restarts exit before they are healthy (2, 3).
+    fake_->set_behaviour(id, Behaviour::exits(1));
+    fake_->kill_process(id, SIGSEGV);
+    ASSERT_GE(advance_until([&] { return state_of(id) == ProcessState::kFailed; }, 2000), 0);
+    auto info = launcher_->status(id);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 3u);
+    EXPECT_EQ(info->consecutive_failures, 3);
+    EXPECT_NE(info->last_error.find("circuit breaker"), std::string::npos) << info->last_error;
+    advance(3000);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 3u) << "restarted with the breaker open";
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+
+    auto again = launch("cb");
+    turn();
+    ASSERT_EQ(again->calls, 1);
+    EXPECT_EQ(again->result.code, ErrorCode::kFailedPrecondition);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 3u);
+
+    auto cleared = terminate(id);
+    ASSERT_GE(advance_until([&] { return cleared->calls > 0; }, 100), 0);
+    EXPECT_TRUE(cleared->result.success);
+    EXPECT_FALSE(launcher_->status(id));
+    auto gone = terminate(id);
+    turn();
+    EXPECT_EQ(gone->result.code, ErrorCode::kNotFound);
+}
+
+// ---- 4. the stability rule --------------------------------------------------------------
+
+TEST_F(CoreMachine, AProcessHealthyForTheStabilityPeriodStartsItsBackoffOver) {
+    // stability period = max(backoff_period, 1 s) = 1 s
+    start(Settings{.backoff_period = milliseconds(500), .circuit_breaker_threshold = 10});
+    const std::string id = id_of("st");
+    launch_running("st");
+    for (int n = 1; n <= 2; ++n) {  // two quick crashes: 2 consecutive failures
+        fake_->kill_process(id, SIGSEGV);
+        ASSERT_GE(advance_until([&] { return running(id); }, 500), 0);
+    }
+    EXPECT_EQ(launcher_->status(id)->consecutive_failures, 2);
+
+    advance(1100);  // healthy (its liveness checks pass) past the stability period
+    ASSERT_TRUE(running(id));
+    ASSERT_EQ(fake_->spawns_of(id).size(), 3u);
+
+    const Clock::time_point crashed = now_;
+    fake_->kill_process(id, SIGSEGV);
+    turn();
+    EXPECT_EQ(launcher_->status(id)->consecutive_failures, 1);
+    ASSERT_GE(advance_until([&] { return fake_->spawns_of(id).size() == 4; }, 600), 0);
+    // The first restart's delay again (100 ms x0.8..1.2), not the third's (400).
+    const int delay = elapsed_ms(crashed, fake_->spawns_of(id).back().at);
+    EXPECT_GE(delay, 80);
+    EXPECT_LE(delay, 120);
+}
+
+// ---- 5. waiters -------------------------------------------------------------------------
+
+TEST_F(CoreMachine, LaunchesDuringAStartJoinIt) {
+    start(Settings{});
+    const std::string id = id_of("w");
+    fake_->set_behaviour(id, Behaviour::never_ready());
+    auto first = launch("w");
+    turn();
+    auto second = launch("w");
+    advance(50);
+    EXPECT_EQ(first->calls, 0);
+    EXPECT_EQ(second->calls, 0);
+    fake_->make_ready(id);
+    ASSERT_GE(advance_until([&] { return second->calls > 0; }, 100), 0);
+    EXPECT_EQ(first->calls, 1);
+    EXPECT_EQ(first->result.code, ErrorCode::kOk);
+    EXPECT_FALSE(first->result.reused);
+    EXPECT_EQ(second->result.code, ErrorCode::kOk);
+    EXPECT_TRUE(second->result.reused);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 1u);
+
+    auto third = launch("w");
+    turn();
+    EXPECT_EQ(third->result.code, ErrorCode::kOk);
+    EXPECT_TRUE(third->result.reused);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 1u);
+}
+
+TEST_F(CoreMachine, ATerminateDuringAStartAnswersTheLaunchUnavailable) {
+    start(Settings{});
+    const std::string id = id_of("t");
+    fake_->set_behaviour(id, Behaviour::never_ready());
+    auto launched = launch("t");
+    advance(30);
+    auto stopped = terminate(id);
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 100), 0);
+    EXPECT_EQ(launched->calls, 1);
+    EXPECT_EQ(launched->result.code, ErrorCode::kUnavailable);
+    EXPECT_TRUE(stopped->result.success);
+    EXPECT_EQ(fake_->signals_sent(id), std::vector<int>{SIGTERM});
+    EXPECT_FALSE(launcher_->status(id));
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+}
+
+TEST_F(CoreMachine, AFailedColdStartAnswersInternalAndLeavesNothing) {
+    start(Settings{});
+    struct Case {
+        std::string ns;
+        Behaviour behaviour;
+        std::string says;
+    };
+    const Case cases[] = {
+        {"exits", Behaviour::exits(3), "code 3"},
+        {"throws", Behaviour::throws("no such executable"), "no such executable"}};
+    for (const Case& c : cases) {
+        const std::string id = id_of(c.ns);
+        fake_->set_behaviour(id, c.behaviour);
+        auto launched = launch(c.ns);
+        ASSERT_GE(advance_until([&] { return launched->calls > 0; }, 100), 0) << c.ns;
+        EXPECT_EQ(launched->calls, 1);
+        EXPECT_EQ(launched->result.code, ErrorCode::kInternal) << c.ns;
+        EXPECT_NE(launched->result.message.find(c.says), std::string::npos)
+            << launched->result.message;
+        EXPECT_FALSE(launcher_->status(id)) << c.ns;
+        auto stopped = terminate(id);
+        turn();
+        EXPECT_EQ(stopped->result.code, ErrorCode::kNotFound) << c.ns;
+        EXPECT_FALSE(std::filesystem::exists(record_file(id))) << record_file(id);
+        EXPECT_TRUE(fake_->groups().empty()) << c.ns << ": " << fake_->groups().front();
+        advance(1000);
+        EXPECT_EQ(fake_->spawns_of(id).size(), 1u) << c.ns << " was started again";
+    }
+}
+
+// ---- 6. shutdown ------------------------------------------------------------------------
+
+TEST_F(CoreMachine, ShutdownEndsEveryPhaseAndAnswersOnceAfterTheLastGraceEnds) {
+    start(Settings{.default_grace = milliseconds(1000)});
+    launch_running("running");
+    fake_->set_behaviour(id_of("stubborn"),
+                         Behaviour::ready().sigterm(Behaviour::OnSigterm::kIgnore));
+    launch_running("stubborn", milliseconds(3000));
+    fake_->set_behaviour(id_of("starting"), Behaviour::never_ready());
+    auto starting = launch("starting");
+    launch_running("backoff");
+    fake_->kill_process(id_of("backoff"), SIGSEGV);
+    turn();
+    ASSERT_EQ(launcher_->status(id_of("backoff"))->state, ProcessState::kStarting);  // backing off
+    ASSERT_FALSE(fake_->alive(id_of("backoff")));
+
+    int done = 0;
+    Clock::time_point done_at{};
+    const Clock::time_point began = now_;
+    launcher_->shutdown([&] {
+        ++done;
+        done_at = now_;
+    });
+    auto refused = launch("late");
+    turn();
+    EXPECT_EQ(refused->result.code, ErrorCode::kUnavailable);
+    EXPECT_EQ(starting->result.code, ErrorCode::kUnavailable);
+
+    advance(2990);
+    EXPECT_EQ(done, 0) << "done before the stubborn key's grace period ended";
+    EXPECT_TRUE(fake_->alive(id_of("stubborn")));
+    EXPECT_FALSE(fake_->alive(id_of("running")));
+    EXPECT_FALSE(fake_->alive(id_of("starting")));
+    EXPECT_EQ(fake_->spawns_of(id_of("backoff")).size(), 1u) << "restarted during shutdown";
+
+    advance(5000);
+    EXPECT_EQ(done, 1);
+    EXPECT_EQ(elapsed_ms(began, done_at), 3000);
+    EXPECT_EQ(fake_->signals_sent(id_of("stubborn")), std::vector<int>{SIGTERM});
+    const auto& last = fake_->exits().back();
+    EXPECT_EQ(last.process_id, id_of("stubborn"));
+    EXPECT_EQ(last.how, CLD_KILLED);
+    EXPECT_EQ(elapsed_ms(began, last.at), 3000);
+    EXPECT_EQ(launcher_->process_count(), 0u);
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+    EXPECT_EQ(fake_->spawns_of(id_of("backoff")).size(), 1u);
+}
+
+// ---- 7. the durable records -------------------------------------------------------------
+
+TEST_F(CoreMachine, AKeyHasARecordFromAcceptedUntilTerminated) {
+    start(Settings{.max_concurrent_starts = 1});
+    const std::string starting = id_of("r1"), queued = id_of("r2");
+    fake_->set_behaviour(starting, Behaviour::never_ready());
+    launch("r1");
+    launch("r2");
+    turn();
+    ASSERT_EQ(fake_->spawns().size(), 1u);  // r2 waits in the queue
+    EXPECT_TRUE(std::filesystem::exists(record_file(starting)));
+    EXPECT_TRUE(std::filesystem::exists(record_file(queued)));
+    LoadedRecords loaded = StateStore(runtime_dir_ / "state").load_all();
+    ASSERT_EQ(loaded.records.size(), 2u);
+    EXPECT_EQ(loaded.records[0].process_id(), starting);
+    EXPECT_EQ(loaded.records[0].desired(), pattern_launcher::state::DESIRED_RUNNING);
+    EXPECT_EQ(loaded.records[1].process_id(), queued);
+
+    auto a = terminate(starting);
+    auto b = terminate(queued);
+    ASSERT_GE(advance_until([&] { return a->calls > 0 && b->calls > 0; }, 100), 0);
+    EXPECT_FALSE(std::filesystem::exists(record_file(starting)));
+    EXPECT_FALSE(std::filesystem::exists(record_file(queued)));
+    EXPECT_EQ(fake_->spawns().size(), 1u) << "the queued key started after its terminate";
+}
+
+// ---- 8. a busy cgroup on the way out ----------------------------------------------------
+
+TEST_F(CoreMachine, ABusyCgroupIsRemovedByRetriesAndTheKeyStillForgotten) {
+    start(Settings{});
+    const std::string id = id_of("busy");
+    launch_running("busy");
+    fake_->set_busy_removals(2);
+    const int removals_before = fake_->try_remove_calls();
+    const Clock::time_point asked = now_;
+    auto stopped = terminate(id);
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 2000), 0);
+    EXPECT_TRUE(stopped->result.success);
+    // Two refusals, then the leaf, then the key's group (and its namespace's).
+    EXPECT_GE(fake_->try_remove_calls() - removals_before, 4);
+    EXPECT_GE(elapsed_ms(asked, stopped->at), 10) << "the retries waited for nothing";
+    EXPECT_FALSE(launcher_->status(id));
+    EXPECT_FALSE(std::filesystem::exists(record_file(id)));
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+}
+
+}  // namespace
+}  // namespace launcher
