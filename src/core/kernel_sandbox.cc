@@ -26,7 +26,9 @@ public:
     const std::string& path() const override { return group_.path(); }
     void kill() override { group_.kill(); }
     bool populated() const override { return group_.populated(); }
-    Events watch_events() override { return Events{group_.open_events(), EPOLLPRI}; }
+    // Edge-triggered: kernfs keeps POLLPRI raised on this fd until it is
+    // read again, and the core reads populated() through a fresh open.
+    Events watch_events() override { return Events{group_.open_events(), EPOLLPRI | EPOLLET}; }
     bool try_remove() override { return group_.try_remove(); }
     void disown() override { group_.release(); }
     std::unique_ptr<KeyGroup> create_incarnation(std::uint32_t n) override {

@@ -80,6 +80,9 @@ struct Key {
     EventLoop::Watch events_watch;       // ... and watched (declared after: unwatched first)
     int rmdir_retries = 0;               // kDraining: a busy rmdir is retried by the phase's timer
     bool holds_namespace_group = false;  // counted in Launcher::namespace_groups_
+    // Recovery: a group left by a previous launcher is removed by the drain
+    // and made anew (with its limits) by the next start.
+    bool renew_group = false;
     // Set by recovery: the rest of a back-off that a launcher restart cut short.
     std::optional<std::chrono::milliseconds> resume_backoff;
     UsageSample usage;

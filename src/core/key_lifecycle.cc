@@ -220,31 +220,37 @@ void Launcher::continue_drain(Key& k) {
         } catch (const std::exception&) {
             populated = false;  // gone already
         }
-        if (populated) {
-            if (!k.events_watch) {
-                try {
-                    k.cgroup_events = k.group->watch_events();
-                    k.events_watch = loop_.watch(
-                        k.cgroup_events.fd.get(), k.cgroup_events.events,
-                        [this, id](std::uint32_t) {
-                            with_key(id, Phase::kDraining, [this](Key& q) { continue_drain(q); });
-                        });
-                } catch (const std::exception& e) {
-                    log::warning(k.id + ": " + e.what(), log_key(k));
-                    return retry();
-                }
+        if (populated && !k.events_watch) {
+            try {
+                k.cgroup_events = k.group->watch_events();
+                k.events_watch = loop_.watch(
+                    k.cgroup_events.fd.get(), k.cgroup_events.events, [this, id](std::uint32_t) {
+                        with_key(id, Phase::kDraining, [this](Key& q) { continue_drain(q); });
+                    });
+                // It may have emptied before the watch: only a change after
+                // it would be reported.
+                populated = k.group->populated();
+            } catch (const std::exception& e) {
+                log::warning(k.id + ": " + e.what(), log_key(k));
+                return retry();
             }
-            return;
         }
+        if (populated) return;
         // Empty. The incarnation's leaf is spent (a group that has seen
         // cgroup.kill kills later CLONE_INTO_CGROUP children: a fresh one
         // per incarnation); the key's group goes unless it restarts.
         try {
             if (k.run && !k.run->try_remove()) return retry();
             k.run.reset();
-            if (k.after_drain != AfterDrain::kRestart) {
+            if (k.after_drain != AfterDrain::kRestart || k.renew_group) {
                 if (!k.group->try_remove()) return retry();
                 k.group.reset();
+                k.renew_group = false;
+                // prepare() counts the key in its namespace again.
+                if (k.after_drain == AfterDrain::kRestart && k.holds_namespace_group) {
+                    release_namespace_group(k.key.namespace_id);
+                    k.holds_namespace_group = false;
+                }
             }
         } catch (const std::exception& e) {
             log::warning(k.id + ": " + e.what(), log_key(k));

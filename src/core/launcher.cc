@@ -233,8 +233,7 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
                                      {},
                                      false});
         }
-        // FINISHED: start it over as a new key.
-        state_.remove(id);
+        // FINISHED: start it over as a new key (its record is rewritten below).
         processes_.erase(id);
     }
     std::string limit;

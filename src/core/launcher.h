@@ -186,8 +186,10 @@ private:
     PatternLogs* logs_ = nullptr;
     EventLoop::Timer usage_timer_;   // refresh_usage()
     EventLoop::Timer resync_timer_;  // reconcile_groups(), every resync_interval
-    std::string usage_cursor_;       // where the last usage slice ended
-    BackgroundWork background_;      // state directory removal, off the loop
+    EventLoop::Timer stray_timer_;   // reconcile_groups() again while killed groups empty
+    int stray_retries_ = 0;
+    std::string usage_cursor_;   // where the last usage slice ended
+    BackgroundWork background_;  // state directory removal, off the loop
 };
 
 }  // namespace launcher

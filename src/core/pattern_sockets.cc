@@ -20,6 +20,14 @@ namespace {
 sandbox::UniqueFd try_listen(int port) {
     sandbox::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) sandbox::throw_sys_error(errno, "socket for a pattern");
+    // A key's port bound again (a restart whose socket was lost with a
+    // previous launcher) must not fail for connections of its previous
+    // listener still in TIME_WAIT. On Linux this never lets two sockets
+    // listen on one port (that would take SO_REUSEPORT).
+    const int one = 1;
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+        sandbox::throw_sys_error(errno, "SO_REUSEADDR for a pattern's socket");
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

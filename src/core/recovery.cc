@@ -201,38 +201,60 @@ Launcher::RecoveryReport Launcher::recover() {
         unreadable.insert(bad.file.filename().string());
         ++report.set_aside;
     }
+    // First every adoption, so that a live process the checks vouch for
+    // keeps its identity even if another key's record (wrongly) names it;
+    // then the rest.
+    struct Pending {
+        std::unique_ptr<Key> key;
+        const KeyRecord* record;
+        RecoveryFacts facts;
+        std::string why;
+    };
+    std::vector<Pending> pending;
     for (const KeyRecord& r : loaded.records) {
         std::unique_ptr<Key> owned = key_from_record(r);
         if (!owned) {
             log::error("state record of '" + r.process_id() +
                        "' contradicts itself; forgetting it (its cgroup is judged on its own)");
-            state_.remove(r.process_id());
+            try {
+                state_.remove(r.process_id());
+            } catch (const std::exception& e) {
+                log::error(e.what());
+            }
             ++report.set_aside;
             continue;
         }
-        Key& k = *owned;
-        RecoveryFacts facts;
-        facts.pattern_known = k.manifest != nullptr;
-        std::string why;
+        Pending p{std::move(owned), &r, {}, {}};
+        p.facts.pattern_known = p.key->manifest != nullptr;
         if (config_.orphan_policy == OrphanPolicy::kKill) {
-            why = "orphan_policy is kill";
-        } else if (facts.pattern_known) {
+            p.why = "orphan_policy is kill";
+        } else if (p.facts.pattern_known) {
             try {
-                facts.live_process = adopt(k, r, why);
+                p.facts.live_process = adopt(*p.key, r, p.why);
             } catch (const std::exception& e) {
-                why = e.what();
+                p.why = e.what();
             }
         }
+        pending.push_back(std::move(p));
+    }
+    for (Pending& p : pending) {
+        std::unique_ptr<Key>& owned = p.key;
+        Key& k = *owned;
+        const KeyRecord& r = *p.record;
+        const RecoveryFacts& facts = p.facts;
+        const std::string& why = p.why;
         const Resolution resolution = resolve(r, facts);
         k.recovery = resolution_name(resolution);
         if (!why.empty() && resolution != Resolution::kAdopt) k.recovery += " (" + why + ")";
         // What is left of a key that is not adopted: its group (killed by
-        // the drain below) and, if free, its identity.
+        // the drain below, and made anew if the key starts again, so that no
+        // spent leaf stays behind) and, if free, its identity.
         if (!facts.live_process) {
             const std::string& path = r.cgroup();
             if (!path.empty() && path.starts_with(sandbox_->root_path() + "/") &&
                 std::filesystem::is_directory(path)) {
                 k.group = sandbox_->adopt_group(path);
+                k.renew_group = true;
             }
             if (r.identity() != 0 && identities_.reserve(r.identity())) k.identity = r.identity();
         }
@@ -264,12 +286,7 @@ Launcher::RecoveryReport Launcher::recover() {
                 placed.phase = Phase::kBackoff;
                 const std::int64_t left = r.backoff_until_unix_ms() - unix_ms_now();
                 placed.resume_backoff = milliseconds(std::max<std::int64_t>(0, left));
-                if (r.phase() == rec::PHASE_RUNNING || r.phase() == rec::PHASE_STARTING) {
-                    // It died with the launcher, or while the launcher was away:
-                    // an exit like any other, for the restart counters.
-                    ++placed.restart_count;
-                }
-                drain(placed, AfterDrain::kRestart);
+                drain(placed, AfterDrain::kRestart);  // the restart counts itself
                 break;
             }
             case Resolution::kFinishStop:
@@ -416,18 +433,25 @@ int Launcher::reconcile_groups(int* killed) {
     for (const auto& [ns, group] : namespace_groups_)
         owned.insert(group.group->path());
     int removed = 0;
+    int busy = 0;
     auto judge = [&](const std::string& path) {
         if (owned.count(path)) return;
         try {
             std::unique_ptr<KeyGroup> group = sandbox_->adopt_group(path);
-            const std::size_t count = group->processes().size();
-            if (count > 0 || group->populated()) {
-                log::warning("killing the processes in " + path + ": no state record describes it");
+            std::size_t count = group->processes().size();
+            for (const std::string& leaf : sandbox::cgroup_child_names(path))
+                count += sandbox::cgroup_processes(path + "/" + leaf).size();
+            if (count > 0) {
+                log::warning("killing the processes in " + path +
+                             ": no state record describes it (" + std::to_string(count) +
+                             " found)");
                 if (killed) *killed += static_cast<int>(count);
             }
             group->kill();
             if (group->try_remove()) {
                 ++removed;
+            } else {
+                ++busy;  // still exiting: tried again shortly
             }
         } catch (const std::exception& e) {
             log::warning("reconciling " + path + ": " + e.what());
@@ -445,6 +469,17 @@ int Launcher::reconcile_groups(int* killed) {
         } else {
             judge(path);
         }
+    }
+    // Killed groups empty within milliseconds: look again soon, not only
+    // at the next resync_interval.
+    if (busy == 0) stray_retries_ = 0;
+    if (busy > 0 && !stray_timer_) {
+        const milliseconds delay = std::min(config_.process_manager.resync_interval,
+                                            milliseconds(100 << std::min(stray_retries_++, 8)));
+        stray_timer_ = loop_.timer(delay, [this] {
+            stray_timer_ = {};
+            reconcile_groups();
+        });
     }
     return removed;
 }

@@ -347,6 +347,8 @@ void Launcher::on_notify(Key& k) {
 }
 
 void Launcher::became_healthy(Key& k) {
+    // Callers that joined a restart did not create the key: reused.
+    const bool restart = k.ever_running;
     k.running_since = loop_.now();
     k.running_since_unix_ms = unix_ms_now();
     k.liveness_failures = 0;
@@ -356,7 +358,7 @@ void Launcher::became_healthy(Key& k) {
     persist(k);
     sample_usage(k);  // the answer and the next List show real numbers
     auto waiters = std::move(k.launch_waiters);
-    LaunchResult result{ErrorCode::kOk, {}, info(k), false};
+    LaunchResult result{ErrorCode::kOk, {}, info(k), restart};
     for (auto& waiter : waiters) {
         waiter(result);
         result.reused = true;  // every caller after the first joined a start

@@ -1,9 +1,7 @@
 #include "systemd/tenant_scope.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
@@ -15,12 +13,14 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "common/log.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/error.h"
+#include "sandbox/process.h"
 #include "sandbox/unique_fd.h"
 
 namespace launcher {
@@ -246,9 +246,14 @@ std::optional<TenantScope> open_tenant_scope(const std::string& service_cgroup_d
 void release_tenant_scope(const TenantScope& scope) {
     // A previous instance's placeholder is not our child: a pidfd taken now
     // tells when it is gone, whatever becomes of its pid afterwards.
-    sandbox::UniqueFd pidfd;
-    if (!scope.holder_is_child)
-        pidfd = sandbox::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, scope.holder, 0)));
+    std::optional<sandbox::Process> holder;
+    if (!scope.holder_is_child) {
+        try {
+            holder = sandbox::Process::open(scope.holder);
+        } catch (const std::exception&) {
+            // Gone already.
+        }
+    }
     // Stopping the unit lets systemd end the placeholder and remove the
     // cgroup itself; removing it behind systemd's back would leave the unit
     // "active" without a cgroup, and the next start could not reuse the name.
@@ -261,9 +266,10 @@ void release_tenant_scope(const TenantScope& scope) {
     }
     if (scope.holder_is_child) {
         ::waitpid(scope.holder, nullptr, 0);
-    } else if (pidfd) {
-        pollfd p{pidfd.get(), POLLIN, 0};
-        ::poll(&p, 1, 10000);
+    } else if (holder) {
+        // Shutdown, off the serving path: a bounded wait is what we want here.
+        holder->wait_exit(std::chrono::milliseconds(10000));
+        holder->detach();
     }
 }
 

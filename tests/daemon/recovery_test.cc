@@ -136,6 +136,30 @@ std::string describe_records(const std::string& dir) {
     return out;
 }
 
+// Whether `path` is gone, or goes within `limit`.
+bool gone_within(const std::string& path, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (fs::exists(path)) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
+}
+
+// Waits (up to 10 s) until `pid` ignores SIGTERM (SigIgn in /proc/PID/status).
+bool ignores_sigterm(pid_t pid) {
+    for (int i = 0; i < 1000; ++i) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+        for (std::string line; std::getline(in, line);) {
+            if (!line.starts_with("SigIgn:")) continue;
+            const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+            if (mask & (1ULL << (SIGTERM - 1))) return true;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
 // The daemon's tenant cgroups, space-separated, once there are none or
 // `limit` has passed (their removal follows the kill asynchronously).
 std::string tenant_cgroups_after(TestDaemon& d, std::chrono::seconds limit) {
@@ -361,7 +385,7 @@ TEST(Recovery, ACorruptStateRecordIsSetAsideAndItsGroupJudgedWithoutIt) {
     EXPECT_EQ(::waitpid(stranger, nullptr, 0), stranger);
     EXPECT_FALSE(known(d, intruded.process_id()))
         << d.status(intruded.process_id()).DebugString() << log;
-    EXPECT_FALSE(fs::exists(intruded_group)) << d.log();
+    EXPECT_TRUE(gone_within(intruded_group, 10s)) << d.log();
     EXPECT_FALSE(fs::exists(record_file_of(d.state_dir(), intruded.process_id())));
     EXPECT_EQ(d.list().total_count(), 2) << log;
 }
@@ -516,6 +540,8 @@ TEST(Recovery, ATerminateInProgressWhenTheLauncherDiesIsFinished) {
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("stubborn", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
     const std::string id = r.process_id();
+    // READY=1 comes before the fixture ignores SIGTERM: wait for the latter.
+    ASSERT_TRUE(ignores_sigterm(pattern_pid(r.pid()))) << d.log();
 
     std::shared_ptr<pb::PatternLauncher::Stub> stub = d.connect();
     std::thread terminating([stub, id] {

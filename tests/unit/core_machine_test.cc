@@ -356,17 +356,57 @@ TEST_F(CoreMachine, LaunchesDuringAStartJoinIt) {
     EXPECT_EQ(fake_->spawns_of(id).size(), 1u);
 }
 
+TEST_F(CoreMachine, ALaunchDuringABackoffJoinsTheRestart) {
+    start(Settings{});
+    const std::string id = id_of("j");
+    launch_running("j");
+    fake_->kill_process(id, SIGSEGV);
+    turn();
+    ASSERT_EQ(state_of(id), ProcessState::kStarting);  // backing off
+    auto joined = launch("j");
+    turn();
+    EXPECT_EQ(joined->calls, 0) << "answered before the restart was healthy";
+    ASSERT_GE(advance_until([&] { return joined->calls > 0; }, 500), 0);
+    EXPECT_EQ(joined->result.code, ErrorCode::kOk);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 2u);
+    // The key existed before this caller came: it did not create the process.
+    EXPECT_TRUE(joined->result.reused);
+}
+
+TEST_F(CoreMachine, ATerminateDuringABackoffEndsTheKeyWithoutARestart) {
+    start(Settings{});
+    const std::string id = id_of("tb");
+    launch_running("tb");
+    fake_->kill_process(id, SIGSEGV);
+    turn();
+    auto stopped = terminate(id);
+    turn();
+    ASSERT_EQ(stopped->calls, 1);
+    EXPECT_TRUE(stopped->result.success);
+    EXPECT_FALSE(launcher_->status(id));
+    advance(1000);
+    EXPECT_EQ(fake_->spawns_of(id).size(), 1u) << "restarted after its terminate";
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+}
+
 TEST_F(CoreMachine, ATerminateDuringAStartAnswersTheLaunchUnavailable) {
     start(Settings{});
     const std::string id = id_of("t");
-    fake_->set_behaviour(id, Behaviour::never_ready());
+    fake_->set_behaviour(id, Behaviour::never_ready().sigterm(Behaviour::OnSigterm::kIgnore));
     auto launched = launch("t");
     advance(30);
     auto stopped = terminate(id);
-    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 100), 0);
+    turn();
     EXPECT_EQ(launched->calls, 1);
     EXPECT_EQ(launched->result.code, ErrorCode::kUnavailable);
+    advance(500);
+    auto again = terminate(id);  // joins the stop under way
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 1000), 0);
+    EXPECT_EQ(elapsed_ms(launched->at, stopped->at), 1000) << "not at the end of the grace";
     EXPECT_TRUE(stopped->result.success);
+    EXPECT_EQ(again->calls, 1);
+    EXPECT_TRUE(again->result.success);
+    EXPECT_EQ(launched->calls, 1);
     EXPECT_EQ(fake_->signals_sent(id), std::vector<int>{SIGTERM});
     EXPECT_FALSE(launcher_->status(id));
     EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
@@ -379,14 +419,15 @@ TEST_F(CoreMachine, AFailedColdStartAnswersInternalAndLeavesNothing) {
         Behaviour behaviour;
         std::string says;
     };
-    const Case cases[] = {
-        {"exits", Behaviour::exits(3), "code 3"},
-        {"throws", Behaviour::throws("no such executable"), "no such executable"}};
+    const Case cases[] = {{"exits", Behaviour::exits(3), "code 3"},
+                          {"throws", Behaviour::throws("no such executable"), "no such executable"},
+                          {"slow", Behaviour::never_ready(), "within 10000 ms"}};
     for (const Case& c : cases) {
         const std::string id = id_of(c.ns);
         fake_->set_behaviour(id, c.behaviour);
         auto launched = launch(c.ns);
-        ASSERT_GE(advance_until([&] { return launched->calls > 0; }, 100), 0) << c.ns;
+        ASSERT_GE(advance_until([&] { return launched->calls > 0; }, 10100), 0) << c.ns;
+        EXPECT_FALSE(fake_->alive(id)) << c.ns;
         EXPECT_EQ(launched->calls, 1);
         EXPECT_EQ(launched->result.code, ErrorCode::kInternal) << c.ns;
         EXPECT_NE(launched->result.message.find(c.says), std::string::npos)
@@ -405,18 +446,21 @@ TEST_F(CoreMachine, AFailedColdStartAnswersInternalAndLeavesNothing) {
 // ---- 6. shutdown ------------------------------------------------------------------------
 
 TEST_F(CoreMachine, ShutdownEndsEveryPhaseAndAnswersOnceAfterTheLastGraceEnds) {
-    start(Settings{.default_grace = milliseconds(1000)});
+    start(Settings{.max_concurrent_starts = 1, .default_grace = milliseconds(1000)});
     launch_running("running");
     fake_->set_behaviour(id_of("stubborn"),
                          Behaviour::ready().sigterm(Behaviour::OnSigterm::kIgnore));
     launch_running("stubborn", milliseconds(3000));
-    fake_->set_behaviour(id_of("starting"), Behaviour::never_ready());
-    auto starting = launch("starting");
     launch_running("backoff");
     fake_->kill_process(id_of("backoff"), SIGSEGV);
+    fake_->set_behaviour(id_of("starting"), Behaviour::never_ready());
+    auto starting = launch("starting");
+    auto queued = launch("queued");  // the one start slot is taken
     turn();
     ASSERT_EQ(launcher_->status(id_of("backoff"))->state, ProcessState::kStarting);  // backing off
     ASSERT_FALSE(fake_->alive(id_of("backoff")));
+    ASSERT_TRUE(fake_->alive(id_of("starting")));
+    ASSERT_TRUE(fake_->spawns_of(id_of("queued")).empty());
 
     int done = 0;
     Clock::time_point done_at{};
@@ -429,6 +473,7 @@ TEST_F(CoreMachine, ShutdownEndsEveryPhaseAndAnswersOnceAfterTheLastGraceEnds) {
     turn();
     EXPECT_EQ(refused->result.code, ErrorCode::kUnavailable);
     EXPECT_EQ(starting->result.code, ErrorCode::kUnavailable);
+    EXPECT_EQ(queued->result.code, ErrorCode::kUnavailable);
 
     advance(2990);
     EXPECT_EQ(done, 0) << "done before the stubborn key's grace period ended";
@@ -448,6 +493,7 @@ TEST_F(CoreMachine, ShutdownEndsEveryPhaseAndAnswersOnceAfterTheLastGraceEnds) {
     EXPECT_EQ(launcher_->process_count(), 0u);
     EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
     EXPECT_EQ(fake_->spawns_of(id_of("backoff")).size(), 1u);
+    EXPECT_TRUE(fake_->spawns_of(id_of("queued")).empty());
 }
 
 // ---- 7. the durable records -------------------------------------------------------------
