@@ -5,6 +5,7 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -39,10 +40,36 @@ int current_level() {
     return static_cast<int>(parsed);
 }
 
+// What a request put into a line must not make it two lines (a newline in a
+// namespace would forge an audit line), cut it (a NUL) or flood the log (a
+// 3 MiB value): control characters are escaped as \xNN and a line is capped.
+constexpr std::size_t kMaxLine = 8192;
+
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(std::min(text.size(), kMaxLine) + 16);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (out.size() >= kMaxLine) {
+            out += "... (" + std::to_string(text.size() - i) + " more bytes)";
+            break;
+        }
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x20 || c == 0x7f) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::string field(std::string_view name, std::string_view value) {
     std::string out(name);
     out += '=';
-    out += value;
+    out += printable(value);
     return out;
 }
 
@@ -62,8 +89,8 @@ void write_journal(Level level, std::string_view message, const Key& key, const 
     for (std::string& part : parts)
         iov.push_back({part.data(), part.size()});
     if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) < 0) {
-        std::fprintf(stderr, "<%d>pattern-launcher: %.*s\n", static_cast<int>(level),
-                     static_cast<int>(message.size()), message.data());
+        const std::string text = printable(message);
+        std::fprintf(stderr, "<%d>pattern-launcher: %s\n", static_cast<int>(level), text.c_str());
     }
 }
 
@@ -97,7 +124,7 @@ void write(Level level, std::string_view message, const Key& key, const Fields& 
     // One fwrite: stdio locks the stream, so lines from threads never mix.
     // The fields are for the journal; the message already says what matters.
     std::string line = "pattern-launcher: ";
-    line += message;
+    line += printable(message);
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -1,5 +1,7 @@
 #include "config/yaml_strict.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -7,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -65,6 +68,46 @@ std::string join(const std::vector<std::string>& items) {
     return out;
 }
 
+namespace {
+
+// The events of one document, of which it keeps the root node's mark: all
+// that load_mapping_file needs of a second document (that it exists, and
+// its line). The root comes as the first node event.
+class FirstNodeMark : public YAML::EventHandler {
+public:
+    // The 1-based line of the root, or `fallback` for a null root (as line_of).
+    int line(int fallback) const { return mark_ && !mark_->is_null() ? mark_->line + 1 : fallback; }
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override { seen_ = true; }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { first(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+        first(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        first(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+        first(mark);
+    }
+    void OnMapEnd() override {}
+
+private:
+    void first(const YAML::Mark& mark) {
+        if (!seen_) mark_ = mark;
+        seen_ = true;
+    }
+    bool seen_ = false;
+    std::optional<YAML::Mark> mark_;
+};
+
+}  // namespace
+
 YAML::Node load_mapping_file(const fs::path& file) {
     std::error_code ec;
     const fs::file_status status = fs::status(file, ec);
@@ -83,17 +126,30 @@ YAML::Node load_mapping_file(const fs::path& file) {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw FileError(file, 0, std::string("cannot read: ") + std::strerror(errno));
 
-    std::vector<YAML::Node> documents;
+    // Not YAML::LoadAll: yaml-cpp 0.7 loops there for ever, a new node per
+    // turn until memory runs out, on some malformed input such as ",%t\x85ad"
+    // (HandleNextDocument keeps reporting an empty document without consuming
+    // input; found by tests/fuzz, kept in tests/fuzz/regressions/config). A
+    // file holds one document, so load the first and only ask a parser
+    // whether a second begins: at most two documents are ever read.
+    std::vector<YAML::Node> documents;  // the first, if any
+    int second_document_line = -1;      // -1: there is none
     try {
-        documents = YAML::LoadAll(text);
+        std::istringstream stream(text);
+        YAML::Parser parser(stream);
+        FirstNodeMark first, second;
+        if (parser.HandleNextDocument(first)) {
+            documents.push_back(YAML::Load(text));
+            if (parser.HandleNextDocument(second)) second_document_line = second.line(0);
+        }
     } catch (const YAML::Exception& e) {
         const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
         std::string message = "YAML syntax error: " + e.msg;
         if (!e.mark.is_null()) message += " (column " + std::to_string(e.mark.column + 1) + ")";
         throw FileError(file, line, message);
     }
-    if (documents.size() > 1) {
-        throw FileError(file, line_of(documents[1], 0),
+    if (second_document_line >= 0) {
+        throw FileError(file, second_document_line,
                         "more than one YAML document (a file holds exactly one)");
     }
     if (documents.empty() || documents[0].IsNull()) {

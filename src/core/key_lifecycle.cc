@@ -98,6 +98,9 @@ void Launcher::on_exit(Key& k) {
     } else if (!k.process->has_exited()) {
         return;
     }
+    // A READY=1 sent before the end counts, even if the exit is seen first
+    // (both were ready in the same loop turn).
+    if (k.phase == Phase::kStarting && k.notify) on_notify(k);
     k.process_watch.reset();
     k.process_alive = false;
     bool success = false;

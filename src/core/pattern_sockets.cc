@@ -88,7 +88,7 @@ sandbox::UniqueFd bind_notify_socket(const std::filesystem::path& path) {
     return fd;
 }
 
-bool receive_notification(int fd, std::string& text, pid_t& sender) {
+bool receive_notification(int fd, std::string& text, pid_t& sender, uid_t& sender_uid) {
     char buf[4096];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
     iovec iov{buf, sizeof buf - 1};
@@ -101,11 +101,13 @@ bool receive_notification(int fd, std::string& text, pid_t& sender) {
     if (n < 0) return false;
     text.assign(buf, static_cast<std::size_t>(n));
     sender = 0;
+    sender_uid = static_cast<uid_t>(-1);
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
             ucred cred{};
             std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
             sender = cred.pid;
+            sender_uid = cred.uid;
         }
         // Fds sent along (FDSTORE=1) are not accepted: close them.
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {

@@ -42,8 +42,9 @@ private:
 // so that each message carries the sender's pid.
 sandbox::UniqueFd bind_notify_socket(const std::filesystem::path& path);
 
-// Reads one datagram; returns its text and the sender pid (0 if unknown).
-// Returns false when nothing is pending.
-bool receive_notification(int fd, std::string& text, pid_t& sender);
+// Reads one datagram; returns its text and the sender's pid and uid as the
+// kernel stamped them (SCM_CREDENTIALS; 0 and -1 if unknown). Returns false
+// when nothing is pending.
+bool receive_notification(int fd, std::string& text, pid_t& sender, uid_t& sender_uid);
 
 }  // namespace launcher

@@ -334,14 +334,20 @@ void Launcher::probe_readiness(Key& k) {
 void Launcher::on_notify(Key& k) {
     std::string text;
     pid_t sender = 0;
-    while (receive_notification(k.notify.get(), text, sender)) {
+    uid_t sender_uid = 0;
+    while (receive_notification(k.notify.get(), text, sender, sender_uid)) {
         if (k.phase != Phase::kStarting || !k.process_alive) continue;
         bool ready = text == "READY=1" || text.starts_with("READY=1\n") ||
                      text.find("\nREADY=1") != std::string::npos;
         if (!ready) continue;
-        // Only the pattern's own processes may speak for it.
+        // Only the pattern's own processes may speak for it: a member of its
+        // cgroup, or, for one that has exited since (READY=1, then a crash
+        // before we read it), the key's own uid as the kernel stamped it.
+        // No other key runs as that uid, and the socket is reachable only in
+        // this key's view.
         auto members = k.run ? k.run->processes() : std::vector<pid_t>{};
-        if (std::find(members.begin(), members.end(), sender) == members.end()) continue;
+        const bool member = std::find(members.begin(), members.end(), sender) != members.end();
+        if (!member && !(k.identity != 0 && sender_uid == k.identity)) continue;
         became_healthy(k);
     }
 }

@@ -40,8 +40,9 @@ struct HttpParseResult {
 
 // Parses the request head at the start of `input`, which holds everything
 // received on the connection so far. A head longer than `max_head_bytes`
-// (blank line included), or that many bytes without a complete head, is a
-// 431.
+// (blank line included), or more than that many bytes without a complete
+// head, is a 431 (exactly that many still wait: the head can then only
+// complete over the limit, so the 431 comes with the next byte).
 HttpParseResult parse_http_request(std::string_view input, std::size_t max_head_bytes);
 
 }  // namespace launcher

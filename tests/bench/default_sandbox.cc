@@ -27,7 +27,7 @@ std::vector<std::string> launcher_masks() {
             "/run/pattern-launcher/api.sock"};
 }
 
-// file_view() in src/spawn_plan.cc binds /etc/resolv.conf's and /etc/hosts'
+// file_view() in src/core/spawn_plan.cc binds /etc/resolv.conf's and /etc/hosts'
 // targets back in when they are symlinks into a path the view replaces
 // (sandbox::hidden_by_view).
 sandbox::FileView default_view() {

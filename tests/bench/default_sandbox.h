@@ -3,15 +3,15 @@
 //
 //   namespaces   mount, pid, ipc, uts, cgroup, net      (SandboxSettings defaults)
 //   file view    FileView{enabled}: 64 MiB tmpfs each, own /proc and /sys/fs/cgroup,
-//                the launcher's masks for its default config (src/confinement.cc)
+//                the launcher's masks for its default config (src/core/confinement.cc)
 //   init         pattern-launcher-init as PID 1, exec'd from an O_PATH fd, with
 //                an InitReports status fd
 //   identity     uid = gid = kBenchIdentity, no supplementary groups
 //   privileges   no capabilities, no_new_privs, RLIMIT_CORE 0, the built-in
 //                `default` seccomp profile, make_landlock_ruleset()
 //
-// Mirrors src/spawn_plan.cc (build_spawn_spec, file_view) and
-// src/supervision.cc (seccomp, reports) without linking the daemon (gRPC,
+// Mirrors src/core/spawn_plan.cc (build_spawn_spec, file_view) and
+// src/core/kernel_sandbox.cc (seccomp, reports) without linking the daemon (gRPC,
 // YAML). Left out, because they depend on the pattern rather than on the
 // sandbox: the passed gRPC socket, the environment, the working directory and
 // the notify socket's bind (one open_tree + move_mount with a notify
