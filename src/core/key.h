@@ -13,6 +13,7 @@
 
 #include "common/event_loop.h"
 #include "common/isolation_key.h"
+#include "common/log.h"
 #include "config/manifest.h"
 #include "core/health_probe.h"
 #include "core/key_phase.h"
@@ -122,5 +123,17 @@ struct Key {
 
     ProcessState state() const { return public_state(phase, after_drain); }
 };
+
+// The wall clock, for records (the loop's clock is steady and may be a test's).
+inline std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The journal fields of a line about `k`.
+inline log::Key log_key(const Key& k) {
+    return log::Key{k.id, k.key.namespace_id, k.key.pattern};
+}
 
 }  // namespace launcher

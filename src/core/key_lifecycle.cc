@@ -20,16 +20,6 @@ using Clock = EventLoop::Clock;
 
 namespace {
 
-std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-log::Key log_key(const Key& k) {
-    return log::Key{k.id, k.key.namespace_id, k.key.pattern};
-}
-
 // A busy rmdir (the kernel is still tearing the group's tasks down) is
 // retried with a growing delay, through the loop: never a sleep.
 milliseconds rmdir_retry_delay(int retries) {

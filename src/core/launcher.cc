@@ -23,12 +23,6 @@ namespace {
 constexpr milliseconds kUsageTick{1000};
 constexpr std::size_t kUsageSlice = 64;
 
-std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 const char* state_name(ProcessState state) {

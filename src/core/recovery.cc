@@ -27,12 +27,6 @@ namespace rec = pattern_launcher::state;
 
 namespace {
 
-std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // The steady-clock moment of a wall-clock time in the past.
 Clock::time_point steady_from_unix_ms(const EventLoop& loop, std::int64_t unix_ms) {
     const auto age = milliseconds(std::max<std::int64_t>(0, unix_ms_now() - unix_ms));

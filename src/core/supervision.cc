@@ -22,16 +22,6 @@ using Clock = EventLoop::Clock;
 
 namespace {
 
-std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-log::Key log_key(const Key& k) {
-    return log::Key{k.id, k.key.namespace_id, k.key.pattern};
-}
-
 sandbox::CgroupLimits limits_for(const Resources& m, const Resources& d) {
     sandbox::CgroupLimits limits;
     limits.memory_max = m.memory_limit ? m.memory_limit : d.memory_limit;

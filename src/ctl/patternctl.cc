@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cli_choice.h"
 #include "config/confinement_report.h"
 #include "config/manifest.h"
 #include "prism/launcher/launcher.grpc.pb.h"
@@ -267,25 +268,6 @@ const CLI::Validator kStateName(
     },
     "");
 
-// A CLI11 transform from the words of `names` to their values: rejects
-// anything else (numbers too) with "expects a, b or c; got 'x'".
-template <typename T>
-CLI::Validator one_of(const std::map<std::string, T>& names) {
-    std::string list;
-    for (auto it = names.begin(); it != names.end(); ++it) {
-        if (it != names.begin()) list += std::next(it) == names.end() ? " or " : ", ";
-        list += it->first;
-    }
-    return CLI::Validator(
-        [names, list](std::string& text) {
-            auto it = names.find(text);
-            if (it == names.end()) return "expects " + list + "; got '" + text + "'";
-            text = std::to_string(static_cast<long long>(it->second));
-            return std::string();
-        },
-        "");
-}
-
 // Whole seconds, 0 or more (the daemon caps them).
 const CLI::Validator kSeconds(
     [](std::string& text) {
@@ -319,7 +301,7 @@ int main(int argc, char** argv) {
                                                           {"json", Options::Output::kJson}};
     app.add_option("--output", o.output, "tables, or the API's answer as JSON")
         ->type_name("table|json")
-        ->transform(one_of(kOutputs));
+        ->transform(launcher::cli::one_of(kOutputs));
 
     LaunchArgs launch;
     CLI::App* launch_cmd = app.add_subcommand(
@@ -333,7 +315,7 @@ int main(int argc, char** argv) {
         {"session", pb::ISOLATION_SESSION}};
     launch_cmd->add_option("--isolation", launch.isolation, "which key the request maps to")
         ->type_name("none|namespace|session")
-        ->transform(one_of(kIsolations));
+        ->transform(launcher::cli::one_of(kIsolations));
     launch_cmd->add_option("--config", launch.config, "a setting for the pattern (repeatable)")
         ->type_name("KEY=VALUE")
         ->allow_extra_args(false)

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "common/cli_choice.h"
 #include "common/log.h"
 #include "daemon/commands.h"
 #include "systemd/tenant_scope.h"
@@ -29,25 +30,6 @@ CLI::Option* add_optional(CLI::App& app, const std::string& name, std::optional<
                           const std::string& help) {
     return app.add_option_function<T>(
         name, [&target](const T& value) { target = value; }, help);
-}
-
-// A CLI11 transform from the words of `names` to their values: rejects
-// anything else (numbers too) with "expects a, b or c; got 'x'".
-template <typename T>
-CLI::Validator one_of(const std::map<std::string, T>& names) {
-    std::string list;
-    for (auto it = names.begin(); it != names.end(); ++it) {
-        if (it != names.begin()) list += std::next(it) == names.end() ? " or " : ", ";
-        list += it->first;
-    }
-    return CLI::Validator(
-        [names, list](std::string& text) {
-            auto it = names.find(text);
-            if (it == names.end()) return "expects " + list + "; got '" + text + "'";
-            text = std::to_string(static_cast<long long>(it->second));
-            return std::string();
-        },
-        "");
 }
 
 }  // namespace
@@ -95,17 +77,17 @@ int main(int argc, char** argv) {
     add_optional(app, "--limits-enforcement", flags.limits_enforcement,
                  "refuse (strict) or log (warn) unenforceable limits")
         ->type_name("strict|warn")
-        ->transform(one_of(kEnforcements));
+        ->transform(launcher::cli::one_of(kEnforcements));
     add_optional(app, "--default-isolation", flags.default_isolation,
                  "isolation of a launch whose request and manifest name none")
         ->type_name("none|namespace|session")
-        ->transform(one_of(kIsolations));
+        ->transform(launcher::cli::one_of(kIsolations));
     std::optional<log::Level> log_level;
     add_optional(app, "--log-level", log_level,
                  "drop log lines less important than this (default info, or "
                  "$PATTERN_LAUNCHER_LOG_LEVEL)")
         ->type_name("error|warning|notice|info|debug")
-        ->transform(one_of(kLevels));
+        ->transform(launcher::cli::one_of(kLevels));
 
     launcher::CheckFlags check_flags;
     CLI::App* check = app.add_subcommand(
