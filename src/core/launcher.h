@@ -160,6 +160,7 @@ private:
     bool adopt(Key& k, const KeyRecord& record, std::string& why);
     std::unique_ptr<Key> key_from_record(const KeyRecord& record);
     int adopt_unrecorded(const std::set<std::string>& unreadable_files);
+    Key& place_recovered(std::unique_ptr<Key> owned);
 
     EventLoop& loop_;
     LauncherConfig config_;

@@ -182,6 +182,22 @@ bool Launcher::adopt(Key& k, const KeyRecord& record, std::string& why) {
     return true;
 }
 
+// A recovered key takes its place: counted in its namespace's group (if it
+// has a group), its ports and session held, listed.
+Key& Launcher::place_recovered(std::unique_ptr<Key> owned) {
+    Key& k = *owned;
+    if (k.group && !k.key.namespace_id.empty()) {
+        namespace_group(k.key.namespace_id);
+        k.holds_namespace_group = true;
+    }
+    if (k.grpc.port) ports_.reserve(k.grpc.port);
+    if (k.health.port) ports_.reserve(k.health.port);
+    if (k.key.level == Isolation::kSession) {
+        session_owner_.emplace(k.key.session_id, k.key.namespace_id);
+    }
+    return *(processes_[k.id] = std::move(owned));
+}
+
 Launcher::RecoveryReport Launcher::recover() {
     loop_.assert_in_loop("Launcher::recover");
     RecoveryReport report;
@@ -252,16 +268,7 @@ Launcher::RecoveryReport Launcher::recover() {
             }
             if (r.identity() != 0 && identities_.reserve(r.identity())) k.identity = r.identity();
         }
-        if (k.group && !k.key.namespace_id.empty()) {
-            namespace_group(k.key.namespace_id);
-            k.holds_namespace_group = true;
-        }
-        if (k.grpc.port) ports_.reserve(k.grpc.port);
-        if (k.health.port) ports_.reserve(k.health.port);
-        if (k.key.level == Isolation::kSession) {
-            session_owner_.emplace(k.key.session_id, k.key.namespace_id);
-        }
-        Key& placed = *(processes_[k.id] = std::move(owned));
+        Key& placed = place_recovered(std::move(owned));
         log::notice("recovered " + placed.id + ": " + placed.recovery,
                     log::Key{placed.id, placed.key.namespace_id, placed.key.pattern});
         // A recovered key is built in the phase it resumes from; from there
@@ -376,18 +383,9 @@ int Launcher::adopt_unrecorded(const std::set<std::string>& unreadable) {
                 log::warning("not adopting " + name + " without its record: " + why);
                 continue;
             }
-            Key& k = *(processes_[name] = std::move(owned));
+            Key& k = place_recovered(std::move(owned));
             k.recovery = "adopted without its record (unreadable); its launch config is lost";
             k.phase = Phase::kRunning;
-            if (!k.key.namespace_id.empty()) {
-                namespace_group(k.key.namespace_id);
-                k.holds_namespace_group = true;
-            }
-            ports_.reserve(k.grpc.port);
-            if (k.health.port) ports_.reserve(k.health.port);
-            if (k.key.level == Isolation::kSession) {
-                session_owner_.emplace(k.key.session_id, k.key.namespace_id);
-            }
             log::warning("recovered " + name + ": " + k.recovery,
                          log::Key{k.id, k.key.namespace_id, k.key.pattern});
             persist(k);
