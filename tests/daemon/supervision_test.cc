@@ -60,7 +60,7 @@ TEST(Restart, ConnectionsQueueWhileThePatternRestarts) {
     d.start();
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok());
-    ::kill(r.pid(), SIGKILL);
+    ASSERT_TRUE(kill_key_process(r.pid()));
     // Straight away, before the restart: the launcher's socket holds the
     // connection in its backlog until the new process accepts it.
     EXPECT_EQ(roundtrip(r.address(), "queued"), "queued");

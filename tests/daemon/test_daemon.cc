@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,6 +351,16 @@ pid_t pattern_pid(pid_t init_pid) {
     pid_t child = 0;
     children >> child;
     return child;
+}
+
+bool kill_key_process(pid_t init_pid) {
+    const pid_t pattern = pattern_pid(init_pid);
+    // A pidfd turns readable once the process has exited, after its files
+    // were closed (do_exit: exit_files before exit_notify).
+    sandbox::UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pattern, 0)));
+    if (pattern == 0 || !fd || ::kill(init_pid, SIGKILL) != 0) return false;
+    pollfd p{fd.get(), POLLIN, 0};
+    return ::poll(&p, 1, 10000) == 1;
 }
 
 bool process_alive(pid_t pid) {

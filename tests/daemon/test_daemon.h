@@ -104,6 +104,11 @@ bool process_alive(pid_t pid);
 // The pattern a launched pid (its init, PID 1 of the pattern's pid
 // namespace) runs: the init's only child; 0 if there is none.
 pid_t pattern_pid(pid_t init_pid);
+// SIGKILLs a key's init and returns once its pattern has exited as well
+// (false after 10 s). kill() returns before the target dies, and the kernel
+// kills the rest of a pid namespace only after its init exited: until then
+// the pattern still accepts connections and takes them to its grave.
+bool kill_key_process(pid_t init_pid);
 // Sends `message` to the echo pattern at "127.0.0.1:PORT" and returns what
 // comes back (empty on failure; waits up to 10 s).
 std::string roundtrip(const std::string& address, const std::string& message);
