@@ -4,15 +4,21 @@
 # ./build and then runs or tests.
 #
 #   ./dev.sh run      build, then run the daemon with config/pattern-launcher.yaml (Ctrl-C stops it)
-#   ./dev.sh test     build with warnings as errors, run every host test (ctest), then
-#                     the VM stage: the Debian package installed in a qemu guest with
-#                     systemd and full cgroup v2, running the system suite (tests/system)
+#   ./dev.sh test     every tier of tests (docs/testing.md), in this order:
+#                       host  build with warnings as errors, run every host suite (ctest)
+#                       vm    the Debian package in a qemu guest with systemd and full
+#                             cgroup v2, running the system suite (tests/system)
+#                       asan  the host suites again, built with ASan+UBSan (build-asan)
+#                       tsan  the daemon suites, daemon and tests built with TSan (build-tsan)
+#                       fuzz  each libFuzzer target for PL_FUZZ_SECONDS (default 60; build-fuzz)
+#                     PL_TIERS="host fuzz" runs only those tiers; all run even when one
+#                     fails, and the exit code says whether every one passed
 #   ./dev.sh vm-test  build, then only the VM stage
 #   ./dev.sh build    only build
 #
-# Environment: BUILD_DIR (default ./build), PL_SANITIZE=1 for an ASan/UBSan build
-# (the VM stage is then skipped: the guest has no sanitizer runtime),
-# CTEST_PARALLEL_LEVEL (default: number of cores), PL_VM_* (see tests/system/vm.sh).
+# Environment: BUILD_DIR (default ./build), PL_SANITIZE=address|thread for a
+# sanitized ./dev.sh build, CTEST_PARALLEL_LEVEL (default: number of cores),
+# PL_VM_* (see tests/system/vm.sh).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +38,19 @@ build() {
     cmake --build "$build_dir" -j "$(nproc)"
 }
 
+# ctest in $1 with the remaining arguments; prints why each skipped test
+# skipped (ctest lists them without the reason; the reason is in the log).
+run_ctest() {
+    local dir=$1
+    shift
+    local rc=0
+    (cd "$dir" && ctest --output-on-failure -j "${CTEST_PARALLEL_LEVEL:-$(nproc)}" "$@") || rc=$?
+    awk '/: Skipped$/ { getline reason; getline name
+                        sub(/^\[  SKIPPED \] /, "", name); sub(/ \(.*$/, "", name)
+                        print "skipped " name ": " reason }' "$dir/Testing/Temporary/LastTest.log"
+    return "$rc"
+}
+
 vm_stage() {
     if [ "${PL_SANITIZE:-OFF}" != OFF ] && [ "${PL_SANITIZE:-OFF}" != 0 ]; then
         echo "vm stage skipped: PL_SANITIZE builds need a sanitizer runtime the guest does not have"
@@ -40,22 +59,102 @@ vm_stage() {
     "$top/tests/system/run.sh" "$build_dir"
 }
 
+# A sanitizer tier: configure $2 with PL_SANITIZE=$1, build the targets
+# that follow "--" (all when none), run ctest with the arguments before it.
+# Every sanitized process (test binaries, the daemons they start, patternctl)
+# writes its reports to <dir>/sanitizer-logs/<tool>.<pid>: a report fails
+# the tier even when the process that wrote it was a daemon a test had
+# already given up on.
+sanitizer_tier() {
+    local sanitizer=$1 dir=$2
+    shift 2
+    local ctest_args=() targets=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do ctest_args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    targets=("$@")
+    # (A function called as an `if` condition runs without errexit.)
+    "$top/scripts/install-deps.sh" || return 1
+    cmake -S "$top" -B "$dir" -DPL_WERROR=ON -DPL_SANITIZE="$sanitizer" -DPL_BUILD_BENCHMARKS=OFF \
+        >/dev/null || return 1
+    if [ ${#targets[@]} -eq 0 ]; then
+        cmake --build "$dir" -j "$(nproc)" || return 1
+    else
+        cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}" || return 1
+    fi
+    local logs="$dir/sanitizer-logs" rc=0
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    # Each option's reason: docs/testing.md ("Sanitizers").
+    ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1" \
+    UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
+    LSAN_OPTIONS="suppressions=$top/tests/sanitizers/lsan.supp" \
+    TSAN_OPTIONS="log_path=$logs/tsan:exitcode=0:halt_on_error=0:ignore_noninstrumented_modules=1:second_deadlock_stack=1:suppressions=$top/tests/sanitizers/tsan.supp" \
+        run_ctest "$dir" "${ctest_args[@]}" || rc=$?
+    # TSan reports are sorted first: those inside uninstrumented gRPC are
+    # counted, ours fail the tier (tests/sanitizers/triage_tsan.py says why).
+    local tsan_reports
+    tsan_reports=$(find "$logs" -type f -name 'tsan.*' | sort)
+    if [ -n "$tsan_reports" ]; then
+        # shellcheck disable=SC2086  # one file name per word
+        python3 "$top/tests/sanitizers/triage_tsan.py" "$top" $tsan_reports || rc=1
+    fi
+    local reports
+    reports=$(find "$logs" -type f ! -name 'tsan.*' | sort)
+    if [ -n "$reports" ]; then
+        for r in $reports; do
+            echo "== sanitizer report $r"
+            head -80 "$r"
+        done
+        echo "$sanitizer tier: $(echo "$reports" | wc -l) sanitizer reports" >&2
+        rc=1
+    fi
+    return "$rc"
+}
+
+# The tiers of ./dev.sh test, each a function that returns its result.
+tier_host() {
+    build || return 1
+    run_ctest "$build_dir"
+}
+tier_vm() { vm_stage; }
+tier_asan() {
+    # The chaos test with fewer keys: ASan's daemon is two to three times slower.
+    PL_CHAOS_KEYS=${PL_CHAOS_KEYS:-100} sanitizer_tier address "$top/build-asan"
+}
+tier_tsan() {
+    # Only the daemon and what its suites start: TSan is for the daemon's
+    # gRPC threads next to its loop; the rest has no threads to race.
+    PL_CHAOS_KEYS=${PL_CHAOS_KEYS:-60} sanitizer_tier thread "$top/build-tsan" -L daemon -- \
+        daemon_tests daemon_chaos_tests daemon_soak_tests
+}
+tier_fuzz() {
+    "$top/scripts/install-deps.sh" || return 1
+    "$top/tests/fuzz/run.sh" "${PL_FUZZ_SECONDS:-60}" "$top/build-fuzz"
+}
+
 case "$cmd" in
     build)
         build
         ;;
     test)
         need_root
-        build
-        cd "$build_dir"
-        rc=0
-        ctest --output-on-failure -j "${CTEST_PARALLEL_LEVEL:-$(nproc)}" || rc=$?
-        # ctest lists skipped tests without the reason; the reason is in the log.
-        awk '/: Skipped$/ { getline reason; getline name
-                            sub(/^\[  SKIPPED \] /, "", name); sub(/ \(.*$/, "", name)
-                            print "skipped " name ": " reason }' Testing/Temporary/LastTest.log
-        vm_stage || rc=1
-        exit "$rc"
+        summary=()
+        failed=0
+        for tier in ${PL_TIERS:-host vm asan tsan fuzz}; do
+            case "$tier" in host | vm | asan | tsan | fuzz) ;; *)
+                echo "dev.sh test: unknown tier '$tier' (host vm asan tsan fuzz)" >&2
+                exit 2
+                ;;
+            esac
+            echo "== tier $tier"
+            start=$SECONDS
+            if "tier_$tier"; then result=passed; else result=FAILED; failed=1; fi
+            summary+=("$tier: $result ($((SECONDS - start)) s)")
+            echo "== tier $tier: $result"
+        done
+        echo "== tiers"
+        printf '%s\n' "${summary[@]}"
+        exit "$failed"
         ;;
     vm-test)
         need_root
@@ -72,7 +171,7 @@ case "$cmd" in
             --patterns-dir "$build_dir/patterns" "$@"
         ;;
     *)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -22,8 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <map>
@@ -34,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "process_usage.h"
 #include "sandbox/unique_fd.h"
 #include "test_daemon.h"
 
@@ -41,7 +40,6 @@ namespace {
 
 using namespace pltest;
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 constexpr std::uint64_t kDefaultSeed = 20240612;
 constexpr int kDefaultRequests = 3000;
@@ -50,57 +48,6 @@ constexpr std::size_t kHuge = 3 * 1024 * 1024;  // 3 MiB: below gRPC's 4 MiB rec
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
     const char* text = std::getenv(name);
     return text && *text ? std::strtoull(text, nullptr, 0) : fallback;
-}
-
-// ---- what the daemon uses -------------------------------------------------------
-
-int fd_count(pid_t pid) {
-    int n = 0;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec))
-        ++n;
-    return n;
-}
-
-long rss_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-        if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-    }
-    return -1;
-}
-
-// What each descriptor is ("socket:[123]", "anon_inode:[eventfd]", a path), counted.
-std::map<std::string, int> fd_kinds(pid_t pid) {
-    std::map<std::string, int> kinds;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec)) {
-        std::string target = fs::read_symlink(it->path(), ec).string();
-        if (target.starts_with("socket:")) target = "socket";
-        ++kinds[target];
-    }
-    return kinds;
-}
-
-std::string describe(const std::map<std::string, int>& kinds) {
-    std::string out;
-    for (const auto& [kind, n] : kinds)
-        out += "\n  " + std::to_string(n) + " x " + kind;
-    return out;
-}
-
-// Waits until the daemon's descriptors drop to `at_most` (it closes a
-// connection some milliseconds after the peer did); returns the last count.
-int settle_fds(pid_t pid, int at_most, std::chrono::milliseconds within = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    int n = fd_count(pid);
-    while (n > at_most && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(20ms);
-        n = fd_count(pid);
-    }
-    return n;
 }
 
 // ---- protobuf wire format, by hand ------------------------------------------------
@@ -731,8 +678,8 @@ TEST_F(HostileClientTest, RandomRequestsEachGetAStatusAndLeakNothing) {
     // being torn down; one leaked descriptor per request would be hundreds.
     const int fds_after = settle_fds(pid_, fds_before + 5);
     EXPECT_LE(fds_after, fds_before + 5)
-        << "fds before " << fds_before << ":" << describe(kinds_before) << "\nafter " << fds_after
-        << ":" << describe(fd_kinds(pid_));
+        << "fds before " << fds_before << ":" << describe_fds(kinds_before) << "\nafter "
+        << fds_after << ":" << describe_fds(fd_kinds(pid_));
     // Memory: < 20 MiB above the warm-up's. With the fixed mmap threshold
     // (SetUp) a run of 1,000 to 10,000 requests moved VmRSS by -2..+8 MiB
     // here; without it glibc's arenas kept 16..70 MiB of freed 3 MiB blocks,
@@ -741,8 +688,7 @@ TEST_F(HostileClientTest, RandomRequestsEachGetAStatusAndLeakNothing) {
     const long rss_after = rss_kib(pid_);
     std::cout << "[ usage    ] fds " << fds_before << " -> " << fds_after << ", VmRSS "
               << rss_before << " -> " << rss_after << " KiB" << std::endl;
-    EXPECT_LT(rss_after - rss_before, 20 * 1024)
-        << "VmRSS grew from " << rss_before << " to " << rss_after << " KiB";
+    expect_rss_growth_below(rss_before, rss_after, 20 * 1024, "random requests");
 }
 
 TEST_F(HostileClientTest, GarbageOnTheSocketIsRefusedAndClosed) {
@@ -799,7 +745,7 @@ TEST_F(HostileClientTest, GarbageOnTheSocketIsRefusedAndClosed) {
     EXPECT_LE(fds_after, fds_before + 5) << "fds before " << fds_before << ", after " << fds_after;
     // No request is parsed here: the same bound as above, with far less
     // expected (64 KiB of junk per connection at most).
-    EXPECT_LT(rss_kib(pid_) - rss_before, 20 * 1024);
+    expect_rss_growth_below(rss_before, rss_kib(pid_), 20 * 1024, "garbage");
 }
 
 TEST_F(HostileClientTest, IdleConnectionsAreHeldThenReleased) {
@@ -829,7 +775,7 @@ TEST_F(HostileClientTest, IdleConnectionsAreHeldThenReleased) {
     EXPECT_LE(fds_after, fds_before + 5)
         << "fds before " << fds_before << ", with " << kIdle << " idle connections " << held
         << ", after closing them " << fds_after;
-    EXPECT_LT(rss_kib(pid_) - rss_before, 20 * 1024);  // as above
+    expect_rss_growth_below(rss_before, rss_kib(pid_), 20 * 1024, "idle connections");
     expect_alive_and_healthy();
     std::cout << "[ usage    ] fds " << fds_before << " -> " << held << " -> " << fds_after
               << std::endl;

@@ -112,9 +112,9 @@ TEST_F(LaunchTest, ASessionBelongsToTheNamespaceThatFirstLaunchedIt) {
 
 TEST_F(LaunchTest, PatternIsBornInItsCgroupWithTheReservedEnvironment) {
     pb::LaunchResponse r;
-    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_SESSION, "tenant-a", "s-9", &r,
-                         {{"LOG_LEVEL", "debug"}, {"EXTRA", "1"}})
-                    .ok());
+    const grpc::Status s = d.launch("sleeper", pb::ISOLATION_SESSION, "tenant-a", "s-9", &r,
+                                    {{"LOG_LEVEL", "debug"}, {"EXTRA", "1"}});
+    ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << d.log();
     std::ifstream cg("/proc/" + std::to_string(r.pid()) + "/cgroup");
     std::string line, self;
     while (std::getline(cg, line)) {

@@ -28,11 +28,16 @@ inline void check(bool ok, const char* what, const std::string& detail = {}) {
 
 // A private directory for this process (libFuzzer may run several jobs at
 // once), created on first use and removed at exit. Kept for the whole run:
-// creating one per input would cost more than the parse.
+// creating one per input would cost more than the parse. In memory
+// (/dev/shm) unless TMPDIR says otherwise: on a disk with discard, the
+// O_TRUNC of every input waits for the device and made the YAML targets
+// 3.5 times slower.
 inline const std::filesystem::path& scratch_dir() {
     static const std::filesystem::path dir = [] {
         const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/pl-fuzz-XXXXXX";
+        std::string root = base && *base ? base : "/tmp";
+        if ((!base || !*base) && ::access("/dev/shm", W_OK) == 0) root = "/dev/shm";
+        std::string pattern = root + "/pl-fuzz-XXXXXX";
         if (::mkdtemp(pattern.data()) == nullptr) finding("mkdtemp failed", pattern);
         std::atexit([] {
             std::error_code ec;

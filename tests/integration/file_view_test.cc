@@ -138,7 +138,8 @@ std::vector<MountEntry> parse_mountinfo(const std::vector<std::string>& lines) {
     return mounts;
 }
 
-// The topmost (last) mount at `point`.
+// The topmost (last) mount at `point` in `mounts` (which must outlive the
+// result), or nullptr.
 const MountEntry* mount_at(const std::vector<MountEntry>& mounts, const std::string& point) {
     const MountEntry* found = nullptr;
     for (const MountEntry& m : mounts) {
@@ -146,6 +147,8 @@ const MountEntry* mount_at(const std::vector<MountEntry>& mounts, const std::str
     }
     return found;
 }
+// A temporary list would leave the result dangling (ASan found two).
+const MountEntry* mount_at(std::vector<MountEntry>&& mounts, const std::string& point) = delete;
 
 std::string options_of(const MountEntry& m) {
     std::string s;
@@ -380,7 +383,8 @@ TEST_F(FileViewTest, MaskedPathsHideTheirContent) {
     EXPECT_TRUE(contains(out, "file has 0 bytes")) << out;
     // The masks replace the paths, not their parent.
     EXPECT_TRUE(contains(out, "unmasked neighbour: secret-dir\nsecret-file")) << out;
-    const MountEntry* over_dir = mount_at(parse_mountinfo(section(out, "mountinfo", "end")), dir);
+    const auto mounts = parse_mountinfo(section(out, "mountinfo", "end"));
+    const MountEntry* over_dir = mount_at(mounts, dir);
     ASSERT_NE(over_dir, nullptr) << out;
     EXPECT_EQ(over_dir->fstype, "tmpfs");
     EXPECT_TRUE(over_dir->options.count("ro")) << options_of(*over_dir);
@@ -417,8 +421,8 @@ TEST_F(FileViewTest, ProcIsTheNamespacesOwnWithMasks) {
             << out;
     }
     EXPECT_TRUE(contains(out, "cannot create /proc/sys/kernel/hostname: " + kReadOnly)) << out;
-    const MountEntry* sys =
-        mount_at(parse_mountinfo(section(out, "mountinfo", "end")), "/proc/sys");
+    const auto mounts = parse_mountinfo(section(out, "mountinfo", "end"));
+    const MountEntry* sys = mount_at(mounts, "/proc/sys");
     ASSERT_NE(sys, nullptr) << out;
     EXPECT_TRUE(sys->options.count("ro")) << options_of(*sys);
     EXPECT_EQ(read_file("/proc/sys/kernel/hostname").find("pwned"), std::string::npos);

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Sorts ThreadSanitizer reports into ours and gRPC's; exits 1 if any is ours.
+
+  triage_tsan.py <source dir> <report file>...
+
+Debian's gRPC, Abseil and protobuf are not built with TSan. Their locks
+(absl::Mutex sleeps on futexes of its own) are invisible to it, so memory
+that gRPC hands from one of its threads to another, including the grpcpp
+header code compiled into our binaries, looks unsynchronised: hundreds of
+reports per daemon that say nothing about our code. A suppression file
+cannot tell those apart from our races, because a TSan suppression matches
+any frame of a report, and every gRPC thread, including the ones that run
+our handlers, has gRPC frames at its bottom.
+
+So each report is judged by the code that made the racing access: for each
+access, the first frame that is neither the sanitizer runtime nor a header
+of libstdc++ or of protobuf-generated code. If that frame of any access is
+in our source tree (its file under <source dir>/src, /sandbox or /tests, or
+its function in namespace launcher:: or sandbox::), the report is ours: it
+is printed and fails the tier. Otherwise it is counted as gRPC's and listed
+by its top frames.
+"""
+import collections
+import os
+import re
+import sys
+
+FRAME = re.compile(r"^\s+#\d+ (?P<func>.+?) (?P<file>\S+) \((?P<module>[^+)]+)")
+
+
+def frames_of(block):
+    for line in block.splitlines()[1:]:
+        m = FRAME.match(line)
+        if m:
+            yield m.group("func"), m.group("file"), m.group("module")
+
+
+def decisive(frames, source):
+    """The first frame that says whose code made the access."""
+    for func, path, module in frames:
+        if "libtsan" in module or "/libsanitizer/" in path:
+            continue
+        if path.startswith("/usr/include/c++/") or "/gen/" in path or path.endswith(".pb.cc"):
+            continue
+        return func, path, module
+    return None
+
+
+def ours(frame, source):
+    func, path, _module = frame
+    path = re.sub(r":\d+(:\d+)?$", "", path)  # "file.cc:12:5"
+    if func.startswith(("launcher::", "sandbox::", "pltest::")):
+        return True
+    # Paths are absolute or relative to the object's build directory
+    # ("../../../tests/daemon/x.cc" with the build dir inside the checkout,
+    # "../../main/src/x.cc" beside it).
+    candidates = [path]
+    if not path.startswith("/"):
+        stripped = re.sub(r"^(\.\./)+", "", path)
+        candidates = [os.path.join(source, stripped),
+                      os.path.join(os.path.dirname(source), stripped)]
+    for c in candidates:
+        real = os.path.realpath(c)
+        if os.path.exists(real) and any(real.startswith(os.path.join(source, d) + "/")
+                                        for d in ("src", "sandbox", "tests")):
+            return True
+    return False
+
+
+def main():
+    source = os.path.realpath(sys.argv[1])
+    counted = collections.Counter()
+    mine = []
+    total = 0
+    for name in sys.argv[2:]:
+        text = open(name, errors="replace").read()
+        for report in text.split("==================\n"):
+            if "WARNING: ThreadSanitizer:" not in report:
+                continue
+            total += 1
+            kind = re.search(r"WARNING: ThreadSanitizer: ([^(\n]+)", report).group(1).strip()
+            blocks = re.split(r"\n(?=  \S)", report)
+            accesses = [b for b in blocks if b.startswith(("  Read", "  Write", "  Atomic",
+                                                           "  Previous", "  Mutex", "  Cycle"))]
+            tops = [decisive(frames_of(b), source) for b in accesses]
+            if any(t and ours(t, source) for t in tops) or (kind != "data race" and not accesses):
+                mine.append((name, report))
+            else:
+                counted[(kind,) + tuple(t[0][:80] if t else "?" for t in tops)] += 1
+    print(f"tsan triage: {total} reports, {len(mine)} in our code, "
+          f"{total - len(mine)} inside uninstrumented gRPC/Abseil/protobuf")
+    for key, n in counted.most_common(8):
+        print(f"  {n:5d} x {key[0]}: " + " / ".join(key[1:]))
+    for name, report in mine[:20]:
+        print(f"== {name}\n{report}")
+    return 1 if mine else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
