@@ -263,10 +263,13 @@ void Launcher::drained(Key& k) {
                 backoff_delay(restart_settings(k), k.consecutive_failures, jitter_dist_(jitter_)));
             k.resume_backoff.reset();
             k.backoff_until_unix_ms = unix_ms_now() + delay.count();
+            // Recorded first, then announced: whoever reads the line may
+            // rely on the record saying so (a crash between the two used
+            // to leave DRAINING on disk behind a logged back-off).
+            set_phase(k, Phase::kBackoff);
             log::info(k.id + ": restarting in " + std::to_string(delay.count()) + " ms (" +
                           std::to_string(k.consecutive_failures) + " consecutive failures)",
                       log_key(k));
-            set_phase(k, Phase::kBackoff);
             k.timer = loop_.timer(delay, [this, id] {
                 with_key(id, Phase::kBackoff, [this](Key& q) {
                     ++q.restart_count;

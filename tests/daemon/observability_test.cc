@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "http_client.h"
+#include "process_usage.h"
 #include "test_daemon.h"
 
 extern char** environ;
@@ -277,14 +278,7 @@ protected:
         return info;
     }
 
-    std::size_t daemon_fds() const {
-        std::size_t n = 0;
-        for ([[maybe_unused]] const auto& e :
-             fs::directory_iterator("/proc/" + std::to_string(d.pid()) + "/fd")) {
-            ++n;
-        }
-        return n;
-    }
+    std::size_t daemon_fds() const { return static_cast<std::size_t>(fd_count(d.pid())); }
 
     TestDaemon d;
     int metrics_port = 0, health_port = 0, prometheus_port = 0;

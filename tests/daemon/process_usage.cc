@@ -24,12 +24,20 @@ long status_field(pid_t pid, const std::string& field) {
 
 }  // namespace
 
+// A report file a sanitizer runtime opened when it first had something to
+// say (dev.sh points log_path at <build>/sanitizer-logs): not the daemon's.
+bool sanitizer_log(const fs::path& fd) {
+    std::error_code ec;
+    return fs::read_symlink(fd, ec).parent_path().filename() == "sanitizer-logs";
+}
+
 int fd_count(pid_t pid) {
     int n = 0;
     std::error_code ec;
     for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec))
-        ++n;
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        if (!sanitizer_log(it->path())) ++n;
+    }
     return n;
 }
 
@@ -46,6 +54,7 @@ std::map<std::string, int> fd_kinds(pid_t pid) {
     std::error_code ec;
     for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
          !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        if (sanitizer_log(it->path())) continue;
         std::string target = fs::read_symlink(it->path(), ec).string();
         if (target.starts_with("socket:")) target = "socket";
         ++kinds[target];

@@ -10,6 +10,7 @@
 
 namespace pltest {
 
+// Open descriptors, not counting a sanitizer runtime's report file.
 int fd_count(pid_t pid);
 // VmRSS in KiB; -1 when the process is gone.
 long rss_kib(pid_t pid);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,7 +33,14 @@ TEST(SocketActivation, TheFirstConnectionStartsTheDaemonOnTheInheritedSocket) {
     TestDaemon d;
     d.add_pattern("echo", echo_manifest("notify"), PL_ECHO);
     std::filesystem::create_directories(d.dir() + "/run");
-    d.set_wrapper({"/usr/bin/systemd-socket-activate", "-l", d.socket(), "--fdname=grpc"});
+    std::vector<std::string> wrapper = {"/usr/bin/systemd-socket-activate", "-l", d.socket(),
+                                        "--fdname=grpc"};
+    // It passes on only the environment it is told to: a sanitized daemon
+    // needs its runtime's options (where reports go, which exit code).
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+        if (std::getenv(name)) wrapper.push_back(std::string("--setenv=") + name);
+    }
+    d.set_wrapper(wrapper);
     d.start();  // its first Health call is the connection that activates the daemon
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
