@@ -594,10 +594,12 @@ TEST_F(ObservabilityTest, BadRequestsGetErrorStatusesAndLeakNothing) {
     EXPECT_EQ(http_get(metrics_port, "/metrics").status, 200);
     EXPECT_EQ(http_get(health_port, "/health").status, 200);
     const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (daemon_fds() != fds_before && std::chrono::steady_clock::now() < deadline) {
+    while (daemon_fds() > fds_before && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(50ms);
     }
-    EXPECT_EQ(daemon_fds(), fds_before);
+    // Fewer is fine: a connection of the daemon's own start may still have
+    // been open when the count was taken (seen under TSan).
+    EXPECT_LE(daemon_fds(), fds_before);
     EXPECT_EQ(d.stop(), 0);
 }
 

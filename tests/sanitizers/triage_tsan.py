@@ -12,13 +12,15 @@ cannot tell those apart from our races, because a TSan suppression matches
 any frame of a report, and every gRPC thread, including the ones that run
 our handlers, has gRPC frames at its bottom.
 
-So each report is judged by the code that made the racing access: for each
-access, the first frame that is neither the sanitizer runtime nor a header
-of libstdc++ or of protobuf-generated code. If that frame of any access is
-in our source tree (its file under <source dir>/src, /sandbox or /tests, or
-its function in namespace launcher:: or sandbox::), the report is ours: it
-is printed and fails the tier. Otherwise it is counted as gRPC's and listed
-by its top frames.
+So each report is judged by the code that made the racing accesses: for
+each access, the first frame that is neither the sanitizer runtime nor a
+header of libstdc++ or of protobuf-generated code. If that frame is in our
+source tree (its file under <source dir>/src, /sandbox or /tests, or its
+function in namespace launcher::, sandbox:: or pltest::) for every access of
+the report, the race is between two pieces of our code: it is printed and
+fails the tier. A report with gRPC's code on one side is counted as gRPC's
+(our loop filling a response that a gRPC thread then serialises is ordered
+by gRPC's invisible locks) and listed by its top frames.
 """
 import collections
 import os
@@ -40,7 +42,9 @@ def decisive(frames, source):
     for func, path, module in frames:
         if "libtsan" in module or "/libsanitizer/" in path:
             continue
-        if path.startswith("/usr/include/c++/") or "/gen/" in path or path.endswith(".pb.cc"):
+        file = re.sub(r":\d+(:\d+)?$", "", path)
+        if (file.startswith(("/usr/include/c++/", "gen/")) or "/gen/" in file
+                or file.endswith((".pb.cc", ".pb.h"))):
             continue
         return func, path, module
     return None
@@ -83,12 +87,13 @@ def main():
             accesses = [b for b in blocks if b.startswith(("  Read", "  Write", "  Atomic",
                                                            "  Previous", "  Mutex", "  Cycle"))]
             tops = [decisive(frames_of(b), source) for b in accesses]
-            if any(t and ours(t, source) for t in tops) or (kind != "data race" and not accesses):
+            if (tops and all(t and ours(t, source) for t in tops)) or (kind != "data race"
+                                                                     and not accesses):
                 mine.append((name, report))
             else:
                 counted[(kind,) + tuple(t[0][:80] if t else "?" for t in tops)] += 1
-    print(f"tsan triage: {total} reports, {len(mine)} in our code, "
-          f"{total - len(mine)} inside uninstrumented gRPC/Abseil/protobuf")
+    print(f"tsan triage: {total} reports, {len(mine)} between two pieces of our code, "
+          f"{total - len(mine)} involving uninstrumented gRPC/Abseil/protobuf")
     for key, n in counted.most_common(8):
         print(f"  {n:5d} x {key[0]}: " + " / ".join(key[1:]))
     for name, report in mine[:20]:
