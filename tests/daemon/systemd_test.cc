@@ -64,7 +64,11 @@ TEST(SocketActivation, TheFirstConnectionStartsTheDaemonOnTheInheritedSocket) {
 // late this thread gets to read it on a loaded machine.
 class NotifyReceiver {
 public:
-    explicit NotifyReceiver(const std::string& path) : path_(path) {
+    // `on_ready` runs on the receiving thread at the moment READY=1 arrives;
+    // it is given here, before that thread starts (assigning it later raced
+    // with the thread, as the TSan tier showed).
+    explicit NotifyReceiver(const std::string& path, std::function<void()> on_ready = {})
+        : path_(path), on_ready_(std::move(on_ready)) {
         fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         const int on = 1;
         EXPECT_EQ(::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on), 0);
@@ -101,8 +105,6 @@ public:
         }
         return false;
     }
-    // Runs on the receiving thread at the moment READY=1 arrives.
-    std::function<void()> on_ready;
 
 private:
     void run() {
@@ -129,12 +131,13 @@ private:
                         std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
             }
             std::string text(buf, static_cast<std::size_t>(n));
-            if (text.find("READY=1") != std::string::npos && on_ready) on_ready();
+            if (text.find("READY=1") != std::string::npos && on_ready_) on_ready_();
             std::lock_guard lock(mutex_);
             messages_.push_back({sent, text});
         }
     }
     std::string path_;
+    const std::function<void()> on_ready_;
     int fd_ = -1;
     std::atomic<bool> stop_{false};
     std::thread thread_;
@@ -145,10 +148,9 @@ private:
 TEST(Notify, ReadyOnlyOnceTheApiAnswersThenWatchdogReloadAndStopping) {
     TestDaemon d;
     d.add_pattern("echo", echo_manifest("notify"), PL_ECHO);
-    NotifyReceiver receiver(d.dir() + "/notify.sock");
     std::atomic<bool> api_answered_at_ready{false};
     std::atomic<bool> in_supervisor_at_ready{false};
-    receiver.on_ready = [&] {
+    NotifyReceiver receiver(d.dir() + "/notify.sock", [&] {
         if (api_answered_at_ready || in_supervisor_at_ready) return;  // only the first READY
         // At READY=1 the API must already answer: no retries, no waiting.
         auto channel =
@@ -165,7 +167,7 @@ TEST(Notify, ReadyOnlyOnceTheApiAnswersThenWatchdogReloadAndStopping) {
             if (line.starts_with("0::")) cgroup = line;
         }
         in_supervisor_at_ready = cgroup.ends_with("/supervisor");
-    };
+    });
     d.add_env("NOTIFY_SOCKET=" + d.dir() + "/notify.sock");
     d.add_env("WATCHDOG_USEC=800000");
     d.start();
