@@ -867,15 +867,17 @@ TEST(Chaos, TheLeakDetectorsSeeAStrayProcessItsListenerItsZombieAndReapAnOrphan)
     OrphanReaper reaper(root);
     int pipe_fds[2];
     ASSERT_EQ(::pipe(pipe_fds), 0);
-    // The child joins the cgroup, forks a grandchild that listens on a port
-    // and tells its pid and port, and exits: the grandchild is an orphan.
+    // The child forks a grandchild and exits: the grandchild, an orphan,
+    // joins the cgroup, listens on a port and tells its pid and port. (The
+    // child itself stays out of the cgroup: the reaper reaps what dies
+    // there, and would race our waitpid for it.)
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
+        if (::fork() != 0) ::_exit(0);
         const std::string self = std::to_string(::getpid());
         const int procs = ::open((root + "/cgroup.procs").c_str(), O_WRONLY);
         if (procs < 0 || ::write(procs, self.data(), self.size()) < 0) ::_exit(1);
-        if (::fork() != 0) ::_exit(0);
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
