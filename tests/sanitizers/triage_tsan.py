@@ -37,7 +37,7 @@ def frames_of(block):
             yield m.group("func"), m.group("file"), m.group("module")
 
 
-def decisive(frames, source):
+def decisive(frames):
     """The first frame that says whose code made the access."""
     for func, path, module in frames:
         if "libtsan" in module or "/libsanitizer/" in path:
@@ -86,7 +86,7 @@ def main():
             blocks = re.split(r"\n(?=  \S)", report)
             accesses = [b for b in blocks if b.startswith(("  Read", "  Write", "  Atomic",
                                                            "  Previous", "  Mutex", "  Cycle"))]
-            tops = [decisive(frames_of(b), source) for b in accesses]
+            tops = [decisive(frames_of(b)) for b in accesses]
             if (tops and all(t and ours(t, source) for t in tops)) or (kind != "data race"
                                                                      and not accesses):
                 mine.append((name, report))
