@@ -125,7 +125,7 @@ tier_tsan() {
     # Only the daemon and what its suites start: TSan is for the daemon's
     # gRPC threads next to its loop; the rest has no threads to race.
     PL_CHAOS_KEYS=${PL_CHAOS_KEYS:-60} sanitizer_tier thread "$top/build-tsan" -L daemon -- \
-        daemon_tests daemon_chaos_tests daemon_soak_tests
+        daemon_tests daemon_chaos_tests daemon_soak_tests daemon_access_tests
 }
 tier_fuzz() {
     "$top/scripts/install-deps.sh" || return 1

@@ -1,12 +1,16 @@
-// prism.launcher.PatternLauncher over gRPC: decodes requests, hands them to
-// the launcher on its event loop (handlers never block gRPC's threads) and
-// maps results to the wire and to status codes.
+// prism.launcher.PatternLauncher over gRPC: establishes who is calling,
+// asks the policy, decodes requests, hands them to the launcher on its
+// event loop (handlers never block gRPC's threads), maps results to the
+// wire and to status codes, and leaves one audit record per call.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "api/audit_log.h"
+#include "api/caller_authenticator.h"
+#include "auth/api_policy.h"
 #include "common/event_loop.h"
 #include "core/launcher.h"
 #include "prism/launcher/launcher.grpc.pb.h"
@@ -25,11 +29,18 @@ public:
         // Re-reads the manifests (off the loop) and applies them; calls
         // `done` on the loop once they are applied. Called on the loop.
         std::function<void(ReloadDone done)> reload;
-        // Who is behind a call's peer string, for the audit log (any thread).
-        std::function<std::string(const std::string&)> caller;
+        // A call was refused (rpc name, "PERMISSION_DENIED" or
+        // "UNAUTHENTICATED"), for the metrics. Any thread.
+        std::function<void(const char* rpc, const char* code)> denied;
     };
-    PatternLauncherService(EventLoop& loop, Launcher& launcher, Hooks hooks = {})
-        : loop_(loop), launcher_(launcher), hooks_(std::move(hooks)) {}
+    // Who may call: every object must outlive the service.
+    struct Access {
+        const CallerAuthenticator& authenticator;
+        const auth::ApiPolicy& policy;
+        AuditLog& audit;
+    };
+    PatternLauncherService(EventLoop& loop, Launcher& launcher, Access access, Hooks hooks = {})
+        : loop_(loop), launcher_(launcher), access_(access), hooks_(std::move(hooks)) {}
 
     grpc::ServerUnaryReactor* LaunchPattern(grpc::CallbackServerContext* ctx,
                                             const prism::launcher::LaunchRequest* request,
@@ -51,10 +62,15 @@ public:
                                      prism::launcher::ReloadResponse* response) override;
 
 private:
-    std::string caller(grpc::CallbackServerContext* ctx) const;
+    struct Call;
+    Call begin(grpc::CallbackServerContext* ctx, auth::Rpc rpc) const;
+    // Answers `status` and records the call.
+    void finish(Call& call, const grpc::Status& status) const;
+    grpc::ServerUnaryReactor* refuse(Call& call, const auth::Decision& decision) const;
 
     EventLoop& loop_;
     Launcher& launcher_;
+    Access access_;
     Hooks hooks_;
 };
 

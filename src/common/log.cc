@@ -82,8 +82,9 @@ void write_journal(Level level, std::string_view message, const Key& key, const 
     if (!key.process_id.empty()) parts.push_back(field("PROCESS_ID", key.process_id));
     if (!key.namespace_id.empty()) parts.push_back(field("NAMESPACE", key.namespace_id));
     if (!key.pattern.empty()) parts.push_back(field("PATTERN", key.pattern));
-    for (const auto& [name, value] : fields)
-        parts.push_back(field(name, value));
+    for (const auto& [name, value] : fields) {
+        if (!value.empty()) parts.push_back(field(name, value));
+    }
     std::vector<iovec> iov;
     iov.reserve(parts.size());
     for (std::string& part : parts)
@@ -118,6 +119,14 @@ bool enabled(Level level) {
     return static_cast<int>(level) <= current_level();
 }
 
+void write_record(Level level, std::string_view message, const Key& key, const Fields& fields) {
+    if (stderr_is_journal()) return write_journal(level, message, key, fields);
+    std::string line = "pattern-launcher: ";
+    line += printable(message);
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
 void write(Level level, std::string_view message, const Key& key, const Fields& fields) {
     if (!enabled(level)) return;
     if (stderr_is_journal()) return write_journal(level, message, key, fields);
@@ -127,6 +136,10 @@ void write(Level level, std::string_view message, const Key& key, const Fields& 
     line += printable(message);
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+bool to_journal() {
+    return stderr_is_journal();
 }
 
 }  // namespace launcher::log

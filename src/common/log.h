@@ -32,6 +32,14 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 
 void write(Level level, std::string_view message, const Key& key = {}, const Fields& fields = {});
 
+// The same, whatever the level: for records that must not be dropped by
+// $PATTERN_LAUNCHER_LOG_LEVEL (the audit trail).
+void write_record(Level level, std::string_view message, const Key& key, const Fields& fields);
+
+// Whether lines go to the journal (stderr is the journal stream systemd
+// named in $JOURNAL_STREAM): the daemon runs under systemd.
+bool to_journal();
+
 inline void error(std::string_view message, const Key& key = {}) {
     write(Level::kError, message, key);
 }

@@ -171,7 +171,8 @@ LauncherConfig load_config(const fs::path& file) {
                        "orphan_policy",
                        "log_dir",
                        "log_max_bytes",
-                       "identity_range"});
+                       "identity_range",
+                       "api"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -184,6 +185,7 @@ LauncherConfig load_config(const fs::path& file) {
         config.grpc_port = to_port(file, *f, 0);
         own_ports.push_back({f->path, config.grpc_port, f->line()});
     }
+    if (const Field* f = map.find("api")) config.api = to_api_security(file, *f, base);
     if (const Field* f = map.find("patterns_dir")) {
         config.patterns_dir = yaml_strict::to_path(file, *f, base);
     } else {
@@ -324,6 +326,11 @@ LauncherConfig load_config(const fs::path& file) {
                                     " is already used by " + own_ports[j].key);
             }
         }
+    }
+    if (config.grpc_port > 0 && !config.api.allow_insecure_loopback) {
+        yaml_strict::fail(file, *map.find("grpc_port"),
+                          "a TCP listener without TLS is refused: use api.tls (mutual TLS), or "
+                          "set api.allow_insecure_loopback: true for loopback development");
     }
     return config;
 }

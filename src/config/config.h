@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/identity_pool.h"
+#include "config/api_security.h"
 #include "config/manifest.h"
 
 namespace launcher {
@@ -34,7 +35,9 @@ struct PortRange {
 struct LauncherConfig {
     // API endpoints: the unix socket is the default; grpc_port 0 means no TCP.
     std::filesystem::path grpc_socket;  // default: <runtime_dir>/api.sock
-    int grpc_port = 0;
+    int grpc_port = 0;                  // plain TCP: refused unless api.allow_insecure_loopback
+    // Who may call, how they prove it, and the audit trail (config api:).
+    ApiSecurity api;
 
     std::filesystem::path patterns_dir = "patterns";
     Isolation default_isolation = Isolation::kNamespace;

@@ -37,6 +37,12 @@ std::vector<std::string> confinement_weakenings(const Manifest& manifest) {
             caps += (caps.empty() ? "" : " ") + c;
         out.push_back("keeps capabilities: " + caps);
     }
+    if (manifest.accept_any_config) {
+        out.push_back(
+            "accept_any_config: true: a launch request may set any environment variable "
+            "the pattern does not declare (never the loader and shell variables of "
+            "docs/security.md)");
+    }
     return out;
 }
 

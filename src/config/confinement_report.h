@@ -10,7 +10,8 @@
 
 namespace launcher {
 
-// One sentence each; empty for a manifest without a `sandbox` section.
+// One sentence each; empty for a manifest without a `sandbox` section and
+// without `accept_any_config: true`.
 std::vector<std::string> confinement_weakenings(const Manifest& manifest);
 
 }  // namespace launcher

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "config/request_variables.h"
 #include "config/yaml_strict.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/error.h"
@@ -101,7 +102,8 @@ fs::path resolve_executable(const fs::path& file, const Field& field, const fs::
 Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
     const Mapping map(
         file, field,
-        {"type", "port", "path", "interval", "timeout", "start_timeout", "failure_threshold"});
+        {"type", "port", "path", "service", "interval", "timeout", "start_timeout",
+         "failure_threshold"});
     Healthcheck hc;
     if (const Field* f = map.find("type")) {
         const std::string type = yaml_strict::to_string(file, *f);
@@ -111,8 +113,11 @@ Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
             hc.type = HealthcheckType::kNotify;
         } else if (type == "tcp") {
             hc.type = HealthcheckType::kTcp;
+        } else if (type == "grpc") {
+            hc.type = HealthcheckType::kGrpc;
         } else {
-            yaml_strict::fail(file, *f, "unknown type '" + type + "' (known: http, notify, tcp)");
+            yaml_strict::fail(file, *f,
+                              "unknown type '" + type + "' (known: http, notify, tcp, grpc)");
         }
     }
     // RFC-035's example has one, but it cannot be honoured: a pattern runs as
@@ -126,9 +131,32 @@ Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
                             "pattern_ports and passes it in HEALTH_PORT; remove this key");
     }
     if (const Field* f = map.find("path")) {
+        // A gRPC check has no URL: it names a service (a path here would be
+        // silently ignored, and is most likely meant as one).
+        if (hc.type == HealthcheckType::kGrpc) {
+            yaml_strict::fail(file, *f,
+                              "not used by type grpc, which calls grpc.health.v1.Health/Check; "
+                              "name the service to ask about with 'service' instead");
+        }
         hc.path = yaml_strict::to_string(file, *f);
         if (!hc.path.starts_with('/')) {
             yaml_strict::fail(file, *f, "must start with '/', got '" + hc.path + "'");
+        }
+    }
+    if (const Field* f = map.find("service")) {
+        if (hc.type != HealthcheckType::kGrpc) {
+            yaml_strict::fail(file, *f, "only for type grpc (the gRPC service whose health is "
+                                        "checked)");
+        }
+        hc.service = yaml_strict::to_string(file, *f);
+        const bool printable = std::all_of(hc.service.begin(), hc.service.end(), [](char c) {
+            return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+        });
+        if (!printable || hc.service.size() > 255) {
+            yaml_strict::fail(file, *f,
+                              "expected a gRPC service name such as 'package.Service' (at most "
+                              "255 characters, no spaces or control characters), got '" +
+                                  hc.service + "'");
         }
     }
     if (const Field* f = map.find("interval")) hc.interval = yaml_strict::to_duration(file, *f);
@@ -209,6 +237,114 @@ std::map<std::string, std::string> parse_environment(const fs::path& file, const
         env[name] = yaml_strict::to_string(file, value);
     }
     return env;
+}
+
+// A config_keys name: an environment name, or a glob of name characters
+// with * and ? that has at least one character that is not a wildcard.
+bool config_key_name_ok(const std::string& name) {
+    if (name.find_first_of("*?") == std::string::npos) return is_valid_env_name(name);
+    std::string literal = name;  // the name with its wildcards as letters
+    std::replace_if(literal.begin(), literal.end(), [](char c) { return c == '*' || c == '?'; },
+                    'X');
+    return is_valid_env_name(literal) &&
+           name.find_first_not_of("*?") != std::string::npos;
+}
+
+// `config_keys`: a list of {name, pattern | values, max_length}, or of bare
+// names. Every problem, including a pattern std::regex refuses, at its line.
+std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& field) {
+    std::vector<ConfigKeyRule> rules;
+    for (const Field& item : yaml_strict::to_items(file, field)) {
+        ConfigKeyRule rule;
+        rule.line = item.key_line;
+        const Field* name_field = &item;
+        std::optional<Mapping> map;
+        if (item.value.IsMap()) {
+            map.emplace(file, item,
+                        std::initializer_list<std::string_view>{"name", "pattern", "values",
+                                                                "max_length"});
+            name_field = &map->require("name");
+        } else if (!item.value.IsScalar()) {
+            yaml_strict::fail(file, item,
+                              "expected a name or a mapping with name (and pattern, values, "
+                              "max_length), got " +
+                                  yaml_strict::describe(item.value));
+        }
+        rule.name = yaml_strict::to_nonempty_string(file, *name_field);
+        if (!config_key_name_ok(rule.name)) {
+            yaml_strict::fail(file, *name_field,
+                              "invalid config key '" + rule.name +
+                                  "' (an environment name: letters, digits and '_', not "
+                                  "starting with a digit; or a glob of those with * and ?, "
+                                  "not only wildcards: accept_any_config: true accepts any key)");
+        }
+        if (rule.is_glob()) {
+            const std::string prefix = rule.name.substr(0, rule.name.find_first_of("*?"));
+            if (every_name_with_prefix_is_forbidden(prefix)) {
+                yaml_strict::fail(file, *name_field,
+                                  "'" + rule.name +
+                                      "' names only variables that are never accepted from a "
+                                      "request (" +
+                                      std::string(*forbidden_request_variable_reason(prefix)) +
+                                      "s; docs/security.md)");
+            }
+        } else if (auto why = forbidden_request_variable_reason(rule.name)) {
+            yaml_strict::fail(file, *name_field,
+                              "'" + rule.name + "' is never accepted from a request (" +
+                                  std::string(*why) +
+                                  "), declared or not; set it in `environment` if the pattern "
+                                  "needs it (docs/security.md)");
+        }
+        for (const ConfigKeyRule& other : rules) {
+            if (other.name == rule.name) {
+                yaml_strict::fail(file, *name_field,
+                                  "config key '" + rule.name + "' is declared twice (also at line " +
+                                      std::to_string(other.line) + ")");
+            }
+        }
+        if (map) {
+            if (const Field* f = map->find("max_length")) {
+                rule.max_length = static_cast<std::size_t>(yaml_strict::to_integer(
+                    file, *f, 1, static_cast<std::int64_t>(kMaxConfigValue)));
+            }
+            const Field* pattern = map->find("pattern");
+            const Field* values = map->find("values");
+            if (pattern && values) {
+                yaml_strict::fail(file, *values,
+                                  "give either pattern or values for '" + rule.name +
+                                      "', not both");
+            }
+            if (pattern) {
+                const std::string source = yaml_strict::to_nonempty_string(file, *pattern);
+                try {
+                    rule.pattern = ValuePattern::compile(source);
+                } catch (const std::invalid_argument& e) {
+                    yaml_strict::fail(file, *pattern, e.what());
+                }
+            }
+            if (values) {
+                for (const Field& v : yaml_strict::to_items(file, *values)) {
+                    std::string value = yaml_strict::to_string(file, v);
+                    if (value.size() > rule.max_length) {
+                        yaml_strict::fail(file, v,
+                                          "longer than max_length (" +
+                                              std::to_string(rule.max_length) + ")");
+                    }
+                    if (std::find(rule.values.begin(), rule.values.end(), value) !=
+                        rule.values.end()) {
+                        yaml_strict::fail(file, v, "'" + value + "' is listed twice");
+                    }
+                    rule.values.push_back(std::move(value));
+                }
+                if (rule.values.empty()) {
+                    yaml_strict::fail(file, *values,
+                                      "an empty list accepts no value: remove the key instead");
+                }
+            }
+        }
+        rules.push_back(std::move(rule));
+    }
+    return rules;
 }
 
 // A user or group: a name, or a number that fits an id (and is not -1).
@@ -420,7 +556,7 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     const Mapping map(file, root, "",
                       {"name", "version", "description", "author", "executable", "isolation_level",
                        "grace_period", "restart", "healthcheck", "resources", "backend_slots",
-                       "environment", "sandbox"},
+                       "environment", "config_keys", "accept_any_config", "sandbox"},
                       1);
     Manifest m;
     m.file = file;
@@ -474,6 +610,9 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     if (const Field* f = map.find("resources")) m.resources = yaml_strict::to_resources(file, *f);
     if (const Field* f = map.find("backend_slots")) check_backend_slots(file, *f);
     if (const Field* f = map.find("environment")) m.environment = parse_environment(file, *f);
+    if (const Field* f = map.find("config_keys")) m.config_keys = parse_config_keys(file, *f);
+    if (const Field* f = map.find("accept_any_config"))
+        m.accept_any_config = yaml_strict::to_bool(file, *f);
     if (const Field* f = map.find("sandbox")) m.sandbox = parse_sandbox(file, *f);
     return m;
 }
@@ -487,6 +626,10 @@ bool is_valid_env_name(std::string_view name) {
 bool is_reserved_env_name(std::string_view name) {
     return std::find(kLauncherVariables.begin(), kLauncherVariables.end(), name) !=
            kLauncherVariables.end();
+}
+
+std::vector<std::string> reserved_env_names() {
+    return {kLauncherVariables.begin(), kLauncherVariables.end()};
 }
 
 FileError::FileError(std::filesystem::path file, int line, const std::string& message)

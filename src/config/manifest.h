@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "common/isolation_key.h"
+#include "config/config_keys.h"
 
 namespace launcher {
 
-enum class HealthcheckType { kHttp, kNotify, kTcp };
+// kGrpc: grpc.health.v1.Health/Check on the pattern's gRPC socket.
+enum class HealthcheckType { kHttp, kNotify, kTcp, kGrpc };
 enum class NetworkMode { kHost, kIsolated };
 // When a pattern process that was RUNNING ends: restart it always, only
 // after a failure (non-zero exit, a signal, an OOM kill, a failed liveness
@@ -29,6 +31,8 @@ bool is_valid_env_name(std::string_view name);
 // Names the launcher sets for every pattern (PATTERN_NAME, GRPC_PORT,
 // LISTEN_FDS, ...); neither a manifest nor a request may set them.
 bool is_reserved_env_name(std::string_view name);
+// Those names, in the order messages list them.
+std::vector<std::string> reserved_env_names();
 
 // A problem in a YAML file: "<file>:<line>: <message>" (line is 1-based;
 // 0 when the problem is the file as a whole).
@@ -52,6 +56,9 @@ std::chrono::milliseconds parse_duration(std::string_view text);
 struct Healthcheck {
     HealthcheckType type = HealthcheckType::kHttp;
     std::string path = "/health";  // for http
+    // for grpc: the service Check asks about; "" (the default) is the server
+    // as a whole (https://github.com/grpc/grpc/blob/master/doc/health-checking.md)
+    std::string service;
     std::chrono::milliseconds interval{30000};
     std::chrono::milliseconds timeout{5000};
     int failure_threshold = 3;
@@ -114,6 +121,13 @@ struct Manifest {
     Healthcheck healthcheck;
     Resources resources;
     std::map<std::string, std::string> environment;
+    // The launch-request config keys the pattern accepts. None (no section,
+    // or an empty one): a request with any config is refused. Names that
+    // request_variables.h forbids are refused whatever this says.
+    std::vector<ConfigKeyRule> config_keys;
+    // `accept_any_config: true`: keys it does not declare are accepted too
+    // (still not the forbidden ones); a weakening (confinement_report.h).
+    bool accept_any_config = false;
     SandboxSettings sandbox;
 };
 

@@ -48,6 +48,20 @@ std::shared_ptr<HealthProbe> HealthProbe::start(EventLoop& loop, int port, std::
     return probe;
 }
 
+std::shared_ptr<HealthProbe> HealthProbe::start_for(EventLoop& loop, const Healthcheck& check,
+                                                    int health_port, int grpc_port, Done done) {
+    switch (check.type) {
+        case HealthcheckType::kGrpc:
+            return start_grpc(loop, grpc_port, check.service, check.timeout, std::move(done));
+        case HealthcheckType::kHttp:
+            return start(loop, health_port, check.path, check.timeout, std::move(done));
+        case HealthcheckType::kTcp:
+        case HealthcheckType::kNotify:  // not probed; a connect if asked anyway
+            break;
+    }
+    return start(loop, health_port, "", check.timeout, std::move(done));
+}
+
 void HealthProbe::on_event(std::uint32_t events) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -91,8 +105,16 @@ void HealthProbe::finish(bool ok, const std::string& detail) {
     fd_.reset();
     if (timer_) loop_.cancel_timer(timer_);
     timer_ = 0;
+    if (grpc_call_) abandon(std::move(grpc_call_));
+    grpc_call_.reset();
     Done done = std::move(done_);
     if (done) done(ok, detail);
+}
+
+HealthProbe::~HealthProbe() {
+    // A gRPC call may still be in flight: it must not post to a loop that
+    // is gone by the time it completes.
+    if (grpc_call_) abandon(std::move(grpc_call_));
 }
 
 void HealthProbe::cancel() {

@@ -1,5 +1,6 @@
 // One health probe of a pattern, driven by the event loop: an HTTP GET
-// (status 200 is healthy) or a bare TCP connect, with a timeout. It never
+// (status 200 is healthy), a bare TCP connect, or a gRPC
+// grpc.health.v1.Health/Check (SERVING is healthy), with a timeout. It never
 // blocks the loop.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "common/event_loop.h"
+#include "config/manifest.h"
 
 namespace launcher {
 
@@ -21,9 +23,24 @@ public:
     // the loop, unless the probe is cancelled first.
     static std::shared_ptr<HealthProbe> start(EventLoop& loop, int port, std::string http_path,
                                               std::chrono::milliseconds timeout, Done done);
+    // grpc.health.v1.Health/Check of `service` ("" = the server as a whole)
+    // at 127.0.0.1:`port`, on a channel of its own, with `timeout` as the
+    // call's deadline; healthy only if the answer is SERVING. The call runs
+    // on gRPC's threads (grpc_health_probe.cc); `done` runs exactly once, on
+    // the loop, unless the probe is cancelled (or destroyed) first.
+    static std::shared_ptr<HealthProbe> start_grpc(EventLoop& loop, int port, std::string service,
+                                                   std::chrono::milliseconds timeout, Done done);
+    // The probe `check` asks for (any type but notify): http and tcp at
+    // `health_port`, grpc at the pattern's gRPC socket, `grpc_port`.
+    static std::shared_ptr<HealthProbe> start_for(EventLoop& loop, const Healthcheck& check,
+                                                  int health_port, int grpc_port, Done done);
     void cancel();
+    ~HealthProbe();
 
 private:
+    struct GrpcCall;  // grpc_health_probe.cc: keeps gRPC types out of this header
+    static void abandon(std::shared_ptr<GrpcCall> call);
+
     HealthProbe(EventLoop& loop, Done done) : loop_(loop), done_(std::move(done)) {}
     void on_event(std::uint32_t events);
     void finish(bool ok, const std::string& detail);
@@ -36,6 +53,7 @@ private:
     std::string response_;
     EventLoop::TimerId timer_ = 0;
     bool finished_ = false;
+    std::shared_ptr<GrpcCall> grpc_call_;  // start_grpc: the call in flight
 };
 
 }  // namespace launcher

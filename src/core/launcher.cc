@@ -103,6 +103,17 @@ Key* Launcher::find(const std::string& id) const {
 
 // ---- launch ----------------------------------------------------------------
 
+std::optional<IsolationKey> Launcher::key_for(const LaunchParams& params) const {
+    auto found = patterns_.find(params.pattern);
+    if (found == patterns_.end()) return std::nullopt;
+    IsolationKey key;
+    key.pattern = params.pattern;
+    key.level = params.isolation.value_or(found->second->isolation_level);
+    if (key.level != Isolation::kNone) key.namespace_id = params.namespace_id;
+    if (key.level == Isolation::kSession) key.session_id = params.session_id;
+    return key;
+}
+
 LaunchResult Launcher::validate(const LaunchParams& params,
                                 std::shared_ptr<const Manifest>& manifest,
                                 IsolationKey& key) const {
@@ -134,7 +145,7 @@ LaunchResult Launcher::validate(const LaunchParams& params,
             return invalid(problem);
         }
     }
-    if (auto problem = request_config_problem(params.config); !problem.empty()) {
+    if (auto problem = request_config_problem(*manifest, params.config); !problem.empty()) {
         return invalid(problem);
     }
     if (params.grace_period.count() < 0) return invalid("grace_period_secs must not be negative");

@@ -61,6 +61,10 @@ public:
     ~Launcher();
 
     void launch(const LaunchParams& params, LaunchDone done);
+    // The key a launch with `params` would use (its isolation level resolved
+    // against the manifest), for authorization before the launch; nullopt
+    // when the pattern is unknown. Nothing else is validated.
+    std::optional<IsolationKey> key_for(const LaunchParams& params) const;
     // grace 0: the launch's, else the manifest's, else default_grace_period.
     void terminate(const std::string& process_id, std::chrono::milliseconds grace, bool force,
                    TerminateDone done);

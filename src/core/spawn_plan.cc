@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "config/request_variables.h"
 #include "sandbox/error.h"
 
 namespace launcher {
@@ -12,18 +13,28 @@ namespace {
 
 constexpr std::size_t kMaxConfigEntries = 64;
 constexpr std::size_t kMaxConfigKey = 128;
-constexpr std::size_t kMaxConfigValue = 4096;
 constexpr std::size_t kMaxConfigBytes = 32 * 1024;
+
+// "declared: A, B" (or that there are none), for a message.
+std::string declared_keys(const Manifest& manifest) {
+    std::string out;
+    for (const ConfigKeyRule& rule : manifest.config_keys)
+        out += (out.empty() ? "" : ", ") + rule.name;
+    return out.empty() ? "it declares no config_keys" : "declared: " + out;
+}
 
 }  // namespace
 
-std::string request_config_problem(const std::map<std::string, std::string>& config) {
+std::string request_config_problem(const Manifest& manifest,
+                                   const std::map<std::string, std::string>& config) {
     if (config.size() > kMaxConfigEntries) {
         return "config has " + std::to_string(config.size()) + " entries; at most " +
                std::to_string(kMaxConfigEntries) + " are allowed";
     }
-    std::size_t total = 0;
-    for (const auto& [key, value] : config) {
+    // Names first, all of them: a request that tries a forbidden name is
+    // told so, whatever else it sends.
+    for (const auto& entry : config) {
+        const std::string& key = entry.first;
         if (key.size() > kMaxConfigKey || !is_valid_env_name(key)) {
             return "config key '" + key.substr(0, kMaxConfigKey) +
                    "' is not a valid environment name ([A-Za-z_][A-Za-z0-9_]*, at most 128 "
@@ -32,8 +43,22 @@ std::string request_config_problem(const std::map<std::string, std::string>& con
         if (is_reserved_env_name(key)) {
             return "config key '" + key + "' is reserved: the launcher sets it";
         }
+        if (auto why = forbidden_request_variable_reason(key)) {
+            return "config key '" + key + "' is never accepted from a request (" +
+                   std::string(*why) + ")";
+        }
+    }
+    std::size_t total = 0;
+    for (const auto& [key, value] : config) {
         if (value.size() > kMaxConfigValue || value.find('\0') != std::string::npos) {
             return "config value of '" + key + "' must be at most 4096 bytes without NUL";
+        }
+        if (const ConfigKeyRule* rule = find_config_key_rule(manifest.config_keys, key)) {
+            if (auto problem = config_value_problem(*rule, key, value); !problem.empty())
+                return problem;
+        } else if (!manifest.accept_any_config) {
+            return "config key '" + key + "' is not declared by pattern '" + manifest.name +
+                   "' (" + declared_keys(manifest) + ")";
         }
         total += key.size() + value.size();
     }
@@ -66,7 +91,9 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
         if (!is_reserved_env_name(name)) env.push_back(name + "=" + value);
     }
     for (const auto& [name, value] : config) {
-        if (is_reserved_env_name(name)) continue;  // rejected earlier; never overrides
+        // Rejected at launch; also dropped here, for a key recovered from a
+        // record that an older launcher accepted.
+        if (is_forbidden_request_variable(name)) continue;
         // The request's value wins over the manifest's.
         std::erase_if(env, [&](const std::string& e) { return e.starts_with(name + "="); });
         env.push_back(name + "=" + value);

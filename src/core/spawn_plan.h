@@ -16,9 +16,14 @@
 
 namespace launcher {
 
-// Empty when the request's config is acceptable, else what is wrong with
-// which key: bad name, reserved name, too long, too many, too large.
-std::string request_config_problem(const std::map<std::string, std::string>& config);
+// Empty when the request's config is acceptable for `manifest`, else what
+// is wrong with which key (never its value, which may be a secret): too
+// many or too large, a bad name, a name the launcher sets, a name never
+// accepted from a request (config/request_variables.h), a key the manifest
+// does not declare (config_keys; accept_any_config: true lets undeclared
+// ones through), a value its declaration refuses.
+std::string request_config_problem(const Manifest& manifest,
+                                   const std::map<std::string, std::string>& config);
 
 // The key's own part of its compartment.
 struct KeyConfinement {

@@ -178,6 +178,7 @@ void Launcher::prepare(Key& k) {
                 break;
             }
             case HealthcheckType::kNotify:
+            case HealthcheckType::kGrpc:  // probes the gRPC socket: no port of its own
                 break;
         }
     }
@@ -301,24 +302,24 @@ void Launcher::arm_starting_timer(Key& k) {
 void Launcher::probe_readiness(Key& k) {
     const std::string id = k.id;
     const Healthcheck& hc = k.manifest->healthcheck;
-    std::string path = hc.type == HealthcheckType::kHttp ? hc.path : "";
-    k.probe = HealthProbe::start(loop_, k.health.port, path, hc.timeout,
-                                 [this, id](bool ok, const std::string& detail) {
-                                     with_key(id, Phase::kStarting, [&](Key& q) {
-                                         q.probe.reset();
-                                         if (observer_) observer_->health_checked(labels(q), ok);
-                                         if (ok) return became_healthy(q);
-                                         q.readiness_error = detail;
-                                         if (loop_.now() + kReadinessRetry >= q.start_deadline)
-                                             return;  // deadline timer
-                                         q.timer = loop_.timer(kReadinessRetry, [this, id] {
-                                             with_key(id, Phase::kStarting, [this](Key& r) {
-                                                 arm_starting_timer(r);
-                                                 probe_readiness(r);
+    k.probe = HealthProbe::start_for(loop_, hc, k.health.port, k.grpc.port,
+                                     [this, id](bool ok, const std::string& detail) {
+                                         with_key(id, Phase::kStarting, [&](Key& q) {
+                                             q.probe.reset();
+                                             if (observer_)
+                                                 observer_->health_checked(labels(q), ok);
+                                             if (ok) return became_healthy(q);
+                                             q.readiness_error = detail;
+                                             if (loop_.now() + kReadinessRetry >= q.start_deadline)
+                                                 return;  // deadline timer
+                                             q.timer = loop_.timer(kReadinessRetry, [this, id] {
+                                                 with_key(id, Phase::kStarting, [this](Key& r) {
+                                                     arm_starting_timer(r);
+                                                     probe_readiness(r);
+                                                 });
                                              });
                                          });
                                      });
-                                 });
 }
 
 void Launcher::on_notify(Key& k) {
@@ -374,9 +375,8 @@ void Launcher::schedule_liveness(Key& k) {
 void Launcher::check_liveness(Key& k) {
     const std::string id = k.id;
     const Healthcheck& check = k.manifest->healthcheck;
-    std::string path = check.type == HealthcheckType::kHttp ? check.path : "";
-    k.probe = HealthProbe::start(
-        loop_, k.health.port, path, check.timeout, [this, id](bool ok, const std::string& detail) {
+    k.probe = HealthProbe::start_for(
+        loop_, check, k.health.port, k.grpc.port, [this, id](bool ok, const std::string& detail) {
             with_key(id, Phase::kRunning, [&](Key& q) {
                 q.probe.reset();
                 if (observer_) observer_->health_checked(labels(q), ok);

@@ -1,11 +1,12 @@
 // patternctl: the command line client of pattern-launcher.
 //
 // Exit codes: 0 done (health: healthy; terminate: success), 1 the call failed
-// or its answer says no, 2 wrong command line.
+// or its answer says no, 2 wrong command line (an option's file unusable too).
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "api_channel.h"
 #include "common/cli_choice.h"
 #include "config/confinement_report.h"
 #include "config/manifest.h"
@@ -26,9 +28,18 @@ namespace {
 
 constexpr const char* kDefaultSocket = "/run/pattern-launcher/api.sock";
 
+// The wire name (STATE_RUNNING), as the JSON mapping prints it.
 std::string state_text(pb::ProcessState s) {
     std::string name = pb::ProcessState_Name(s);
     return name.empty() ? std::to_string(static_cast<int>(s)) : name;
+}
+
+// A state from the command line: the wire name (STATE_RUNNING), or for
+// convenience without its prefix (RUNNING), in any case.
+bool parse_state(std::string text, pb::ProcessState* state) {
+    for (char& c : text)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return pb::ProcessState_Parse(text, state) || pb::ProcessState_Parse("STATE_" + text, state);
 }
 
 std::string uptime_text(std::int64_t s) {
@@ -49,10 +60,11 @@ void print_json(const google::protobuf::Message& m) {
 }
 
 void print_table(const google::protobuf::RepeatedPtrField<pb::PatternInfo>& patterns) {
-    std::printf("%-20s %-36s %-12s %-8s %-10s %s\n", "PATTERN", "PROCESS ID", "STATE", "HEALTHY",
+    // STATE fits STATE_TERMINATING.
+    std::printf("%-20s %-36s %-17s %-8s %-10s %s\n", "PATTERN", "PROCESS ID", "STATE", "HEALTHY",
                 "UPTIME", "ADDRESS");
     for (const pb::PatternInfo& p : patterns) {
-        std::printf("%-20s %-36s %-12s %-8s %-10s %s\n", p.pattern_name().c_str(),
+        std::printf("%-20s %-36s %-17s %-8s %-10s %s\n", p.pattern_name().c_str(),
                     p.process_id().c_str(), state_text(p.state()).c_str(),
                     p.healthy() ? "true" : "false", uptime_text(p.uptime_seconds()).c_str(),
                     p.address().c_str());
@@ -68,6 +80,8 @@ int fail(const grpc::Status& status) {
                 return "NOT_FOUND";
             case grpc::StatusCode::PERMISSION_DENIED:
                 return "PERMISSION_DENIED";
+            case grpc::StatusCode::UNAUTHENTICATED:
+                return "UNAUTHENTICATED";
             case grpc::StatusCode::FAILED_PRECONDITION:
                 return "FAILED_PRECONDITION";
             case grpc::StatusCode::RESOURCE_EXHAUSTED:
@@ -90,8 +104,13 @@ struct Options {
     std::string socket = kDefaultSocket;
     std::string address;  // any gRPC target; wins over --socket
     enum class Output { kTable, kJson } output = Output::kTable;
+    std::string tls_ca, tls_cert, tls_key, tls_server_name;  // TLS when tls_ca is given
+    std::string token_file;  // a JWT sent as "authorization: Bearer <jwt>"
 
     std::string endpoint() const { return address.empty() ? "unix:" + socket : address; }
+    launcher::ctl::ChannelOptions channel() const {
+        return {endpoint(), tls_ca, tls_cert, tls_key, tls_server_name};
+    }
 };
 
 struct LaunchArgs {
@@ -125,11 +144,11 @@ int validate(const std::string& dir) {
 
 class Client {
 public:
-    explicit Client(const Options& o)
-        : o_(o),
-          api_(pb::PatternLauncher::NewStub(
-              grpc::CreateChannel(o.endpoint(), grpc::InsecureChannelCredentials()))) {
+    // `token`: sent with the call (patternctl makes one per run); empty: none.
+    Client(const Options& o, const std::string& token)
+        : o_(o), api_(pb::PatternLauncher::NewStub(launcher::ctl::open_channel(o.channel()))) {
         ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+        if (!token.empty()) ctx_.AddMetadata("authorization", "Bearer " + token);
     }
 
     int launch(const LaunchArgs& a) {
@@ -162,7 +181,7 @@ public:
         req.set_namespace_(a.namespace_id);
         if (!a.state.empty()) {
             pb::ProcessState state = pb::STATE_UNSPECIFIED;
-            pb::ProcessState_Parse(a.state, &state);  // the option's validator vouched for it
+            parse_state(a.state, &state);  // the option's validator vouched for it
             req.set_state(state);
         }
         pb::ListPatternsResponse resp;
@@ -262,9 +281,8 @@ const CLI::Validator kKeyValue(
 const CLI::Validator kStateName(
     [](std::string& text) {
         pb::ProcessState state = pb::STATE_UNSPECIFIED;
-        return pb::ProcessState_Parse(text, &state)
-                   ? std::string()
-                   : "expects a state of the API, e.g. RUNNING or FAILED; got '" + text + "'";
+        if (parse_state(text, &state)) return std::string();
+        return "expects a state of the API, e.g. STATE_RUNNING (or RUNNING); got '" + text + "'";
     },
     "");
 
@@ -294,9 +312,32 @@ int main(int argc, char** argv) {
     Options o;
     CLI::Option* socket =
         app.add_option("--socket", o.socket, "the API's unix socket")->type_name("PATH");
-    app.add_option("--address", o.address, "a gRPC target instead, e.g. 127.0.0.1:8982")
-        ->type_name("HOST:PORT")
-        ->excludes(socket);
+    CLI::Option* address =
+        app.add_option("--address", o.address, "a gRPC target instead, e.g. 127.0.0.1:8982")
+            ->type_name("HOST:PORT")
+            ->excludes(socket);
+    // Mutual TLS to the TCP listener (launcher.api.tls). The files are read
+    // after parsing, so that a bad one is reported with its path.
+    CLI::Option* tls_ca =
+        app.add_option("--tls-ca", o.tls_ca, "connect with TLS to --address; PEM CA of the server")
+            ->type_name("PATH")
+            ->needs(address);
+    CLI::Option* tls_cert =
+        app.add_option("--tls-cert", o.tls_cert, "PEM client certificate chain (mutual TLS)")
+            ->type_name("PATH")
+            ->needs(tls_ca);
+    CLI::Option* tls_key = app.add_option("--tls-key", o.tls_key, "its PEM private key")
+                               ->type_name("PATH")
+                               ->needs(tls_ca)
+                               ->needs(tls_cert);
+    tls_cert->needs(tls_key);
+    app.add_option("--tls-server-name", o.tls_server_name,
+                   "the name the server's certificate must carry, instead of --address's host")
+        ->type_name("NAME")
+        ->needs(tls_ca);
+    app.add_option("--token-file", o.token_file,
+                   "send the JWT in PATH as \"authorization: Bearer <jwt>\"")
+        ->type_name("PATH");
     const std::map<std::string, Options::Output> kOutputs{{"table", Options::Output::kTable},
                                                           {"json", Options::Output::kJson}};
     app.add_option("--output", o.output, "tables, or the API's answer as JSON")
@@ -330,7 +371,9 @@ int main(int argc, char** argv) {
     CLI::App* list_cmd = app.add_subcommand("list", "list pattern processes");
     list_cmd->add_option("--pattern", list.pattern, "only this pattern")->type_name("NAME");
     list_cmd->add_option("--namespace", list.namespace_id, "only this tenant")->type_name("NS");
-    list_cmd->add_option("--state", list.state, "only processes in this state, e.g. RUNNING")
+    list_cmd
+        ->add_option("--state", list.state,
+                     "only processes in this state: STATE_RUNNING, or running")
         ->type_name("STATE")
         ->check(kStateName);
 
@@ -373,7 +416,19 @@ int main(int argc, char** argv) {
 
     try {
         if (*validate_cmd) return validate(validate_dir);
-        Client client(o);
+        std::string token;
+        if (!o.token_file.empty()) {
+            std::string warning;
+            token = launcher::ctl::read_bearer_token(o.token_file, &warning);
+            if (!warning.empty())
+                std::fprintf(stderr, "patternctl: warning: %s\n", warning.c_str());
+            if (o.tls_ca.empty() && !o.endpoint().starts_with("unix"))
+                std::fprintf(stderr,
+                             "patternctl: warning: the token goes to %s over TCP without TLS "
+                             "(--tls-ca)\n",
+                             o.endpoint().c_str());
+        }
+        Client client(o, token);
         if (*launch_cmd) return client.launch(launch);
         if (*list_cmd) return client.list(list);
         if (*status_cmd) return client.status(status_id);
@@ -381,6 +436,9 @@ int main(int argc, char** argv) {
         if (*health_cmd) return client.health(processes);
         if (*reload_cmd) return client.reload();
         return 2;  // require_subcommand(1) leaves no other case
+    } catch (const launcher::ctl::OptionFileError& e) {
+        std::fprintf(stderr, "patternctl: %s\n", e.what());
+        return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "patternctl: %s\n", e.what());
         return 1;

@@ -5,8 +5,11 @@
 // the unix socket (and TCP if configured), then the event loop on this
 // thread. SIGHUP reloads manifests; SIGTERM/SIGINT terminate every pattern
 // and exit 0.
+#include <grp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +22,10 @@
 #include <thread>
 
 #include "api/api_listener.h"
+#include "api/audit_log.h"
+#include "api/caller_authenticator.h"
 #include "api/grpc_service.h"
+#include "api/tls_credentials.h"
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -139,30 +145,129 @@ std::string status_line(const Launcher& launcher) {
            std::to_string(h.failed) + " failed, " + std::to_string(h.patterns_loaded) + " patterns";
 }
 
-// The API endpoints: sockets systemd passed as "grpc" (unix or TCP), else
-// the configured unix socket and, if grpc_port is set, 127.0.0.1:grpc_port.
-// Returns true when the sockets came from systemd (which owns them).
+bool is_unix_socket(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    return ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+           addr.ss_family == AF_UNIX;
+}
+
+// 127.0.0.0/8 or ::1: what "insecure loopback" allows.
+bool is_loopback_socket(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
+    if (addr.ss_family == AF_INET) {
+        return (ntohl(reinterpret_cast<sockaddr_in*>(&addr)->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr.ss_family == AF_INET6) {
+        return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr);
+    }
+    return false;
+}
+
+// The API endpoints: sockets systemd passed as "grpc" (unix, or TCP when
+// insecure loopback is allowed) and "api-tls" (TCP with mutual TLS), else
+// the configured unix socket, grpc_port and api.tls.listen. Returns true
+// when the sockets came from systemd (which owns them). Throws when a
+// plain TCP listener is not explicitly allowed.
 bool open_api_listeners(ApiListener& api, std::multimap<std::string, int>& inherited,
                         const LauncherConfig& config) {
+    const bool insecure_ok = config.api.allow_insecure_loopback;
+    auto refuse_plain_tcp = [](const std::string& what) {
+        throw sandbox::ConfigError(what +
+                                   ": a TCP listener without TLS is refused; configure api.tls "
+                                   "(mutual TLS) or set api.allow_insecure_loopback: true for "
+                                   "loopback development");
+    };
+    bool from_systemd = false;
     auto [first, last] = inherited.equal_range("grpc");
-    if (first != last) {
-        for (auto it = first; it != last; ++it) {
-            api.add(sandbox::UniqueFd(it->second));
-            log::info("serving the API on socket fd " + std::to_string(it->second) +
-                      " from systemd");
+    for (auto it = first; it != last; ++it) {
+        sandbox::UniqueFd fd(it->second);
+        const bool local = is_unix_socket(fd.get());
+        if (!local && !insecure_ok) refuse_plain_tcp("socket fd " + std::to_string(it->second));
+        if (!local && !is_loopback_socket(fd.get())) {
+            throw sandbox::ConfigError("socket fd " + std::to_string(it->second) +
+                                       " from systemd: plain TCP is allowed on loopback only "
+                                       "(127.0.0.0/8, ::1); use api.tls for other addresses");
         }
-        inherited.erase("grpc");
+        api.add(std::move(fd), local ? ApiListener::Kind::kUnix : ApiListener::Kind::kInsecureTcp);
+        log::info("serving the API on socket fd " + std::to_string(it->second) + " from systemd" +
+                  (local ? "" : " (plain TCP: no identity but a bearer token's)"));
+        from_systemd = true;
+    }
+    inherited.erase("grpc");
+    auto [tls_first, tls_last] = inherited.equal_range("api-tls");
+    for (auto it = tls_first; it != tls_last; ++it) {
+        if (!config.api.tls) {
+            throw sandbox::ConfigError(
+                "systemd passed an api-tls socket, but api.tls (cert, key, "
+                "client_ca) is not configured");
+        }
+        api.add(sandbox::UniqueFd(it->second), ApiListener::Kind::kTls);
+        log::info("serving the API with mutual TLS on socket fd " + std::to_string(it->second) +
+                  " from systemd");
+    }
+    const bool tls_from_systemd = tls_first != tls_last;
+    inherited.erase("api-tls");
+    if (from_systemd || tls_from_systemd) {
+        // The packaged pattern-launcher.socket passes only the unix socket:
+        // api.tls.listen is then bound here, not silently ignored.
+        if (!tls_from_systemd && config.api.tls) {
+            int port = 0;
+            api.add(
+                bind_tcp_listener(config.api.tls->listen_host, config.api.tls->listen_port, port),
+                ApiListener::Kind::kTls);
+            log::info("serving the API with mutual TLS on " + config.api.tls->listen_host + ":" +
+                      std::to_string(port));
+        }
         return true;
     }
-    api.add(bind_unix_listener(config.grpc_socket));
+
+    api.add(bind_unix_listener(config.grpc_socket), ApiListener::Kind::kUnix);
     std::string where = "unix:" + config.grpc_socket.string();
     if (config.grpc_port > 0) {
+        if (!insecure_ok) refuse_plain_tcp("grpc_port " + std::to_string(config.grpc_port));
         int port = 0;
-        api.add(bind_tcp_listener(config.grpc_port, port));
-        where += " and 127.0.0.1:" + std::to_string(port);  // no authentication yet: loopback only
+        api.add(bind_tcp_listener(config.grpc_port, port), ApiListener::Kind::kInsecureTcp);
+        where += ", plain TCP on 127.0.0.1:" + std::to_string(port);
+        log::warning("WEAKENED: plain TCP API on 127.0.0.1:" + std::to_string(port) +
+                     " (api.allow_insecure_loopback): its callers have no identity but a bearer "
+                     "token's");
+    }
+    if (config.api.tls) {
+        int port = 0;
+        api.add(bind_tcp_listener(config.api.tls->listen_host, config.api.tls->listen_port, port),
+                ApiListener::Kind::kTls);
+        where += ", mutual TLS on " + config.api.tls->listen_host + ":" + std::to_string(port);
     }
     log::info("serving the API on " + where);
     return false;
+}
+
+// Where the audit trail goes: the configured file, else the journal under
+// systemd, else the default file.
+std::filesystem::path audit_destination(const LauncherConfig& config) {
+    if (!config.api.audit_log.empty()) return config.api.audit_log;
+    if (log::to_journal()) return {};
+    return "/var/log/pattern-launcher/audit.jsonl";
+}
+
+// A caller whose cgroup lies below the tenants' root, other than the
+// launcher's own supervisor leaf, is a pattern (or something a pattern
+// started): never authorized, whatever its uid.
+ApiListener::TenantCgroupCheck tenant_cgroup_check(const sandbox::CgroupTree& tree) {
+    return [mount = tree.mount(), root = tree.root_path(),
+            supervisor = tree.supervisor_path()](const std::string& cgroup) {
+        const std::string dir = sandbox::cgroup_dir(mount, cgroup);
+        if (dir == supervisor || dir.starts_with(supervisor + "/")) return false;
+        return dir == root || dir.starts_with(root + "/");
+    };
+}
+
+std::optional<gid_t> launcher_group() {
+    if (const group* g = ::getgrnam("pattern-launcher")) return g->gr_gid;
+    return std::nullopt;
 }
 
 }  // namespace
@@ -212,8 +317,40 @@ int run_daemon(const DaemonFlags& flags) {
                     std::to_string(recovered.set_aside) + " unreadable state records");
     }
 
+    // Who may call: identities (unix peers, client certificates, tokens),
+    // the policy, the audit trail.
     ApiListener api(loop);
+    api.set_tenant_cgroup_check(tenant_cgroup_check(tree));
     const bool api_from_systemd = open_api_listeners(api, inherited, config);
+    std::unique_ptr<ReloadableTlsCredentials> tls;
+    if (config.api.tls) {
+        tls = std::make_unique<ReloadableTlsCredentials>(
+            TlsFiles{config.api.tls->cert, config.api.tls->key, config.api.tls->client_ca});
+    }
+    CallerAuthenticator authenticator(api, config.api.tokens);
+    const auth::ApiPolicy policy =
+        config.api.policy ? *config.api.policy : auth::ApiPolicy::local_default(launcher_group());
+    AuditLog audit(audit_destination(config));
+    log::info("API policy: " + std::to_string(policy.grants().size()) + " grants" +
+              (config.api.policy ? "" : " (the default: root and group pattern-launcher)") +
+              "; audit trail to " + (audit.file().empty() ? "the journal" : audit.file().string()));
+    // Off the loop, at each reload: TLS material and token keys. A bad file
+    // keeps the old material serving.
+    auto reload_credentials = [&] {
+        try {
+            if (tls) tls->reload();
+        } catch (const std::exception& e) {
+            log::error(std::string("API credentials not reloaded, the old ones stay: TLS: ") +
+                       e.what());
+        }
+        try {
+            authenticator.reload();
+        } catch (const std::exception& e) {
+            log::error(std::string("API credentials not reloaded, the old ones stay: token "
+                                   "keys: ") +
+                       e.what());
+        }
+    };
     // SIGHUP and the Reload RPC: discovery on a worker thread, applied here.
     PatternReloader reloader(
         loop,
@@ -222,8 +359,11 @@ int run_daemon(const DaemonFlags& flags) {
                  notifier.reloading();
                  log::info("reloading manifests from " + config.patterns_dir.string());
              },
-         .discover = [patterns_dir =
-                          config.patterns_dir] { return discover_or_explain(patterns_dir); },
+         .discover =
+             [&reload_credentials, patterns_dir = config.patterns_dir] {
+                 reload_credentials();
+                 return discover_or_explain(patterns_dir);
+             },
          .apply =
              [&](Discovery reloaded) {
                  launcher.replace_patterns(std::move(reloaded));
@@ -250,8 +390,11 @@ int run_daemon(const DaemonFlags& flags) {
             done(answer);
         });
     };
-    PatternLauncherService service(
-        loop, launcher, {reload, [&api](const std::string& peer) { return api.caller(peer); }});
+    Metrics* metrics = nullptr;  // set once observability runs
+    PatternLauncherService service(loop, launcher, {authenticator, policy, audit},
+                                   {reload, [&metrics](const char* rpc, const char* code) {
+                                        if (metrics) metrics->api_denied(rpc, code);
+                                    }});
     // Metrics and health endpoints (config metrics/health); the launcher reports to the metrics.
     // Metrics and health: sockets systemd passed as "metrics" / "health", else the configured
     // ports.
@@ -265,11 +408,17 @@ int run_daemon(const DaemonFlags& flags) {
     std::unique_ptr<Observability> observability = start_observability(
         loop, launcher, config, take_inherited("metrics"), take_inherited("health"));
     log::info(observability->describe());
+    metrics = &observability->metrics;
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;  // no ports: connections come from ApiListener
     builder.RegisterService(&service);
+    if (tls) {
+        api.set_tls_acceptor(builder.experimental().AddExternalConnectionAcceptor(
+            grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+            tls->server_credentials()));
+    }
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server) {
         log::error("cannot start the gRPC server");

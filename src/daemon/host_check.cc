@@ -7,6 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "api/tls_credentials.h"
+#include "auth/api_policy.h"
+#include "auth/jwt_keys.h"
 #include "common/identity_pool.h"
 #include "config/config.h"
 #include "core/confinement.h"
@@ -89,6 +92,64 @@ bool report_patterns(const std::filesystem::path& dir) {
     return found.errors.empty();
 }
 
+// Who may drive the launcher, as configured: listeners, how callers are
+// identified, the grants, where the audit trail goes. The TLS material and
+// token keys are loaded, as the daemon would.
+bool report_api(const LauncherConfig& config) {
+    bool ok = true;
+    std::printf("api unix socket:      %s (callers identified by SO_PEERCRED)\n",
+                config.grpc_socket.c_str());
+    if (config.grpc_port > 0) {
+        std::printf(
+            "api plain tcp:        127.0.0.1:%d WEAKENED: api.allow_insecure_loopback, no "
+            "identity but a bearer token's\n",
+            config.grpc_port);
+    }
+    if (config.api.tls) {
+        try {
+            ReloadableTlsCredentials tls(
+                {config.api.tls->cert, config.api.tls->key, config.api.tls->client_ca});
+            std::printf("api mutual tls:       %s:%d (client certificates verified against %s)\n",
+                        config.api.tls->listen_host.c_str(), config.api.tls->listen_port,
+                        config.api.tls->client_ca.c_str());
+        } catch (const std::exception& e) {
+            ok = false;
+            std::printf("api mutual tls:       FAILED: %s\n", e.what());
+        }
+    }
+    if (config.api.tokens) {
+        try {
+            const auth::JwtKeySet keys = auth::JwtKeySet::load(config.api.tokens->keys);
+            std::printf("api bearer tokens:    issuer %s, %zu keys from %s\n",
+                        config.api.tokens->settings.issuer.c_str(), keys.size(),
+                        config.api.tokens->keys.c_str());
+        } catch (const std::exception& e) {
+            ok = false;
+            std::printf("api bearer tokens:    FAILED: %s\n", e.what());
+        }
+    }
+    if (!config.api.policy) {
+        std::printf(
+            "api policy:           default: root and group pattern-launcher may do "
+            "everything, nobody else anything\n");
+    } else {
+        std::printf("api policy:           %zu grants\n", config.api.policy->grants().size());
+        for (const auth::Grant& g : config.api.policy->grants()) {
+            std::string rpcs;
+            for (auth::Rpc rpc : g.rpcs)
+                rpcs += (rpcs.empty() ? "" : ",") + std::string(auth::rpc_name(rpc));
+            std::printf("  %-20s %s: %s on namespaces %s, patterns %s\n", g.name.c_str(),
+                        g.match.describe().c_str(), rpcs.c_str(), join(g.namespaces).c_str(),
+                        join(g.patterns).c_str());
+        }
+    }
+    std::printf("api audit trail:      %s\n",
+                config.api.audit_log.empty()
+                    ? "the journal under systemd, else /var/log/pattern-launcher/audit.jsonl"
+                    : config.api.audit_log.c_str());
+    return ok;
+}
+
 }  // namespace
 
 int run_host_check(const CheckFlags& flags) {
@@ -141,6 +202,7 @@ int run_host_check(const CheckFlags& flags) {
             std::printf("patterns:             FAILED: %s\n", e.what());
         }
     }
+    ok = report_api(config) && ok;
     if (::geteuid() != 0) {
         std::printf(
             "running as:           uid %d (not root: cgroup creation and id changes "

@@ -204,6 +204,11 @@ Metrics::Metrics(const Launcher& launcher)
                             .Name("pattern_launcher_quota_rejections_total")
                             .Help("Launches refused by a process quota, by the limit that refused")
                             .Register(*registry_)),
+      api_denials_(prometheus::BuildCounter()
+                       .Name("pattern_launcher_api_denials_total")
+                       .Help("API calls refused by the policy (PERMISSION_DENIED) or for want of "
+                             "an identity (UNAUTHENTICATED), by RPC")
+                       .Register(*registry_)),
       launch_duration_(prometheus::BuildHistogram()
                            .Name("pattern_launcher_launch_duration_seconds")
                            .Help("Cold start time from the launch request to RUNNING (healthy)")
@@ -257,6 +262,10 @@ void Metrics::health_checked(const ProcessLabels& labels, bool ok) {
 
 void Metrics::quota_rejected(const std::string& namespace_id, const std::string& limit) {
     quota_rejections_.Add({{"namespace", namespace_id}, {"limit", limit}}).Increment();
+}
+
+void Metrics::api_denied(const std::string& rpc, const std::string& code) {
+    api_denials_.Add({{"rpc", rpc}, {"code", code}}).Increment();
 }
 
 }  // namespace launcher

@@ -9,7 +9,8 @@
 //   memory) is built at scrape time from a snapshot of the launcher, so a
 //   process's series disappear with it.
 // Everything runs on the event loop thread: observer calls come from the
-// launcher, scrapes from the HTTP endpoint on the same loop.
+// launcher, scrapes from the HTTP endpoint on the same loop. The one
+// exception is api_denied(), which gRPC's threads call.
 //
 // docs/operations.md lists every metric.
 #pragma once
@@ -53,6 +54,10 @@ public:
     void health_checked(const ProcessLabels& labels, bool ok) override;
     void quota_rejected(const std::string& namespace_id, const std::string& limit) override;
 
+    // An API call was refused (code: PERMISSION_DENIED or UNAUTHENTICATED).
+    // Any thread: prometheus-cpp families and counters lock themselves.
+    void api_denied(const std::string& rpc, const std::string& code);
+
 private:
     class Snapshot;
 
@@ -64,6 +69,7 @@ private:
     prometheus::Family<prometheus::Counter>& oom_kills_;
     prometheus::Family<prometheus::Counter>& health_checks_;
     prometheus::Family<prometheus::Counter>& quota_rejections_;
+    prometheus::Family<prometheus::Counter>& api_denials_;
     prometheus::Family<prometheus::Histogram>& launch_duration_;
     std::unique_ptr<Snapshot> snapshot_;
 };

@@ -517,7 +517,7 @@ public:
                 }
                 ++batch.ok;
                 mine.push_back(us);
-                if (response.state() != pb::RUNNING || response.reused() != expect_reused) {
+                if (response.state() != pb::STATE_RUNNING || response.reused() != expect_reused) {
                     ++batch.unexpected;
                     note_error(batch, names[i] + ": state " +
                                           pb::ProcessState_Name(response.state()) +

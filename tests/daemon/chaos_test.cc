@@ -285,7 +285,7 @@ void Chaos::launch(const Key& k, bool wait_for_ready) {
     std::lock_guard lock(mutex_);
     Fate& fate = fate_[k.index];
     if (fate == Fate::kAccepted || fate == Fate::kTerminated) return;  // a retry
-    if (s.ok() && resp.state() == pb::RUNNING && resp.process_id() == k.id) {
+    if (s.ok() && resp.state() == pb::STATE_RUNNING && resp.process_id() == k.id) {
         fate = Fate::kAccepted;
         return;
     }
@@ -395,14 +395,14 @@ std::map<std::string, pb::PatternInfo> Chaos::kill_daemon(int round, const char*
             auto it = index_.find(id);
             if (it == index_.end()) continue;
             const int i = it->second;
-            if ((info.state() == pb::STARTING || info.state() == pb::RUNNING) &&
+            if ((info.state() == pb::STATE_STARTING || info.state() == pb::STATE_RUNNING) &&
                 (fate_[i] == Fate::kUnknown || fate_[i] == Fate::kUnlaunched)) {
                 fate_[i] = Fate::kAccepted;
                 note(i, "accepted: listed STARTING");
             }
-            if (info.state() == pb::TERMINATING) fate_[i] = Fate::kTerminated;
-            if (info.state() != pb::RUNNING) {
-                waiting += info.state() == pb::STARTING && info.pid() == 0;
+            if (info.state() == pb::STATE_TERMINATING) fate_[i] = Fate::kTerminated;
+            if (info.state() != pb::STATE_RUNNING) {
+                waiting += info.state() == pb::STATE_STARTING && info.pid() == 0;
                 note(i, "r" + std::to_string(round) + " daemon killed while " +
                             pb::ProcessState_Name(info.state()) +
                             (info.pid() == 0 ? " (no process)" : ""));
@@ -472,7 +472,7 @@ void Chaos::kill_during_backoff(int round) {
         for (const auto& [id, old_pid] : killed_pid) {
             while (Clock::now() < deadline) {
                 auto info = status(id);
-                if (!info || (info->state() == pb::RUNNING && info->pid() != old_pid)) break;
+                if (!info || (info->state() == pb::STATE_RUNNING && info->pid() != old_pid)) break;
                 std::this_thread::sleep_for(10ms);
             }
         }
@@ -498,7 +498,7 @@ void Chaos::kill_during_stop(int round) {
     for (int i : stopping) {
         while (Clock::now() < deadline) {
             auto info = status(keys_[i].id);
-            if (!info || info->state() == pb::TERMINATING) {
+            if (!info || info->state() == pb::STATE_TERMINATING) {
                 std::lock_guard lock(mutex_);
                 fate_[i] = Fate::kTerminated;
                 note(i, "r" + std::to_string(round) + " terminate sent");
@@ -559,11 +559,11 @@ std::string loss_cause(const Key& k, const std::string& history) {
         return "its process died while no daemon ran";
     if (history.find("accepted: listed STARTING") != std::string::npos)
         return "its cold start was under way when the daemon died";
-    if (history.find("daemon killed while STARTING (no process)") != std::string::npos)
+    if (history.find("daemon killed while STATE_STARTING (no process)") != std::string::npos)
         return "it was in its restart back-off (no process) when the daemon died";
-    if (history.find("daemon killed while STARTING") != std::string::npos)
+    if (history.find("daemon killed while STATE_STARTING") != std::string::npos)
         return "its restart was starting when the daemon died";
-    if (history.find("daemon killed while FAILED") != std::string::npos)
+    if (history.find("daemon killed while STATE_FAILED") != std::string::npos)
         return "it was FAILED (circuit breaker open) when the daemon died";
     if (k.kind == Kind::kCrasher)
         return "a crasher, in its crash loop (between two listings) when the daemon died";
@@ -579,8 +579,8 @@ void Chaos::settle() {
         pending.clear();
         for (const auto& [id, info] : list()) {
             const bool crasher = id.ends_with(":crasher");
-            if (info.state() == pb::STARTING || info.state() == pb::TERMINATING ||
-                (crasher && info.state() != pb::FAILED)) {
+            if (info.state() == pb::STATE_STARTING || info.state() == pb::STATE_TERMINATING ||
+                (crasher && info.state() != pb::STATE_FAILED)) {
                 pending += " " + id + "=" + pb::ProcessState_Name(info.state());
             }
         }
@@ -607,9 +607,10 @@ void Chaos::check_keys() {
                 if (it == listed.end()) {
                     lost.push_back(who);
                     ++lost_by[loss_cause(k, history_[k.index])];
-                } else if (it->second.state() == pb::RUNNING && k.kind != Kind::kCrasher) {
+                } else if (it->second.state() == pb::STATE_RUNNING && k.kind != Kind::kCrasher) {
                     ++running;
-                } else if (it->second.state() == pb::FAILED && !it->second.last_error().empty()) {
+                } else if (it->second.state() == pb::STATE_FAILED &&
+                           !it->second.last_error().empty()) {
                     ++failed;
                 } else {
                     wrong.push_back(who + " is " + pb::ProcessState_Name(it->second.state()) +
@@ -664,7 +665,7 @@ void Chaos::check_keys() {
     // Echo keys still serve on their address.
     int echoed = 0, echoes = 0;
     for (const auto& [id, info] : listed) {
-        if (!id.ends_with(":echo") || info.state() != pb::RUNNING) continue;
+        if (!id.ends_with(":echo") || info.state() != pb::STATE_RUNNING) continue;
         ++echoes;
         echoed += roundtrip(info.address(), "chaos") == "chaos";
     }
@@ -690,7 +691,7 @@ void Chaos::check_tree(const std::map<std::string, pb::PatternInfo>& listed) {
             for (const auto& [id, info] : listed) {
                 if (below(group, info.cgroup())) owner = &info;
             }
-            if (!owner || owner->state() != pb::RUNNING) {
+            if (!owner || owner->state() != pb::STATE_RUNNING) {
                 untracked.push_back(std::to_string(pid) + " in " + group +
                                     (owner ? " of " + owner->process_id() + " (" +
                                                  pb::ProcessState_Name(owner->state()) + ")"
@@ -708,7 +709,7 @@ void Chaos::check_tree(const std::map<std::string, pb::PatternInfo>& listed) {
                return s;
            }();
     for (const auto& [id, info] : listed) {
-        if (info.state() != pb::RUNNING) continue;
+        if (info.state() != pb::STATE_RUNNING) continue;
         const auto& pids = by_key[id];
         EXPECT_NE(std::find(pids.begin(), pids.end(), info.pid()), pids.end())
             << id << ": its pid " << info.pid() << " is not in its cgroup " << info.cgroup();

@@ -38,7 +38,11 @@ std::string tenant_manifest(const std::string& mode, const std::string& extra = 
            "  start_timeout: 30s\n"
            "environment:\n"
            "  MISBEHAVE_MODE: " +
-           mode + "\n" + extra;
+           mode + "\n" + extra +
+           // What run_scenario's launches send: the victim's secret, the
+           // hostile mode's targets.
+           "config_keys: [SECRET, \"VICTIM_*\", LAUNCHER_CGROUP_ROOT, API_SOCKET, RUNTIME_DIR,\n"
+           "              STATE_DIR, LOG_DIR, MARKER, ABSTRACT_SOCKET]\n";
 }
 
 std::string random_hex() {
@@ -185,7 +189,7 @@ protected:
         // The victim is untouched: same process, healthy, its secret intact.
         const pb::PatternInfo victim_after = d.status(victim.process_id());
         EXPECT_EQ(victim_after.pid(), victim_before.pid());
-        EXPECT_EQ(victim_after.state(), pb::RUNNING);
+        EXPECT_EQ(victim_after.state(), pb::STATE_RUNNING);
         EXPECT_TRUE(victim_after.healthy());
         EXPECT_TRUE(process_alive(victim.pid()));
         EXPECT_EQ(read_environ(victim.pid(), "SECRET"), secret);

@@ -59,7 +59,8 @@ bool in_range(std::uint32_t id) {
 pb::PatternInfo wait_for_new_pid(TestDaemon& d, const std::string& id, int old_pid) {
     for (int i = 0; i < 500; ++i) {
         pb::PatternInfo info = d.status(id);
-        if (info.state() == pb::RUNNING && info.pid() != 0 && info.pid() != old_pid) return info;
+        if (info.state() == pb::STATE_RUNNING && info.pid() != 0 && info.pid() != old_pid)
+            return info;
         std::this_thread::sleep_for(20ms);
     }
     ADD_FAILURE() << "no new process for " << id << "\n" << d.log();

@@ -23,7 +23,9 @@ protected:
     void SetUp() override {
         d.add_pattern("echo", echo_manifest("http"), PL_ECHO);
         d.add_pattern("echo-notify", echo_manifest("notify"), PL_ECHO);
-        d.add_pattern("sleeper", misbehave_manifest("sleep"));
+        // The config keys PatternIsBornInItsCgroupWithTheReservedEnvironment sends.
+        d.add_pattern("sleeper",
+                      misbehave_manifest("sleep", "", "config_keys: [LOG_LEVEL, EXTRA]\n"));
         d.start();
     }
     TestDaemon d;
@@ -33,7 +35,7 @@ TEST_F(LaunchTest, ColdLaunchServesAndReuseReturnsTheSameProcess) {
     pb::LaunchResponse first, second;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "tenant-a", "", &first).ok()) << d.log();
     EXPECT_EQ(first.process_id(), "ns:tenant-a:echo");
-    EXPECT_EQ(first.state(), pb::RUNNING);
+    EXPECT_EQ(first.state(), pb::STATE_RUNNING);
     EXPECT_TRUE(first.healthy());
     EXPECT_GT(first.pid(), 0);
     EXPECT_FALSE(first.reused());
@@ -167,7 +169,7 @@ TEST_F(LaunchTest, StatusListAndHealthTellTheTruth) {
     ASSERT_TRUE(d.api().GetProcessStatus(&ctx, req, &status).ok());
     EXPECT_FALSE(status.not_found());
     EXPECT_EQ(status.process().pid(), a.pid());
-    EXPECT_EQ(status.process().state(), pb::RUNNING);
+    EXPECT_EQ(status.process().state(), pb::STATE_RUNNING);
     EXPECT_TRUE(status.process().healthy());
     EXPECT_EQ(status.process().namespace_(), "t1");
     EXPECT_EQ(status.process().isolation(), pb::ISOLATION_NAMESPACE);

@@ -399,7 +399,7 @@ TEST_F(ObservabilityTest, TheExpositionPassesPromtool) {
     // Every family with samples: starts, reuses, a failure, a quota refusal.
     three_cold_five_reused();
     pb::LaunchResponse r = launch("crasher", pb::ISOLATION_NONE, "", false);
-    wait_for_state(r.process_id(), pb::FAILED);
+    wait_for_state(r.process_id(), pb::STATE_FAILED);
     launch("sleeper", pb::ISOLATION_NAMESPACE, "limited", false);
     pb::LaunchResponse refused;
     grpc::Status s = d.launch("echo", pb::ISOLATION_NAMESPACE, "limited", "", &refused);
@@ -499,7 +499,7 @@ TEST_F(ObservabilityTest, HealthIsRfcJsonWith200AndTurns503WhenAKeyFailed) {
 
     // A key that crashes with restart: never stays FAILED: unhealthy.
     pb::LaunchResponse crash = launch("crasher", pb::ISOLATION_NONE, "", false);
-    wait_for_state(crash.process_id(), pb::FAILED);
+    wait_for_state(crash.process_id(), pb::STATE_FAILED);
     r = http_get(health_port, "/health");
     ASSERT_EQ(r.status, 503) << r.raw;
     EXPECT_EQ(parse(r.body),

@@ -72,7 +72,7 @@ pb::PatternInfo wait_for(TestDaemon& d, const std::string& id,
 
 // Running again, in a process other than `old_pid`.
 bool running_anew(const pb::PatternInfo& info, pid_t old_pid) {
-    return info.state() == pb::RUNNING && info.pid() != 0 && info.pid() != old_pid;
+    return info.state() == pb::STATE_RUNNING && info.pid() != 0 && info.pid() != old_pid;
 }
 
 // Whether the daemon knows `id` (GetProcessStatus answers OK with
@@ -209,7 +209,7 @@ TEST(Recovery, FiftyPatternsAreAdoptedWithTheirPidsAfterASigkill) {
     for (const auto& p : after.patterns()) {
         EXPECT_EQ(p.pid(), before[p.process_id()]) << p.process_id();
         EXPECT_EQ(p.address(), addresses[p.process_id()]) << p.process_id();
-        EXPECT_EQ(p.state(), pb::RUNNING);
+        EXPECT_EQ(p.state(), pb::STATE_RUNNING);
     }
     const std::string log = d.log();
     EXPECT_NE(log.find("recovery: adopted 50, started again 0"), std::string::npos) << log;
@@ -242,7 +242,7 @@ TEST(Recovery, AnAdoptedPatternThatCrashesIsRestartedOnItsOldAddress) {
     ::kill(r.pid(), SIGKILL);
     const pb::PatternInfo back = wait_for(
         d, r.process_id(), [&](const pb::PatternInfo& i) { return running_anew(i, r.pid()); });
-    EXPECT_EQ(back.state(), pb::RUNNING) << d.log();
+    EXPECT_EQ(back.state(), pb::STATE_RUNNING) << d.log();
     EXPECT_NE(back.pid(), r.pid());
     EXPECT_EQ(back.address(), r.address());
     EXPECT_EQ(back.restart_count(), 1);
@@ -692,7 +692,7 @@ TEST(Recovery, AdoptedKeysKeepTheirIdentitiesAndNewKeysGetOthers) {
     ::kill(a.pid(), SIGKILL);
     const pb::PatternInfo back = wait_for(
         d, a.process_id(), [&](const pb::PatternInfo& i) { return running_anew(i, a.pid()); });
-    ASSERT_EQ(back.state(), pb::RUNNING) << d.log();
+    ASSERT_EQ(back.state(), pb::STATE_RUNNING) << d.log();
     EXPECT_EQ(runs_as(back.pid()), as(id_a));
     EXPECT_EQ(recorded_identity(d, a.process_id()), id_a);
 }

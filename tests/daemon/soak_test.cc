@@ -183,7 +183,7 @@ void Soak::kill_one() {
     const std::string id = any_key();
     if (id.empty()) return;
     const pb::PatternInfo info = d_.status(id);
-    if (info.state() != pb::RUNNING || info.pid() <= 0) return;
+    if (info.state() != pb::STATE_RUNNING || info.pid() <= 0) return;
     // The init (the whole key goes) or the pattern (the init follows).
     const pid_t target = below(2) == 0 ? info.pid() : pattern_pid(info.pid());
     if (target > 0) ::kill(target, SIGKILL);
@@ -229,7 +229,7 @@ void Soak::restore() {
         terminate(id);
     // Keys whose circuit breaker opened (killed too often) are replaced.
     for (const auto& [id, kind] : std::map<std::string, int>(keys_)) {
-        if (d_.status(id).state() == pb::FAILED) terminate(id);
+        if (d_.status(id).state() == pb::STATE_FAILED) terminate(id);
     }
     for (int kind = 0; kind < kKinds; ++kind) {
         const int want = population_ / kKinds + (kind < population_ % kKinds ? 1 : 0);
@@ -255,7 +255,7 @@ void Soak::restore() {
         const pb::ListPatternsResponse listed = d_.list();
         std::set<std::string> running;
         for (const auto& p : listed.patterns()) {
-            if (p.state() == pb::RUNNING && p.pid() > 0)
+            if (p.state() == pb::STATE_RUNNING && p.pid() > 0)
                 running.insert(p.process_id());
             else
                 pending += " " + p.process_id() + "=" + pb::ProcessState_Name(p.state());

@@ -45,7 +45,7 @@ TEST(Restart, ACrashedPatternComesBackAtTheSameAddress) {
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
     ::kill(r.pid(), SIGKILL);
     pb::PatternInfo back = wait_for(d, r.process_id(), [&](const pb::PatternInfo& i) {
-        return i.state() == pb::RUNNING && i.pid() != 0 && i.pid() != r.pid();
+        return i.state() == pb::STATE_RUNNING && i.pid() != 0 && i.pid() != r.pid();
     });
     EXPECT_EQ(back.restart_count(), 1);
     EXPECT_EQ(back.address(), r.address());
@@ -98,12 +98,12 @@ TEST(Restart, ACrashLoopOpensTheCircuitBreakerWithGrowingBackoff) {
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < deadline) {
         info = d.status(r.process_id());
-        if (info.state() == pb::FAILED) break;
+        if (info.state() == pb::STATE_FAILED) break;
         if (info.started_at_unix_ms() != 0)
             started[info.restart_count()] = info.started_at_unix_ms();
         std::this_thread::sleep_for(5ms);
     }
-    ASSERT_EQ(info.state(), pb::FAILED) << d.log();
+    ASSERT_EQ(info.state(), pb::STATE_FAILED) << d.log();
     EXPECT_EQ(info.error_count(), 4);
     EXPECT_EQ(info.restart_count(), 3);
     EXPECT_EQ(info.consecutive_failures(), 4);
@@ -153,7 +153,7 @@ TEST(Restart, NeverPolicyLeavesTheKeyFailed) {
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("once", pb::ISOLATION_NONE, "", "", &r).ok());
     pb::PatternInfo info = wait_for(
-        d, r.process_id(), [](const pb::PatternInfo& i) { return i.state() == pb::FAILED; });
+        d, r.process_id(), [](const pb::PatternInfo& i) { return i.state() == pb::STATE_FAILED; });
     EXPECT_EQ(info.restart_count(), 0);
     EXPECT_TRUE(d.tenant_cgroups().empty()) << "a FAILED key keeps no cgroup";
 }
@@ -173,7 +173,7 @@ TEST(Liveness, AnUnresponsivePatternIsRestarted) {
     ASSERT_GT(pattern_pid(r.pid()), 0);
     ::kill(pattern_pid(r.pid()), SIGSTOP);
     pb::PatternInfo back = wait_for(d, r.process_id(), [&](const pb::PatternInfo& i) {
-        return i.state() == pb::RUNNING && i.pid() != 0 && i.pid() != r.pid();
+        return i.state() == pb::STATE_RUNNING && i.pid() != 0 && i.pid() != r.pid();
     });
     EXPECT_EQ(back.restart_count(), 1);
     EXPECT_NE(back.last_error().find("liveness check failed 2 times"), std::string::npos)

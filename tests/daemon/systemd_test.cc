@@ -44,14 +44,18 @@ TEST(SocketActivation, TheFirstConnectionStartsTheDaemonOnTheInheritedSocket) {
     d.start();  // its first Health call is the connection that activates the daemon
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NAMESPACE, "a", "", &r).ok()) << d.log();
-    EXPECT_EQ(r.state(), pb::RUNNING);
+    EXPECT_EQ(r.state(), pb::STATE_RUNNING);
     std::string log = d.log();
     EXPECT_NE(log.find("serving the API on socket fd 3 from systemd"), std::string::npos) << log;
-    // The audit line names the caller by its SO_PEERCRED credentials.
-    EXPECT_NE(log.find("audit: caller=[uid 0 gid 0 pid " + std::to_string(::getpid()) +
-                       "] launch pattern=echo"),
+    // The audit record names the caller by its SO_PEERCRED credentials,
+    // read from the inherited socket's connection.
+    std::ifstream audit_file(d.audit_log_path());
+    const std::string audit((std::istreambuf_iterator<char>(audit_file)),
+                            std::istreambuf_iterator<char>());
+    EXPECT_NE(audit.find(R"("identity":"uid 0 gid 0","auth":"unix","transport":"unix","peer":"pid )" +
+                         std::to_string(::getpid()) + R"(","rpc":"LaunchPattern")"),
               std::string::npos)
-        << log;
+        << audit;
     struct stat before {};
     ASSERT_EQ(::stat(d.socket().c_str(), &before), 0);
     EXPECT_EQ(d.stop(), 0);

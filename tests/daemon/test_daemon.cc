@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -116,8 +117,10 @@ void TestDaemon::add_pattern(const std::string& name, const std::string& body,
 
 void TestDaemon::spawn() {
     std::ofstream config(config_path_);
+    const bool has_port = std::any_of(config_lines_.begin(), config_lines_.end(),
+                                      [](const std::string& l) { return l.starts_with("grpc_port"); });
     config << "launcher:\n"
-           << "  grpc_port: 0\n"
+           << (has_port ? "" : "  grpc_port: 0\n")
            << "  patterns_dir: " << patterns_dir_ << "\n"
            << "  runtime_dir: " << dir_ << "/run\n"
            << "  grpc_socket: " << socket_ << "\n"
@@ -130,6 +133,9 @@ void TestDaemon::spawn() {
     }
     // The development host cannot enforce limits; tests of strict mode set it.
     if (!has_enforcement) config << "  limits_enforcement: warn\n";
+    config << "  api:\n    audit_log: " << audit_log_path() << "\n";
+    for (const auto& line : api_lines_)
+        config << "    " << line << "\n";
     config.close();
 
     posix_spawn_file_actions_t actions;
@@ -191,7 +197,10 @@ void TestDaemon::start() {
         ctx.set_deadline(std::chrono::system_clock::now() + 500ms);
         pb::HealthRequest req;
         pb::HealthResponse resp;
-        if (stub_->Health(&ctx, req, &resp).ok()) return;
+        // Any answer but UNAVAILABLE is the daemon's: a policy without a
+        // grant for root answers PERMISSION_DENIED, and that is up.
+        const grpc::Status answer = stub_->Health(&ctx, req, &resp);
+        if (answer.ok() || answer.error_code() == grpc::StatusCode::PERMISSION_DENIED) return;
         std::this_thread::sleep_for(10ms);
     }
     throw std::runtime_error("pattern-launcher did not answer within 30 s:\n" + log());

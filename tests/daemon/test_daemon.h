@@ -37,6 +37,11 @@ public:
                      const std::string& executable = PL_MISBEHAVE);
     // Extra lines appended under `launcher:` in the config.
     void add_config(const std::string& line) { config_lines_.push_back(line); }
+    // Extra lines under `launcher.api:` (indented by the caller relative to
+    // api:, e.g. "allow_insecure_loopback: true"); audit_log is always set
+    // to audit_log_path().
+    void add_api(const std::string& line) { api_lines_.push_back(line); }
+    std::string audit_log_path() const { return dir_ + "/audit.jsonl"; }
     // Extra "NAME=value" entries in the daemon's environment.
     void add_env(const std::string& entry) { env_.push_back(entry); }
     // Runs the daemon through a wrapper, e.g. {"systemd-socket-activate", "-l", path}.
@@ -84,6 +89,7 @@ public:
 private:
     std::string dir_, patterns_dir_, socket_, cgroup_root_, config_path_, log_path_;
     std::vector<std::string> config_lines_;
+    std::vector<std::string> api_lines_;
     std::vector<std::string> env_;
     std::vector<std::string> wrapper_;
     int port_base_ = 0;

@@ -1,5 +1,6 @@
 // Fuzz target: a pattern manifest (parse_manifest: strict YAML, the schema,
-// durations, sizes, environment, the sandbox section with its NSS lookups).
+// durations, sizes, environment, config_keys with their value patterns, the
+// sandbox section with its NSS lookups).
 // The input is written as <scratch>/pattern/manifest.yaml next to an
 // executable `echo`, so that the seeds' `executable: ./echo` resolves and
 // the fields after it are reached. FileError is the documented failure;
@@ -10,6 +11,7 @@
 #include <cstdint>
 
 #include "config/manifest.h"
+#include "config/request_variables.h"
 #include "fuzz_support.h"
 
 namespace {
@@ -42,6 +44,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const auto& [name, value] : manifest.environment) {
             fuzz::check(launcher::is_valid_env_name(name) && !launcher::is_reserved_env_name(name),
                         "bad environment name accepted", name);
+        }
+        // No declared key is one a request may never set.
+        for (const launcher::ConfigKeyRule& rule : manifest.config_keys) {
+            fuzz::check(rule.is_glob() || !launcher::is_forbidden_request_variable(rule.name),
+                        "forbidden config key declared", rule.name);
+            fuzz::check(rule.max_length >= 1 && rule.max_length <= launcher::kMaxConfigValue,
+                        "config key max_length out of range", rule.name);
         }
     } catch (const launcher::FileError&) {
     }

@@ -16,7 +16,7 @@ seconds=${1:-60}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$src/build-fuzz}
 fuzz="$src/tests/fuzz"
-targets=${FUZZ_TARGETS:-"manifest config record legacy_record seccomp http identifier duration size"}
+targets=${FUZZ_TARGETS:-"manifest config record legacy_record seccomp http identifier duration size jwt"}
 parallel=${FUZZ_PARALLEL:-$(nproc)}
 
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -DPL_FUZZ=ON -DPL_BUILD_BENCHMARKS=OFF >/dev/null

@@ -39,7 +39,7 @@ protected:
     void expect_b_unharmed() {
         prism::launcher::PatternInfo info = api_.status(b_.process_id());
         EXPECT_EQ(info.pid(), b_.pid());
-        EXPECT_EQ(info.state(), prism::launcher::RUNNING);
+        EXPECT_EQ(info.state(), prism::launcher::STATE_RUNNING);
         EXPECT_TRUE(info.healthy());
         EXPECT_EQ(info.restart_count(), 0);
         EXPECT_EQ(info.error_count(), b_errors_);

@@ -179,7 +179,7 @@ protected:
         std::lock_guard lock(mutex_);
         Fate& fate = fate_[k.index];
         if (fate == Fate::kAccepted || fate == Fate::kTerminated) return;
-        if (s.ok() && resp.state() == pb::RUNNING) {
+        if (s.ok() && resp.state() == pb::STATE_RUNNING) {
             fate = Fate::kAccepted;
         } else if (epoch != epoch_ || s.error_code() == grpc::StatusCode::UNAVAILABLE) {
             fate = Fate::kUnknown;
@@ -274,12 +274,12 @@ protected:
                 auto it = index_.find(id);
                 if (it == index_.end()) continue;
                 Fate& fate = fate_[it->second];
-                if ((info.state() == pb::STARTING || info.state() == pb::RUNNING) &&
+                if ((info.state() == pb::STATE_STARTING || info.state() == pb::STATE_RUNNING) &&
                     (fate == Fate::kUnknown || fate == Fate::kUnlaunched)) {
                     fate = Fate::kAccepted;
                 }
-                if (info.state() == pb::TERMINATING) fate = Fate::kTerminated;
-                if (info.state() != pb::RUNNING)
+                if (info.state() == pb::STATE_TERMINATING) fate = Fate::kTerminated;
+                if (info.state() != pb::STATE_RUNNING)
                     note(it->second, "daemon killed while " + pb::ProcessState_Name(info.state()) +
                                          " (pid " + std::to_string(info.pid()) + ")");
             }
@@ -290,7 +290,8 @@ protected:
         sh_ok("systemctl kill -s KILL " + std::string(kService));
         for (int i : pick(with_fate(Fate::kAccepted), keys_.size())) {
             auto it = snapshot.find(keys_[i].id);
-            if (it != snapshot.end() && it->second.state() == pb::RUNNING && it->second.pid() > 0) {
+            if (it != snapshot.end() && it->second.state() == pb::STATE_RUNNING &&
+                it->second.pid() > 0) {
                 kill_process_of(it->second, "killed while no daemon ran");
                 break;
             }
@@ -353,7 +354,7 @@ TEST_F(Chaos, SystemctlKillDuringChurnLosesNoKeyAndLeavesNothing) {
         [&] {
             for (const auto& [id, info] : list()) {
                 const auto it = index_.find(id);
-                if (info.state() == pb::STARTING && it != index_.end() &&
+                if (info.state() == pb::STATE_STARTING && it != index_.end() &&
                     keys_[it->second].kind != Kind::kCrasher)
                     return false;
             }
@@ -375,7 +376,7 @@ TEST_F(Chaos, SystemctlKillDuringChurnLosesNoKeyAndLeavesNothing) {
             const auto listed = list();
             for (int i : stopping) {
                 auto it = listed.find(keys_[i].id);
-                if (it != listed.end() && it->second.state() != pb::TERMINATING) return false;
+                if (it != listed.end() && it->second.state() != pb::STATE_TERMINATING) return false;
             }
             return true;
         },
@@ -398,8 +399,8 @@ TEST_F(Chaos, SystemctlKillDuringChurnLosesNoKeyAndLeavesNothing) {
             for (const auto& [id, info] : list()) {
                 const auto it = index_.find(id);
                 const bool crasher = it != index_.end() && keys_[it->second].kind == Kind::kCrasher;
-                if (info.state() == pb::STARTING || info.state() == pb::TERMINATING ||
-                    (crasher && info.state() != pb::FAILED)) {
+                if (info.state() == pb::STATE_STARTING || info.state() == pb::STATE_TERMINATING ||
+                    (crasher && info.state() != pb::STATE_FAILED)) {
                     pending += " " + id + "=" + pb::ProcessState_Name(info.state());
                 }
             }
@@ -424,8 +425,8 @@ TEST_F(Chaos, SystemctlKillDuringChurnLosesNoKeyAndLeavesNothing) {
                 if (it == listed.end()) {
                     ++lost;
                     ADD_FAILURE() << "lost (NOT_FOUND): " << who;
-                } else if (k.kind == Kind::kCrasher || it->second.state() != pb::RUNNING) {
-                    EXPECT_EQ(it->second.state(), pb::FAILED) << who;
+                } else if (k.kind == Kind::kCrasher || it->second.state() != pb::STATE_RUNNING) {
+                    EXPECT_EQ(it->second.state(), pb::STATE_FAILED) << who;
                     EXPECT_NE(it->second.last_error(), "") << who;
                 }
                 break;
@@ -450,7 +451,7 @@ TEST_F(Chaos, SystemctlKillDuringChurnLosesNoKeyAndLeavesNothing) {
             if (group == std::string(kScopeDir) + "/supervisor") continue;
             bool owned = false;
             for (const auto& [id, info] : listed)
-                owned |= info.state() == pb::RUNNING && below(group, info.cgroup());
+                owned |= info.state() == pb::STATE_RUNNING && below(group, info.cgroup());
             EXPECT_TRUE(owned) << "pid " << pid << " in " << group << " belongs to no RUNNING key";
         }
     }

@@ -200,7 +200,7 @@ hostile_report::Report hostile_scenario(const std::string& pattern,
 
     const auto victim_after = api.status(victim.process_id());
     EXPECT_EQ(victim_after.pid(), victim_before.pid());
-    EXPECT_EQ(victim_after.state(), prism::launcher::RUNNING);
+    EXPECT_EQ(victim_after.state(), prism::launcher::STATE_RUNNING);
     EXPECT_TRUE(victim_after.healthy());
     EXPECT_TRUE(process_exists(victim.pid()));
     EXPECT_EQ(environ_value(victim.pid(), "SECRET"), secret);

@@ -62,6 +62,8 @@ for program in tests/system/system_tests tests/integration/sandbox_integration_t
     cp "$build_dir/$program" "$payload/bin/"
     echo "$build_dir/$program bin/$(basename "$program")" >>"$payload/paths.map"
 done
+# The API TLS test makes its certificates in the guest, next to system_tests.
+install -m 0755 "$top/tests/fixtures/make_test_pki.sh" "$payload/bin/"
 # The host suites' daemon finds its init next to itself, as installed
 # (<prefix>/bin -> <prefix>/lib/pattern-launcher), and their tests at PL_INIT.
 install -D -m 0755 "$build_dir/sandbox/init/pattern-launcher-init" \

@@ -115,7 +115,7 @@ TEST_F(Service, AfterSigkillOfTheDaemonTheRestartedOneAdoptsItsPatterns) {
     // Same process, same pid: adopted, not restarted; and still controllable.
     prism::launcher::PatternInfo info = api.status(launched.process_id());
     EXPECT_EQ(info.pid(), launched.pid());
-    EXPECT_EQ(info.state(), prism::launcher::RUNNING);
+    EXPECT_EQ(info.state(), prism::launcher::STATE_RUNNING);
     EXPECT_EQ(echo_roundtrip(api.launch_running("echo", "adopt").address(), "x").reply, "x");
     api.terminate(launched.process_id());
     EXPECT_FALSE(process_exists(launched.pid()));
@@ -130,7 +130,7 @@ TEST_F(Service, SystemctlKillOfTheUnitLeavesTheTenantsWhichTheRestartAdopts) {
     for (const auto& launched : {tenant, echo}) {
         prism::launcher::PatternInfo info = api.status(launched.process_id());
         EXPECT_EQ(info.pid(), launched.pid()) << launched.process_id();
-        EXPECT_EQ(info.state(), prism::launcher::RUNNING) << launched.process_id();
+        EXPECT_EQ(info.state(), prism::launcher::STATE_RUNNING) << launched.process_id();
     }
     // The adopted echo still serves on the address it had (its socket was
     // recovered), and a relaunch of its key reuses it.
@@ -154,7 +154,7 @@ TEST_F(Service, WithOrphanPolicyKillTheRestartedDaemonKillsWhatItFinds) {
     ASSERT_TRUE(wait_until(
         [&] {
             info = api.status(launched.process_id());
-            return info.state() == prism::launcher::RUNNING && info.pid() != 0;
+            return info.state() == prism::launcher::STATE_RUNNING && info.pid() != 0;
         },
         60s))
         << info.DebugString();
@@ -184,7 +184,7 @@ TEST_F(Service, AFrozenDaemonIsRestartedByTheWatchdogAndAdoptsItsPatterns) {
     EXPECT_NE(log.find("Watchdog timeout"), std::string::npos) << log;
     prism::launcher::PatternInfo info = api.status(launched.process_id());
     EXPECT_EQ(info.pid(), launched.pid());
-    EXPECT_EQ(info.state(), prism::launcher::RUNNING);
+    EXPECT_EQ(info.state(), prism::launcher::STATE_RUNNING);
     api.terminate(launched.process_id());
 }
 
@@ -196,7 +196,7 @@ TEST_F(Service, StrictModeRefusesALimitWhoseControllerIsNotDelegated) {
     grpc::Status status = api.launch(kTenant, "strict", kSleep, &response);
     EXPECT_EQ(unit_property(kScopeUnit, "DelegateControllers"), "cpu pids");
     const std::string error = status.ok() ? response.error() : status.error_message();
-    EXPECT_TRUE(!status.ok() || response.state() == prism::launcher::FAILED)
+    EXPECT_TRUE(!status.ok() || response.state() == prism::launcher::STATE_FAILED)
         << "launched although memory.max cannot be enforced";
     EXPECT_NE(error.find("limits_enforcement is strict and cannot enforce memory.max=67108864: "
                          "controller 'memory' is not delegated to " +

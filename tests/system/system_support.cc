@@ -200,7 +200,7 @@ prism::launcher::LaunchResponse Api::launch_running(
     prism::launcher::LaunchResponse response;
     grpc::Status status = launch(pattern, ns, config, &response);
     if (!status.ok()) throw failure(rpc_failure("LaunchPattern", status));
-    if (response.state() != prism::launcher::RUNNING) {
+    if (response.state() != prism::launcher::STATE_RUNNING) {
         throw failure("LaunchPattern " + pattern + " in " + ns + ": state " +
                       prism::launcher::ProcessState_Name(response.state()) + ": " +
                       response.error());

@@ -37,8 +37,9 @@ smp=${PL_VM_SMP:-2}
 vm_timeout=${PL_VM_TIMEOUT:-1200}
 
 # What every image holds; the launcher's runtime libraries come as arguments.
+# openssl: the API TLS test makes its certificates in the guest.
 base_packages=(systemd systemd-sysv udev dbus linux-image-amd64 iproute2 procps kmod
-               util-linux busybox-static)
+               util-linux busybox-static openssl)
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: %s\n' "$*" >&2; exit 1; }

@@ -97,8 +97,16 @@ const char* const kRfcExample = R"(launcher:
 )";
 
 TEST_F(ConfigTest, RfcExampleParses) {
-    const LauncherConfig c = load(kRfcExample);
+    // Verbatim, its plain TCP port is refused (issue 13: no TCP without TLS) ...
+    const FileError refused = error_of(kRfcExample);
+    EXPECT_EQ(refused.line(), 3);
+    EXPECT_NE(refused.message().find("a TCP listener without TLS is refused"), std::string::npos)
+        << refused.what();
+    // ... and accepted once loopback development is explicitly allowed.
+    const LauncherConfig c =
+        load(std::string(kRfcExample) + "  api:\n    allow_insecure_loopback: true\n");
     EXPECT_EQ(c.grpc_port, 8982);
+    EXPECT_TRUE(c.api.allow_insecure_loopback);
     EXPECT_EQ(c.patterns_dir, root_ / "etc" / "patterns");
     EXPECT_EQ(c.default_isolation, launcher::Isolation::kNamespace);
     EXPECT_EQ(c.process_manager.resync_interval, 30s);
@@ -404,7 +412,7 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
         "patterns_dir, default_isolation, process_manager, resources, metrics, "
         "health, runtime_dir, init_path, cgroup_root, pattern_ports, limits_enforcement, "
         "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes, "
-        "identity_range)");
+        "identity_range, api)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
                       "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");
@@ -485,6 +493,112 @@ TEST_F(ConfigTest, BadPortRanges) {
     const LauncherConfig c = load("launcher:\n  pattern_ports: {first: 5, last: 5}\n");
     EXPECT_EQ(c.pattern_ports.first, 5);
     EXPECT_EQ(c.pattern_ports.last, 5);
+}
+
+TEST_F(ConfigTest, ApiSecurityParses) {
+    const LauncherConfig c = load(R"(launcher:
+  api:
+    tls:
+      listen: 127.0.0.1:7443
+      cert: tls/server.crt
+      key: /etc/pl/server.key
+      client_ca: tls/ca.crt
+    tokens:
+      issuer: https://issuer.test
+      audience: [pattern-launcher, prism]
+      keys: jwks.json
+      leeway: 10s
+    audit_log: audit.jsonl
+    policy:
+      - name: operators
+        match: {uid: 0}
+        rpcs: ['*']
+      - match: {group: '4242'}
+        rpcs: [ListPatterns, Health]
+        namespaces: [tenant-a, 'team-*']
+        patterns: [echo]
+      - name: proxies
+        match: {token_subject: 'proxy-*', token_claims: {role: proxy}}
+        rpcs: LaunchPattern
+      - name: tenant-a
+        match: {certificate: 'spiffe://x/tenant-a'}
+        rpcs: [LaunchPattern]
+)");
+    ASSERT_TRUE(c.api.tls);
+    EXPECT_EQ(c.api.tls->listen_host, "127.0.0.1");
+    EXPECT_EQ(c.api.tls->listen_port, 7443);
+    EXPECT_EQ(c.api.tls->cert, root_ / "etc" / "tls" / "server.crt");
+    EXPECT_EQ(c.api.tls->key, fs::path("/etc/pl/server.key"));
+    ASSERT_TRUE(c.api.tokens);
+    EXPECT_EQ(c.api.tokens->settings.audiences,
+              (std::vector<std::string>{"pattern-launcher", "prism"}));
+    EXPECT_EQ(c.api.tokens->settings.leeway, 10s);
+    EXPECT_EQ(c.api.tokens->settings.namespaces_claim, "prism_namespaces");
+    EXPECT_EQ(c.api.audit_log, root_ / "etc" / "audit.jsonl");
+    ASSERT_TRUE(c.api.policy);
+    const auto& g = c.api.policy->grants();
+    ASSERT_EQ(g.size(), 4u);
+    EXPECT_EQ(g[0].rpcs.size(), launcher::auth::kAllRpcs.size());
+    EXPECT_EQ(g[1].name, "policy[1]");
+    EXPECT_EQ(g[1].match.gid, 4242u);
+    EXPECT_EQ(g[1].namespaces, (std::vector<std::string>{"tenant-a", "team-*"}));
+    EXPECT_EQ(g[1].patterns, std::vector<std::string>{"echo"});
+    EXPECT_EQ(g[2].match.token_subject, "proxy-*");
+    ASSERT_EQ(g[2].match.token_claims.size(), 1u);
+    EXPECT_EQ(g[2].match.token_claims[0].first, "role");
+    EXPECT_EQ(g[3].match.certificate, "spiffe://x/tenant-a");
+    // No policy: the local default applies (the daemon builds it).
+    EXPECT_FALSE(load("launcher:\n  api: {}\n").api.policy);
+}
+
+TEST_F(ConfigTest, BadApiSecurity) {
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    tls: {listen: 'localhost:1', cert: a, key: b, "
+        "client_ca: c}\n",
+        3,
+        "launcher.api.tls.listen: 'localhost' is not a numeric IPv4 or IPv6 address "
+        "(names are not resolved: the launcher binds before any name service)");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    tls: {listen: '[::1]:0', cert: a, key: b, "
+        "client_ca: c}\n",
+        3, "launcher.api.tls.listen: port must be between 1 and 65535, got '0'");
+    EXPECT_FILE_ERROR("launcher:\n  api:\n    tls: {listen: '127.0.0.1:1', cert: a}\n", 3,
+                      "missing required key 'key' in launcher.api.tls");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    policy:\n      - {match: {uid: 0}, rpcs: "
+        "[Launch]}\n",
+        4,
+        "launcher.api.policy[0].rpcs: unknown RPC 'Launch' (known: LaunchPattern, "
+        "ListPatterns, TerminatePattern, Health, GetProcessStatus, Reload, or *)");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    policy:\n      - {match: {uid: 0, group: '1'}, "
+        "rpcs: ['*']}\n",
+        4,
+        "launcher.api.policy[0].match: needs exactly one of uid, group, certificate "
+        "or token_subject/token_claims");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    policy:\n      - {match: {group: "
+        "no-such-group-pl}, rpcs: ['*']}\n",
+        4, "launcher.api.policy[0].match.group: no such group 'no-such-group-pl'");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    policy:\n      - {match: {token_subject: x}, "
+        "rpcs: ['*']}\n",
+        4,
+        "launcher.api.policy: grant 'policy[0]' matches tokens, but api.tokens is "
+        "not configured");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    policy:\n      - {match: {certificate: x}, "
+        "rpcs: ['*']}\n",
+        4,
+        "launcher.api.policy: grant 'policy[0]' matches certificates, but api.tls "
+        "is not configured");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  api:\n    tokens: {issuer: i, audience: a, keys: k, "
+        "leeway: 1h}\n",
+        3, "launcher.api.tokens.leeway: must be at most 5m");
+    EXPECT_FILE_ERROR("launcher:\n  api:\n    allow_insecure: true\n", 3,
+                      "unknown key 'allow_insecure' in launcher.api (known: "
+                      "allow_insecure_loopback, tls, tokens, audit_log, policy)");
 }
 
 TEST_F(ConfigTest, IdentityRange) {

@@ -244,13 +244,14 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
     EXPECT_FILE_ERROR(kHeader + "\n# comment\nisolation: none\n", 6,
                       "unknown key 'isolation' (known: name, version, description, author, "
                       "executable, isolation_level, grace_period, restart, healthcheck, "
-                      "resources, backend_slots, environment, sandbox)");
+                      "resources, backend_slots, environment, config_keys, "
+                      "accept_any_config, sandbox)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
                       "group, capabilities, allow_root, landlock, tmp_size, state_directory)");
     EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  intervall: 5s\n", 5,
-                      "unknown key 'intervall' in healthcheck (known: type, port, path, interval, "
-                      "timeout, start_timeout, failure_threshold)");
+                      "unknown key 'intervall' in healthcheck (known: type, port, path, service, "
+                      "interval, timeout, start_timeout, failure_threshold)");
     EXPECT_FILE_ERROR(kHeader + "backend_slots:\n  - name: a\n    type: b\n    requried: true\n", 7,
                       "unknown key 'requried' in backend_slots[0] (known: name, type, required, "
                       "config_schema)");
@@ -317,10 +318,69 @@ TEST_F(ManifestTest, BadDurationsAndHealthcheck) {
                       "healthcheck.interval: invalid duration '30': missing unit (ms, s, m or h)");
     EXPECT_FILE_ERROR(kHeader + "grace_period: 0s\n", 4,
                       "grace_period: invalid duration '0s': must be positive");
-    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  type: grpc\n", 5,
-                      "healthcheck.type: unknown type 'grpc' (known: http, notify, tcp)");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  type: exec\n", 5,
+                      "healthcheck.type: unknown type 'exec' (known: http, notify, tcp, grpc)");
     EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  path: health\n", 5,
                       "healthcheck.path: must start with '/', got 'health'");
+}
+
+// type grpc: grpc.health.v1.Health/Check on the pattern's gRPC socket;
+// `service` names what to ask about ("" = the whole server).
+TEST_F(ManifestTest, GrpcHealthcheck) {
+    auto parse = [&](const std::string& text) {
+        return launcher::parse_manifest(pattern("p", text));
+    };
+    launcher::Manifest m = parse(kHeader + "healthcheck:\n  type: grpc\n");
+    EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kGrpc);
+    EXPECT_EQ(m.healthcheck.service, "") << "the server as a whole";
+    EXPECT_EQ(m.healthcheck.timeout, 5s);
+
+    m = parse(kHeader +
+              "healthcheck: {type: grpc, service: prism.launcher.PatternLauncher, interval: 2s, "
+              "timeout: 500ms, failure_threshold: 4, start_timeout: 1m}\n");
+    EXPECT_EQ(m.healthcheck.type, launcher::HealthcheckType::kGrpc);
+    EXPECT_EQ(m.healthcheck.service, "prism.launcher.PatternLauncher");
+    EXPECT_EQ(m.healthcheck.interval, 2s);
+    EXPECT_EQ(m.healthcheck.timeout, 500ms);
+    EXPECT_EQ(m.healthcheck.failure_threshold, 4);
+    EXPECT_EQ(m.healthcheck.start_timeout, 1min);
+
+    // The other types have no service; an http check's default is none.
+    EXPECT_EQ(parse(kHeader + "healthcheck: {type: http}\n").healthcheck.service, "");
+}
+
+TEST_F(ManifestTest, GrpcHealthcheckErrorsNameFileAndLine) {
+    EXPECT_FILE_ERROR(kHeader +
+                          "healthcheck:\n"         // 4
+                          "  type: grpc\n"         // 5
+                          "  servise: a.B\n",      // 6
+                      6,
+                      "unknown key 'servise' in healthcheck (known: type, port, path, service, "
+                      "interval, timeout, start_timeout, failure_threshold)");
+    EXPECT_FILE_ERROR(kHeader +
+                          "healthcheck:\n"         // 4
+                          "  type: tcp\n"          // 5
+                          "  service: a.B\n",      // 6
+                      6,
+                      "healthcheck.service: only for type grpc (the gRPC service whose health "
+                      "is checked)");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  service: a.B\n", 5,
+                      "healthcheck.service: only for type grpc (the gRPC service whose health "
+                      "is checked)");  // the default type is http
+    EXPECT_FILE_ERROR(kHeader +
+                          "healthcheck:\n"         // 4
+                          "  path: /health\n"      // 5
+                          "  type: grpc\n",        // 6
+                      5,
+                      "healthcheck.path: not used by type grpc, which calls "
+                      "grpc.health.v1.Health/Check; name the service to ask about with "
+                      "'service' instead");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  type: grpc\n  service: \"a b\"\n", 6,
+                      "healthcheck.service: expected a gRPC service name such as "
+                      "'package.Service' (at most 255 characters, no spaces or control "
+                      "characters), got 'a b'");
+    EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  type: grpc\n  service: [a]\n", 6,
+                      "healthcheck.service: expected a string, got a list");
 }
 
 TEST_F(ManifestTest, RequiredKeys) {
