@@ -33,7 +33,7 @@ struct ApiSecurity {
     };
     std::optional<Tokens> tokens;
 
-    // Empty: the journal under systemd, else <runtime_dir>/audit.jsonl.
+    // Empty: the journal under systemd, else /var/log/pattern-launcher/audit.jsonl.
     std::filesystem::path audit_log;
 
     // Unset: auth::ApiPolicy::local_default (root and group pattern-launcher).
