@@ -100,10 +100,9 @@ fs::path resolve_executable(const fs::path& file, const Field& field, const fs::
 }
 
 Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
-    const Mapping map(
-        file, field,
-        {"type", "port", "path", "service", "interval", "timeout", "start_timeout",
-         "failure_threshold"});
+    const Mapping map(file, field,
+                      {"type", "port", "path", "service", "interval", "timeout", "start_timeout",
+                       "failure_threshold"});
     Healthcheck hc;
     if (const Field* f = map.find("type")) {
         const std::string type = yaml_strict::to_string(file, *f);
@@ -145,8 +144,9 @@ Healthcheck parse_healthcheck(const fs::path& file, const Field& field) {
     }
     if (const Field* f = map.find("service")) {
         if (hc.type != HealthcheckType::kGrpc) {
-            yaml_strict::fail(file, *f, "only for type grpc (the gRPC service whose health is "
-                                        "checked)");
+            yaml_strict::fail(file, *f,
+                              "only for type grpc (the gRPC service whose health is "
+                              "checked)");
         }
         hc.service = yaml_strict::to_string(file, *f);
         const bool printable = std::all_of(hc.service.begin(), hc.service.end(), [](char c) {
@@ -244,10 +244,9 @@ std::map<std::string, std::string> parse_environment(const fs::path& file, const
 bool config_key_name_ok(const std::string& name) {
     if (name.find_first_of("*?") == std::string::npos) return is_valid_env_name(name);
     std::string literal = name;  // the name with its wildcards as letters
-    std::replace_if(literal.begin(), literal.end(), [](char c) { return c == '*' || c == '?'; },
-                    'X');
-    return is_valid_env_name(literal) &&
-           name.find_first_not_of("*?") != std::string::npos;
+    std::replace_if(
+        literal.begin(), literal.end(), [](char c) { return c == '*' || c == '?'; }, 'X');
+    return is_valid_env_name(literal) && name.find_first_not_of("*?") != std::string::npos;
 }
 
 // `config_keys`: a list of {name, pattern | values, max_length}, or of bare
@@ -260,9 +259,9 @@ std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& 
         const Field* name_field = &item;
         std::optional<Mapping> map;
         if (item.value.IsMap()) {
-            map.emplace(file, item,
-                        std::initializer_list<std::string_view>{"name", "pattern", "values",
-                                                                "max_length"});
+            map.emplace(
+                file, item,
+                std::initializer_list<std::string_view>{"name", "pattern", "values", "max_length"});
             name_field = &map->require("name");
         } else if (!item.value.IsScalar()) {
             yaml_strict::fail(file, item,
@@ -298,7 +297,8 @@ std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& 
         for (const ConfigKeyRule& other : rules) {
             if (other.name == rule.name) {
                 yaml_strict::fail(file, *name_field,
-                                  "config key '" + rule.name + "' is declared twice (also at line " +
+                                  "config key '" + rule.name +
+                                      "' is declared twice (also at line " +
                                       std::to_string(other.line) + ")");
             }
         }
@@ -310,9 +310,9 @@ std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& 
             const Field* pattern = map->find("pattern");
             const Field* values = map->find("values");
             if (pattern && values) {
-                yaml_strict::fail(file, *values,
-                                  "give either pattern or values for '" + rule.name +
-                                      "', not both");
+                yaml_strict::fail(
+                    file, *values,
+                    "give either pattern or values for '" + rule.name + "', not both");
             }
             if (pattern) {
                 const std::string source = yaml_strict::to_nonempty_string(file, *pattern);
@@ -326,9 +326,9 @@ std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& 
                 for (const Field& v : yaml_strict::to_items(file, *values)) {
                     std::string value = yaml_strict::to_string(file, v);
                     if (value.size() > rule.max_length) {
-                        yaml_strict::fail(file, v,
-                                          "longer than max_length (" +
-                                              std::to_string(rule.max_length) + ")");
+                        yaml_strict::fail(
+                            file, v,
+                            "longer than max_length (" + std::to_string(rule.max_length) + ")");
                     }
                     if (std::find(rule.values.begin(), rule.values.end(), value) !=
                         rule.values.end()) {

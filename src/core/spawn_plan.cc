@@ -57,8 +57,8 @@ std::string request_config_problem(const Manifest& manifest,
             if (auto problem = config_value_problem(*rule, key, value); !problem.empty())
                 return problem;
         } else if (!manifest.accept_any_config) {
-            return "config key '" + key + "' is not declared by pattern '" + manifest.name +
-                   "' (" + declared_keys(manifest) + ")";
+            return "config key '" + key + "' is not declared by pattern '" + manifest.name + "' (" +
+                   declared_keys(manifest) + ")";
         }
         total += key.size() + value.size();
     }

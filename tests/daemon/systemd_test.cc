@@ -52,9 +52,10 @@ TEST(SocketActivation, TheFirstConnectionStartsTheDaemonOnTheInheritedSocket) {
     std::ifstream audit_file(d.audit_log_path());
     const std::string audit((std::istreambuf_iterator<char>(audit_file)),
                             std::istreambuf_iterator<char>());
-    EXPECT_NE(audit.find(R"("identity":"uid 0 gid 0","auth":"unix","transport":"unix","peer":"pid )" +
-                         std::to_string(::getpid()) + R"(","rpc":"LaunchPattern")"),
-              std::string::npos)
+    EXPECT_NE(
+        audit.find(R"("identity":"uid 0 gid 0","auth":"unix","transport":"unix","peer":"pid )" +
+                   std::to_string(::getpid()) + R"(","rpc":"LaunchPattern")"),
+        std::string::npos)
         << audit;
     struct stat before {};
     ASSERT_EQ(::stat(d.socket().c_str(), &before), 0);

@@ -117,11 +117,11 @@ void TestDaemon::add_pattern(const std::string& name, const std::string& body,
 
 void TestDaemon::spawn() {
     std::ofstream config(config_path_);
-    const bool has_port = std::any_of(config_lines_.begin(), config_lines_.end(),
-                                      [](const std::string& l) { return l.starts_with("grpc_port"); });
+    const bool has_port =
+        std::any_of(config_lines_.begin(), config_lines_.end(),
+                    [](const std::string& l) { return l.starts_with("grpc_port"); });
     config << "launcher:\n"
-           << (has_port ? "" : "  grpc_port: 0\n")
-           << "  patterns_dir: " << patterns_dir_ << "\n"
+           << (has_port ? "" : "  grpc_port: 0\n") << "  patterns_dir: " << patterns_dir_ << "\n"
            << "  runtime_dir: " << dir_ << "/run\n"
            << "  grpc_socket: " << socket_ << "\n"
            << "  cgroup_root: " << cgroup_root_ << "\n"

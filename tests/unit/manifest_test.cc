@@ -351,16 +351,16 @@ TEST_F(ManifestTest, GrpcHealthcheck) {
 
 TEST_F(ManifestTest, GrpcHealthcheckErrorsNameFileAndLine) {
     EXPECT_FILE_ERROR(kHeader +
-                          "healthcheck:\n"         // 4
-                          "  type: grpc\n"         // 5
-                          "  servise: a.B\n",      // 6
+                          "healthcheck:\n"     // 4
+                          "  type: grpc\n"     // 5
+                          "  servise: a.B\n",  // 6
                       6,
                       "unknown key 'servise' in healthcheck (known: type, port, path, service, "
                       "interval, timeout, start_timeout, failure_threshold)");
     EXPECT_FILE_ERROR(kHeader +
-                          "healthcheck:\n"         // 4
-                          "  type: tcp\n"          // 5
-                          "  service: a.B\n",      // 6
+                          "healthcheck:\n"     // 4
+                          "  type: tcp\n"      // 5
+                          "  service: a.B\n",  // 6
                       6,
                       "healthcheck.service: only for type grpc (the gRPC service whose health "
                       "is checked)");
@@ -368,9 +368,9 @@ TEST_F(ManifestTest, GrpcHealthcheckErrorsNameFileAndLine) {
                       "healthcheck.service: only for type grpc (the gRPC service whose health "
                       "is checked)");  // the default type is http
     EXPECT_FILE_ERROR(kHeader +
-                          "healthcheck:\n"         // 4
-                          "  path: /health\n"      // 5
-                          "  type: grpc\n",        // 6
+                          "healthcheck:\n"     // 4
+                          "  path: /health\n"  // 5
+                          "  type: grpc\n",    // 6
                       5,
                       "healthcheck.path: not used by type grpc, which calls "
                       "grpc.health.v1.Health/Check; name the service to ask about with "
