@@ -13,32 +13,26 @@ using auth::Rpc;
 
 namespace {
 
-// One row per ErrorCode: its gRPC status and the name audit lines use.
-struct CodeInfo {
-    grpc::StatusCode status;
-    const char* name;
-};
-
-CodeInfo code_info(ErrorCode code) {
+grpc::StatusCode to_grpc_code(ErrorCode code) {
     switch (code) {
         case ErrorCode::kOk:
-            return {grpc::StatusCode::OK, "OK"};
+            return grpc::StatusCode::OK;
         case ErrorCode::kInvalidArgument:
-            return {grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT"};
+            return grpc::StatusCode::INVALID_ARGUMENT;
         case ErrorCode::kNotFound:
-            return {grpc::StatusCode::NOT_FOUND, "NOT_FOUND"};
+            return grpc::StatusCode::NOT_FOUND;
         case ErrorCode::kPermissionDenied:
-            return {grpc::StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED"};
+            return grpc::StatusCode::PERMISSION_DENIED;
         case ErrorCode::kFailedPrecondition:
-            return {grpc::StatusCode::FAILED_PRECONDITION, "FAILED_PRECONDITION"};
+            return grpc::StatusCode::FAILED_PRECONDITION;
         case ErrorCode::kResourceExhausted:
-            return {grpc::StatusCode::RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"};
+            return grpc::StatusCode::RESOURCE_EXHAUSTED;
         case ErrorCode::kUnavailable:
-            return {grpc::StatusCode::UNAVAILABLE, "UNAVAILABLE"};
+            return grpc::StatusCode::UNAVAILABLE;
         case ErrorCode::kInternal:
-            return {grpc::StatusCode::INTERNAL, "INTERNAL"};
+            return grpc::StatusCode::INTERNAL;
     }
-    return {grpc::StatusCode::UNKNOWN, "UNKNOWN"};
+    return grpc::StatusCode::UNKNOWN;
 }
 
 pb::IsolationLevel to_wire(Isolation level) {
@@ -109,8 +103,7 @@ const char* status_name(grpc::StatusCode code) {
 }
 
 grpc::Status to_status(ErrorCode code, const std::string& message) {
-    return code == ErrorCode::kOk ? grpc::Status::OK
-                                  : grpc::Status(code_info(code).status, message);
+    return code == ErrorCode::kOk ? grpc::Status::OK : grpc::Status(to_grpc_code(code), message);
 }
 
 std::int64_t unix_ms() {

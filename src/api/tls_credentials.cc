@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/openssl_support.h"
 #include "sandbox/error.h"
 #include "sandbox/unique_fd.h"
 
@@ -36,27 +37,11 @@ struct TlsMaterial {
     ~TlsMaterial() { OPENSSL_cleanse(private_key.data(), private_key.size()); }
 };
 
-struct BioFree {
-    void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-    void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
+using auth::BioFree;
+using auth::openssl_errors;
+using auth::PkeyFree;
+using auth::X509Free;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-std::string openssl_errors() {
-    std::string text;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!text.empty()) text += "; ";
-        text += buf;
-    }
-    return text.empty() ? "no detail from OpenSSL" : text;
-}
 
 [[noreturn]] void bad_file(std::string_view what, const std::filesystem::path& path,
                            std::string_view problem) {

@@ -10,16 +10,11 @@
 #include <climits>
 #include <memory>
 
+#include "auth/openssl_support.h"
 namespace launcher::auth {
 
 namespace {
 
-struct BioFree {
-    void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-    void operator()(X509* x) const { X509_free(x); }
-};
 struct GeneralNamesFree {
     void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
 };
@@ -30,19 +25,6 @@ struct Utf8Free {
 std::optional<CertificateIdentity> fail(std::string* error, std::string reason) {
     if (error) *error = std::move(reason);
     return std::nullopt;
-}
-
-// OpenSSL's queued errors as text (and the queue emptied, so that the next
-// caller on this thread does not see them).
-std::string openssl_errors() {
-    std::string text;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!text.empty()) text += "; ";
-        text += buf;
-    }
-    return text.empty() ? "no OpenSSL error queued" : text;
 }
 
 // Printable ASCII only: URI and DNS names are IA5Strings, where a space, a

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "auth/jwt_encoding.h"
+#include "auth/openssl_support.h"
 
 namespace launcher::auth {
 namespace {
@@ -29,9 +30,6 @@ constexpr int kMinRsaBits = 2048;
 constexpr std::size_t kMaxKeyFileBytes = 1 << 20;
 constexpr std::size_t kP256CoordinateBytes = 32;
 
-struct PkeyFree {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
 struct PkeyCtxFree {
     void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
 };
@@ -44,26 +42,9 @@ struct ParamBldFree {
 struct ParamFree {
     void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
-struct BioFree {
-    void operator()(BIO* p) const { BIO_free(p); }
-};
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
 using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-
-// OpenSSL's queued errors as one string, and the queue emptied: a stale
-// error left in this thread's queue would be reported later by unrelated
-// TLS code (gRPC's) on the same thread.
-std::string openssl_errors() {
-    std::string out;
-    while (const unsigned long code = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(code, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
-    return out.empty() ? "no OpenSSL error queued" : out;
-}
 
 [[noreturn]] void fail(const std::string& where, const std::string& reason) {
     ERR_clear_error();
