@@ -337,14 +337,27 @@ TEST_F(ObservabilityTest, CountsColdStartsNotReusesAndDropsTheSeriesOfStoppedPro
     for (const std::string& id : ids) {
         const std::string cgroup = d.status(id).cgroup();
         ASSERT_FALSE(cgroup.empty()) << id;
+        // The scrape shows the launcher's usage cache, which re-reads every
+        // key's cgroup about once a second (Launcher::refresh_usage), not the
+        // cgroup at the scrape's instant. So: read the cgroup, then scrape
+        // until the cache has caught up with that reading; the number shown
+        // must then lie between that reading and one taken after the scrape.
         const double before = static_cast<double>(cpu_usage_usec(cgroup)) / 1e6;
-        std::vector<Sample> now = scrape();
-        const double after = static_cast<double>(cpu_usage_usec(cgroup)) / 1e6;
+        std::vector<Sample> now;
+        double cpu = 0;
+        double after = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        do {
+            now = scrape();
+            after = static_cast<double>(cpu_usage_usec(cgroup)) / 1e6;
+            cpu = sum(now, "pattern_launcher_process_cpu_usage", {{"process_id", id}});
+            if (cpu >= before) break;
+            std::this_thread::sleep_for(100ms);
+        } while (std::chrono::steady_clock::now() < deadline);
         ASSERT_EQ(series_count(now, "pattern_launcher_process_cpu_usage", {{"process_id", id}}), 1u)
             << last_scrape;
-        const double cpu = sum(now, "pattern_launcher_process_cpu_usage", {{"process_id", id}});
         EXPECT_GT(cpu, 0) << id;
-        EXPECT_GE(cpu, before) << id;
+        EXPECT_GE(cpu, before) << id << ": the cache never caught up with the cgroup in 10 s";
         EXPECT_LE(cpu, after) << id;
         EXPECT_EQ(sum(now, "pattern_launcher_process_cpu_seconds_total", {{"process_id", id}}),
                   cpu);
