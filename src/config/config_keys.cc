@@ -22,6 +22,24 @@ constexpr int kMaxGroupDepth = 16;
 // hundred states on this project's hosts and a few hundred KiB of stack.
 constexpr std::uint64_t kMaxStates = 2000;
 constexpr std::uint64_t kHuge = 1'000'000'000;
+// The longest number std::regex may read: the counts of `{n,m}` and the N of
+// a `\N` back-reference. libstdc++ 12 (Debian 12's GCC) accumulates those
+// digits in a long with no overflow check (regex_compiler.tcc,
+// _M_cur_int_value), so a 20-digit run is undefined behaviour before the
+// compiler gets to refuse it. Found by the manifest fuzzer under UBSan.
+constexpr std::size_t kMaxNumberDigits = 9;
+
+// Throws unless the digit run of `s` that starts at `start` is short
+// enough for std::regex to read as a number (kMaxNumberDigits).
+void check_number_length(std::string_view s, std::size_t start) {
+    std::size_t end = start;
+    while (end < s.size() && s[end] >= '0' && s[end] <= '9')
+        ++end;
+    if (end - start > kMaxNumberDigits) {
+        throw std::invalid_argument("a number of more than " + std::to_string(kMaxNumberDigits) +
+                                    " digits in a {n,m} count or a \\N back-reference");
+    }
+}
 
 std::uint64_t saturate(std::uint64_t n) {
     return std::min(n, kHuge);
@@ -49,6 +67,7 @@ std::uint64_t estimate_states(std::string_view s) {
         after_quantifier = false;
         switch (c) {
             case '\\':
+                check_number_length(s, i + 1);  // \N: std::regex reads all of N's digits
                 ++i;  // the escaped character (\d, \., \x41's x: its digits count as atoms)
                 atom(1);
                 break;
@@ -106,6 +125,7 @@ std::uint64_t estimate_states(std::string_view s) {
                 std::size_t j = i + 1;
                 auto number = [&](std::uint64_t& out) {
                     const std::size_t start = j;
+                    check_number_length(s, start);  // also in a `{n,` std::regex refuses later
                     out = 0;
                     while (j < s.size() && s[j] >= '0' && s[j] <= '9') {
                         out = saturate(out * 10 + static_cast<std::uint64_t>(s[j] - '0'));

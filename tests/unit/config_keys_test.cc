@@ -219,6 +219,12 @@ TEST(ValuePattern, RefusesWhatCouldExhaustTheDaemon) {
               std::string::npos);
     EXPECT_NE(reason(std::string(1025, 'a')).find("longer than 1024"), std::string::npos);
     EXPECT_EQ(reason(""), "empty pattern");
+    // Numbers std::regex would overflow a long reading (libstdc++ 12), closed or not.
+    for (const char* source : {"a\\99999999999999999999", "a{99999999999999999999,",
+                               "a{2,99999999999999999999}", "a{1234567890}"}) {
+        EXPECT_NE(reason(source).find("more than 9 digits"), std::string::npos) << source;
+    }
+    EXPECT_EQ(reason("[0-9]{3}99999999999999999999"), "accepted") << "literal digits are no number";
     // Ordinary patterns stay well inside the bounds.
     EXPECT_EQ(reason("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "accepted");
     EXPECT_EQ(reason("([a-z0-9-]{1,63}\\.){1,10}[a-z]{2,63}"), "accepted");
