@@ -294,6 +294,35 @@ TEST_F(EgressTrafficTest, RebuildReplacesTheTable) {
     EXPECT_EQ(router_tables(), "table inet pattern_launcher\n");
 }
 
+TEST_F(EgressTrafficTest, NeverReachableRangesStayClosedUnderAnAllowAllList) {
+    // Link-local (where cloud metadata services answer) behind the backend,
+    // with a listener: only the firewall stands between them.
+    sh("ip -n " + backend_->name() + " addr add 169.254.1.1/16 dev eth0");
+    sh("ip -n " + router_->name() + " route add 169.254.0.0/16 via 198.51.100.2");
+    const UniqueFd metadata = bound_in(backend_->name(), SOCK_STREAM, "169.254.1.1", 8080);
+    firewall_->rebuild({pattern_key({{Protocol::kTcp, net("0.0.0.0/0"), 0, 65535},
+                                     {Protocol::kUdp, net("0.0.0.0/0"), 0, 65535}})});
+    EXPECT_EQ(tcp_connect(pattern_->name(), "198.51.100.2", 8081), 0);
+    EXPECT_EQ(accept_peer(tcp8081_.get()), "198.51.100.1");
+    EXPECT_EQ(tcp_connect(pattern_->name(), "169.254.1.1", 8080), ECONNREFUSED);
+    EXPECT_FALSE(readable(metadata.get(), 0));
+    EXPECT_EQ(tcp_connect(pattern_->name(), "10.213.0.5", 7000), ECONNREFUSED);
+    EXPECT_EQ(tcp_connect(pattern_->name(), "10.213.0.2", 7000), ECONNREFUSED);
+    EXPECT_EQ(firewall_->denied_count("pat_1"), 3u);
+}
+
+TEST_F(EgressTrafficTest, UpdateNeedsAKnownKeyOnItsOwnLink) {
+    firewall_->rebuild({pattern_key(default_allows()), tenant2_key()});
+    EgressKey moved = pattern_key({});
+    moved.host_link = tenant2_link_;
+    EXPECT_THROW(firewall_->update_key(moved), ConfigError);
+    EgressKey unknown = pattern_key({});
+    unknown.id = "unknown";
+    EXPECT_THROW(firewall_->update_key(unknown), ConfigError);
+    EXPECT_EQ(tcp_connect(pattern_->name(), "198.51.100.2", 8080), 0) << "nothing changed";
+    EXPECT_EQ(accept_peer(tcp8080_.get()), "198.51.100.1");
+}
+
 TEST_F(EgressTrafficTest, CannotSpoofAnotherSource) {
     firewall_->rebuild({pattern_key(default_allows()), tenant2_key()});
     // A second address in the pattern, and a route back to it on the

@@ -288,8 +288,11 @@ protected:
 
 TEST_F(EgressScriptCheckTest, EveryScriptPassesTheChecker) {
     const EgressTableSpec spec;
+    // The longest id: its names (deny_<64 chars>) fit the kernel's 256.
+    const EgressKey longest = key(std::string(64, 'z'), "plk15", "10.213.0.31",
+                                  {allow(Protocol::kUdp, "203.0.113.0/24", 1, 65535)});
     const std::vector<std::vector<EgressKey>> tables_of = {
-        {}, {key_a()}, {key_a(), key_b(), key_empty()}};
+        {}, {key_a()}, {key_a(), key_b(), key_empty(), longest}};
     for (const auto& keys : tables_of) {
         SCOPED_TRACE(keys.size());
         EXPECT_NO_THROW(nft_->check(render_table(spec, keys))) << render_table(spec, keys);
