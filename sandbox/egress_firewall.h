@@ -17,20 +17,24 @@
 
 namespace sandbox {
 
+// Errors: ConfigError for a spec or key that cannot be rendered (nothing is
+// sent), NftError when nft or the kernel refuses (nothing is applied).
 class EgressFirewall {
 public:
-    // Opens the nft context (throws SysError without nfnetlink). The table
-    // is untouched until rebuild().
+    // Opens the nft context (SysError without nfnetlink; ConfigError for an
+    // invalid spec). The table is untouched until rebuild().
     explicit EgressFirewall(EgressTableSpec spec = {});
 
     // Replaces the whole table (there may be none yet) with `keys`.
     void rebuild(const std::vector<EgressKey>& keys);
-    // A key that is not in the table yet.
+    // A key that is not in the table yet (NftError if it is).
     void add_key(const EgressKey& key);
-    // New allow-list (and pattern address) of a key in the table; its host
-    // link must be the one it was added with.
+    // New allow-list (and pattern address) of a key in the table. ConfigError
+    // for an id this firewall did not add, or a host link other than the one
+    // it was added with (that is remove_key + add_key).
     void update_key(const EgressKey& key);
-    // Fine for an id that is not in the table: nothing to do.
+    // Fine for an id that is not in the table: nothing to do. Afterwards its
+    // link is still ours (the prefix), so whatever it sends is refused.
     void remove_key(const std::string& id);
     // Packets refused for the key since it was added.
     std::uint64_t denied_count(const std::string& id);
