@@ -311,6 +311,43 @@ TEST_F(EgressTrafficTest, NeverReachableRangesStayClosedUnderAnAllowAllList) {
     EXPECT_EQ(firewall_->denied_count("pat_1"), 3u);
 }
 
+// IPv6 from a pattern goes nowhere: neither to the host nor through it.
+TEST_F(EgressTrafficTest, Ipv6FromOurLinksIsDropped) {
+    sh("ip -n " + router_->name() + " addr add fd00:213::2/64 dev " + link_ + " nodad");
+    sh("ip -n " + pattern_->name() + " addr add fd00:213::3/64 dev eth0 nodad");
+    UniqueFd listener = in_netns(router_->name(), [] {
+        return UniqueFd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    });
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(7001);
+    ::inet_pton(AF_INET6, "fd00:213::2", &sa.sin6_addr);
+    ASSERT_EQ(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0)
+        << std::strerror(errno);
+    ASSERT_EQ(::listen(listener.get(), 4), 0);
+    auto connect6 = [&] {
+        UniqueFd fd = in_netns(pattern_->name(), [] {
+            return UniqueFd(::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        });
+        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) return 0;
+        if (errno != EINPROGRESS) return errno;
+        pollfd p{fd.get(), POLLOUT, 0};
+        if (::poll(&p, 1, 1000) != 1) return ETIMEDOUT;
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        return err;
+    };
+    // Without the table the host answers (so the next refusal is the firewall's).
+    ASSERT_EQ(connect6(), 0);
+    ASSERT_TRUE(readable(listener.get(), 1000));
+    ::close(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+
+    firewall_->rebuild({pattern_key(default_allows())});
+    EXPECT_EQ(connect6(), ETIMEDOUT);
+    EXPECT_FALSE(readable(listener.get(), 0));
+}
+
 TEST_F(EgressTrafficTest, UpdateNeedsAKnownKeyOnItsOwnLink) {
     firewall_->rebuild({pattern_key(default_allows()), tenant2_key()});
     EgressKey moved = pattern_key({});
