@@ -19,6 +19,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "netns_support.h"
@@ -391,6 +392,28 @@ TEST(NftContextTest, StaysInTheNamespaceItWasCreatedIn) {
     EXPECT_THROW(nft->run("delete table inet pltest_absent"), NftError);
     nft->run("delete table inet pltest_where");
     EXPECT_EQ(pltest::sh_output(a.exec() + "nft list tables"), "");
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+TEST(NftContextTest, LeavesNoDescriptorBehind) {
+    if (const std::string why = pltest::netns_unavailable_reason(); !why.empty())
+        GTEST_SKIP() << why;
+    TestNetns a(pltest::netns_name("ctxfd"));
+    const std::size_t before = open_fds();
+    for (int i = 0; i < 3; ++i) {
+        auto nft = in_netns(a.name(), [] { return std::make_unique<NftContext>(); });
+        nft->run("add table inet pltest_fd");
+        // A refusal also dry-runs the script from a memfd, to be closed too.
+        EXPECT_THROW(nft->run("delete table inet pltest_absent"), NftError);
+        nft->run("delete table inet pltest_fd");
+    }
+    EXPECT_EQ(open_fds(), before);
 }
 
 }  // namespace
