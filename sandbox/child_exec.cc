@@ -79,6 +79,18 @@ void join_user_namespace(const ChildPlan& plan) noexcept {
     sys(SYS_close, plan.userns_fd);
 }
 
+// Joined before everything that depends on the namespace (lo, sockets the
+// pattern opens) and, above all, before the user namespace: setns needs
+// CAP_SYS_ADMIN over the user namespace that owns the network namespace
+// (the initial one), and after joining the pattern's user namespace the
+// child has capabilities in that one only (EPERM). Before the fd plan too,
+// which closes this fd: it is deliberately not in keep_fds, the namespace
+// needs no fd once joined.
+void join_network_namespace(const ChildPlan& plan) noexcept {
+    if (plan.netns_fd < 0) return;
+    if (sys(SYS_setns, plan.netns_fd, CLONE_NEWNET) != 0) fail(plan, ChildStep::kJoinNetwork);
+}
+
 void bring_loopback_up(const ChildPlan& plan) noexcept {
     if (!plan.loopback_up) return;
     long fd = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -315,6 +327,7 @@ void run_child(ChildPlan plan) noexcept {
     join_cgroup(plan);
     if (plan.listen_pid_digits) write_decimal(plan.listen_pid_digits, sys(SYS_getpid));
     if (plan.new_session && sys(SYS_setsid) < 0) fail(plan, ChildStep::kNewSession);
+    join_network_namespace(plan);
     unshare_cgroup_namespace(plan);
     bring_loopback_up(plan);
     apply_fd_plan(plan);

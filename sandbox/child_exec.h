@@ -38,6 +38,7 @@ struct ChildPlan {
     int error_pipe = -1;       // write end, O_CLOEXEC: EOF in the parent means exec worked
     int userns_fd = -1;        // a user namespace (with its id maps) to join before the ids change
     int cgroup_procs_fd = -1;  // fallback placement when CLONE_INTO_CGROUP was refused
+    int netns_fd = -1;         // a network namespace to join first; closed with the fd plan
 
     bool new_session = true;
     bool unshare_cgroup = false;  // a cgroup namespace rooted at the cgroup we were born in

@@ -65,6 +65,11 @@ void validate(const SpawnSpec& spec) {
         throw ConfigError(
             "a pid namespace needs an init (PID 1 ignores signals it has no handler for)");
     }
+    if (spec.netns_fd >= 0 && spec.namespaces.net) {
+        throw ConfigError(
+            "a prepared network namespace (netns_fd) and a new one (namespaces.net) exclude "
+            "each other");
+    }
     if (spec.view.enabled && !spec.namespaces.mount) {
         throw ConfigError("a private file view needs a mount namespace");
     }
@@ -176,7 +181,9 @@ detail::ChildPlan build_plan(const SpawnSpec& spec, PlanStorage& st, int error_p
 
     plan.new_session = spec.new_session;
     plan.unshare_cgroup = spec.namespaces.cgroup;
+    // A joined namespace was prepared (lo up included) by its maker.
     plan.loopback_up = spec.namespaces.net;
+    plan.netns_fd = spec.netns_fd;
     if (spec.view.enabled) {
         st.view = detail::compile_view(spec.view);
         plan.mount_ops = st.view.ops.data();
@@ -319,6 +326,8 @@ const char* child_step_name(ChildStep step) noexcept {
             return "join the user namespace";
         case ChildStep::kNewSession:
             return "setsid";
+        case ChildStep::kJoinNetwork:
+            return "join the network namespace";
         case ChildStep::kLoopbackUp:
             return "bring up lo";
         case ChildStep::kCgroupNamespace:

@@ -84,7 +84,12 @@ struct SpawnSpec {
     Namespaces namespaces;
     UserNamespaceMap user_map;  // used with namespaces.user; must map `credentials`
     InitProcess init;           // required with namespaces.pid
-    FileView view;              // with namespaces.mount
+    // A prepared network namespace (create_network_namespace(), its veth
+    // made by create_veth()) for the child to join first thing; the caller
+    // keeps the fd. Not with namespaces.net; -1: the network namespace of
+    // namespaces.net, or the caller's.
+    int netns_fd = -1;
+    FileView view;  // with namespaces.mount
 
     std::optional<Credentials> credentials;  // unset: keep the caller's ids
     std::vector<ResourceLimit> resource_limits;
@@ -99,10 +104,13 @@ struct SpawnSpec {
     int parent_death_signal = 0;  // 0: the child outlives the caller
 };
 
-// The steps of the child between clone and exec, in order.
+// The steps of the child between clone and exec, in order. The numbers
+// only travel from the child to spawn() of the same binary (and the init's
+// own, fixed at 100+), so a step may be inserted where it runs.
 enum class ChildStep : int {
     kJoinCgroup = 1,
     kNewSession,
+    kJoinNetwork,
     kCgroupNamespace,
     kLoopbackUp,
     kFdPlan,
