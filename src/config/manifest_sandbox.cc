@@ -13,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "config/egress_section.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/error.h"
 #include "sandbox/seccomp.h"
@@ -128,7 +129,7 @@ std::uint32_t resolve_group(const fs::path& file, const Field& field, const std:
 SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
     const Mapping map(file, field,
                       {"network", "seccomp", "namespaces", "user", "group", "capabilities",
-                       "allow_root", "landlock", "tmp_size", "state_directory"});
+                       "allow_root", "landlock", "tmp_size", "state_directory", "egress"});
     SandboxSettings sb;
     if (const Field* f = map.find("network")) {
         const std::string network = yaml_strict::to_string(file, *f);
@@ -140,6 +141,16 @@ SandboxSettings parse_sandbox(const fs::path& file, const Field& field) {
             yaml_strict::fail(file, *f,
                               "unknown network mode '" + network + "' (known: host, isolated)");
         }
+    }
+    if (const Field* f = map.find("egress")) {
+        // The host's network already reaches everything: a list there would
+        // promise a confinement that does not exist.
+        if (sb.network == NetworkMode::kHost) {
+            yaml_strict::fail(file, *f,
+                              "not with network: host, which reaches every destination anyway; "
+                              "use network: isolated (the default) with this list");
+        }
+        sb.egress = to_egress_list(file, *f);
     }
     if (const Field* f = map.find("seccomp")) {
         sb.seccomp = yaml_strict::to_string(file, *f);
