@@ -543,6 +543,37 @@ TEST_F(EgressFilesTest, ConfigTenantErrors) {
                     "reachable");
 }
 
+// The commented-out egress block of the example config, uncommented, parses.
+TEST_F(EgressFilesTest, TheExampleConfigsEgressBlockParses) {
+    std::ifstream in(fs::path(PL_SOURCE_DIR) / "config" / "pattern-launcher.yaml");
+    std::string line, block = "launcher:\n";
+    bool inside = false;
+    while (std::getline(in, line)) {
+        if (line == "  # egress:") inside = true;
+        if (inside && line.empty()) break;
+        if (inside) {
+            ASSERT_TRUE(line.starts_with("  # ")) << line;
+            block += "  " + line.substr(4) + "\n";
+        }
+    }
+    ASSERT_TRUE(inside) << "no '  # egress:' block in config/pattern-launcher.yaml";
+    const launcher::LauncherConfig c = launcher::load_config(config(block));
+    EXPECT_EQ(c.egress.pool, net("10.213.0.0/16"));
+    EXPECT_EQ(c.egress.tenants.size(), 2u);
+}
+
+// The fuzzers' egress seeds are valid, so that they start from accepted input.
+TEST_F(EgressFilesTest, TheFuzzSeedsAreValid) {
+    const fs::path fuzz = fs::path(PL_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
+    const fs::path dir = root_ / "seed";
+    fs::create_directories(dir);
+    fs::copy_file(fuzz / "manifest" / "egress.yaml", dir / "manifest.yaml");
+    std::ofstream(dir / "echo") << "#!/bin/sh\n";
+    fs::permissions(dir / "echo", fs::perms(0755));
+    EXPECT_EQ(launcher::parse_manifest(dir / "manifest.yaml").sandbox.egress.size(), 7u);
+    EXPECT_EQ(launcher::load_config(fuzz / "config" / "egress.yaml").egress.tenants.size(), 2u);
+}
+
 // ---- The /31 pool ----
 
 TEST(EgressPool, SlotsAreSlash31sAfterTheFirst) {
