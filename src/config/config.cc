@@ -7,6 +7,7 @@
 #include <system_error>
 #include <vector>
 
+#include "config/egress_section.h"
 #include "config/yaml_strict.h"
 
 namespace launcher {
@@ -172,7 +173,8 @@ LauncherConfig load_config(const fs::path& file) {
                        "log_dir",
                        "log_max_bytes",
                        "identity_range",
-                       "api"});
+                       "api",
+                       "egress"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -295,6 +297,7 @@ LauncherConfig load_config(const fs::path& file) {
     if (const Field* f = map.find("namespace_quotas")) {
         config.namespace_quotas = to_namespace_quotas(file, *f);
     }
+    if (const Field* f = map.find("egress")) config.egress = to_egress_settings(file, *f);
     if (const Field* f = map.find("orphan_policy")) {
         const std::string text = yaml_strict::to_string(file, *f);
         if (text == "adopt") {

@@ -12,6 +12,7 @@
 
 #include "common/identity_pool.h"
 #include "config/api_security.h"
+#include "config/egress.h"
 #include "config/manifest.h"
 
 namespace launcher {
@@ -83,6 +84,9 @@ struct LauncherConfig {
     IdRange identity_range;
     LimitsEnforcement limits_enforcement = LimitsEnforcement::kStrict;
     std::chrono::milliseconds default_grace_period{10000};
+    // `egress:` (issue 14, being built): the veth address pool, how often
+    // names are resolved, each tenant's additions.
+    EgressSettings egress;
 };
 
 // Reads a config file. Relative paths in it are resolved against the

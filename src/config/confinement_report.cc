@@ -21,6 +21,13 @@ std::vector<std::string> confinement_weakenings(const Manifest& manifest) {
             "network: host: the host's network, its loopback services and other "
             "tenants' ports are reachable");
     }
+    if (!sb.egress.empty()) {
+        std::string list;
+        for (const EgressDestination& d : sb.egress)
+            list += (list.empty() ? "" : " ") + d.text;
+        out.push_back("egress: a network path out of the isolated network, to " + list +
+                      " (never to host loopback, the launcher's ports or other tenants)");
+    }
     if (sb.seccomp == "none") out.push_back("seccomp: none: no system call filter");
     for (const char* ns : {"mount", "pid", "ipc", "uts", "cgroup"}) {
         if (!sb.has_namespace(ns)) {

@@ -146,6 +146,14 @@ YAML::Node load_mapping_file(const fs::path& file) {
         const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
         std::string message = "YAML syntax error: " + e.msg;
         if (!e.mark.is_null()) message += " (column " + std::to_string(e.mark.column + 1) + ")";
+        // yaml-cpp's "end of sequence (flow) not found": most often a string
+        // that starts with '[', such as an IPv6 "[2001:db8::1]:443", which YAML
+        // reads as a flow list.
+        if (e.msg.find("end of sequence") != std::string::npos) {
+            message +=
+                "; a value that starts with '[' is a YAML list: quote it if it is a string "
+                "(\"[2001:db8::1]:443\")";
+        }
         throw FileError(file, line, message);
     }
     if (second_document_line >= 0) {

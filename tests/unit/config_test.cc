@@ -412,7 +412,7 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
         "patterns_dir, default_isolation, process_manager, resources, metrics, "
         "health, runtime_dir, init_path, cgroup_root, pattern_ports, limits_enforcement, "
         "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes, "
-        "identity_range, api)");
+        "identity_range, api, egress)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
                       "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");

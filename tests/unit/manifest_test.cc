@@ -248,7 +248,8 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
                       "accept_any_config, sandbox)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
-                      "group, capabilities, allow_root, landlock, tmp_size, state_directory)");
+                      "group, capabilities, allow_root, landlock, tmp_size, state_directory, "
+                      "egress)");
     EXPECT_FILE_ERROR(kHeader + "healthcheck:\n  intervall: 5s\n", 5,
                       "unknown key 'intervall' in healthcheck (known: type, port, path, service, "
                       "interval, timeout, start_timeout, failure_threshold)");
