@@ -5,6 +5,7 @@
 // it was left alone.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -97,6 +98,26 @@ TEST_F(HostCheckEgress, ForwardingOnIsNoProblem) {
     EXPECT_NE(r.out.find("egress nftables:      ok"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("FAILED"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("result:               ok"), std::string::npos) << r.out;
+}
+
+TEST_F(HostCheckEgress, ReportsTheConfiguredPoolIntervalAndTenants) {
+    pltest::TestDaemon d;
+    d.add_pattern("outward", pltest::misbehave_manifest("sleep", "", kEgress));
+    const std::string config = d.patterns_dir() + "/../check-config.yaml";
+    std::ofstream(config) << "launcher:\n  patterns_dir: " << d.patterns_dir()
+                          << "\n  egress:\n    pool: 10.99.0.0/24\n    resolve_interval: 5s\n"
+                             "    tenants:\n      tenant-a: [\"10.1.0.0/24:9000-9010/udp\"]\n";
+    set_forwarding(true);
+    const pltest::CommandResult r = pltest::run_command(
+        {kNsenter, "--net=/run/netns/" + netns_->name(), PL_LAUNCHER, "check", "--config", config});
+    std::filesystem::remove(config);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("pool 10.99.0.0/24 (127 keys at once), names resolved every 5s"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("tenant tenant-a      adds 10.1.0.0/24:9000-9010/udp"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("egress nftables:      ok"), std::string::npos) << r.out;
 }
 
 }  // namespace
