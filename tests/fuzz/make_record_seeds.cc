@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     running.set_health_port(20001);
     running.set_cgroup("/sys/fs/cgroup/pattern-launcher/ns:tenant-a/ns:tenant-a:echo");
     running.set_limits_enforced(true);
+    running.set_egress_slot(3);
     running.set_pid(4242);
     running.set_incarnation(3);
     running.set_started_at_unix_ms(1700000000123);

@@ -89,6 +89,7 @@ KeyRecord sample(const std::string& process_id = "ns:tenant-a:echo") {
     r.set_health_port(20001);
     r.set_cgroup("/sys/fs/cgroup/pattern-launcher/ns:tenant-a/ns:tenant-a:echo");
     r.set_limits_enforced(true);
+    r.set_egress_slot(4095);
     r.set_pid(2147483647);
     r.set_incarnation(7);
     r.set_started_at_unix_ms(1700000000123);
