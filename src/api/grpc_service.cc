@@ -75,6 +75,8 @@ void to_wire(const ProcessInfo& i, pb::PatternInfo& out) {
     for (const std::string& w : i.weakened)
         out.add_weakened(w);
     out.set_recovery(i.recovery);
+    out.set_egress_denied(i.egress_denied);
+    out.set_egress_address(i.egress_address);
 }
 
 const char* status_name(grpc::StatusCode code) {

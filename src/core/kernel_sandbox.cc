@@ -112,7 +112,8 @@ std::filesystem::path KernelSandbox::state_directory(const std::string& process_
 
 SpawnOutcome KernelSandbox::spawn(const SpawnRequest& request) {
     const Manifest& manifest = *request.manifest;
-    KeyConfinement confinement{request.identity, &confinement_, {}};
+    KeyConfinement confinement{request.identity, &confinement_,      {},
+                               request.netns_fd, request.hosts_file, request.resolv_file};
     if (manifest.sandbox.state_directory) {
         confinement.state_directory = state_directory(request.process_id, request.identity);
     }

@@ -19,6 +19,7 @@
 #include "core/key_phase.h"
 #include "core/launcher.h"
 #include "core/launcher_types.h"
+#include "core/network_port.h"
 #include "core/pattern_sockets.h"
 #include "core/sandbox_port.h"
 #include "state/state_store.h"
@@ -74,6 +75,10 @@ struct Key {
     std::uint64_t oom_kills_at_start = 0;  // memory.events of `group` (hierarchical)
     BoundSocket grpc;
     BoundSocket health;  // fd unset for tcp checks (the pattern binds the port)
+    // Egress (a manifest with sandbox.egress): the key's network namespace,
+    // veth and rules, kept across restarts; its slot in egress.pool.
+    std::unique_ptr<KeyNetwork> network;
+    std::uint32_t egress_slot = 0;  // 0: none
     std::filesystem::path notify_path;
     sandbox::UniqueFd notify;
     EventLoop::Watch notify_watch;
@@ -87,6 +92,7 @@ struct Key {
     // Set by recovery: the rest of a back-off that a launcher restart cut short.
     std::optional<std::chrono::milliseconds> resume_backoff;
     UsageSample usage;
+    std::uint64_t egress_denied = 0;  // sampled with `usage`
 
     // The current process (the init of its pid namespace, or the pattern).
     std::unique_ptr<KeyProcess> process;

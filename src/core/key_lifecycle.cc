@@ -321,6 +321,7 @@ void Launcher::release(Key& k) {
         k.run.reset();
         k.group.reset();
     }
+    close_network(k);
     if (k.holds_namespace_group) {
         release_namespace_group(k.key.namespace_id);
         k.holds_namespace_group = false;
@@ -440,6 +441,7 @@ void Launcher::persist(const Key& k) {
     r.set_health_port(static_cast<std::uint32_t>(k.health.port));
     r.set_cgroup(k.group ? k.group->path() : "");
     r.set_limits_enforced(k.limits_enforced);
+    r.set_egress_slot(k.egress_slot);
     r.set_pid(k.process_alive ? k.pid : 0);
     r.set_incarnation(k.incarnation);
     r.set_started_at_unix_ms(k.started_at_unix_ms);

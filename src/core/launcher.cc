@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "core/kernel_network.h"
 #include "core/kernel_sandbox.h"
 #include "core/key.h"
 #include "core/spawn_plan.h"
@@ -45,10 +46,11 @@ const char* state_name(ProcessState state) {
 
 Launcher::Launcher(EventLoop& loop, LauncherConfig config, sandbox::CgroupTree& tree,
                    Discovery patterns)
-    : Launcher(loop, config, std::make_unique<KernelSandbox>(tree, config), std::move(patterns)) {}
+    : Launcher(loop, config, std::make_unique<KernelSandbox>(tree, config), std::move(patterns),
+               std::make_unique<KernelNetwork>(config.egress)) {}
 
 Launcher::Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<SandboxPort> sandbox,
-                   Discovery patterns)
+                   Discovery patterns, std::unique_ptr<NetworkPort> network)
     : loop_(loop),
       config_(std::move(config)),
       sandbox_(std::move(sandbox)),
@@ -56,7 +58,9 @@ Launcher::Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<Sandb
       start_queue_(config_.process_manager.max_concurrent_starts),
       ports_(config_.pattern_ports),
       identities_(config_.identity_range, ids_named_in("/etc/passwd", "/etc/group")),
-      started_(loop.now()) {
+      started_(loop.now()),
+      network_(std::move(network)),
+      egress_pool_(config_.egress.pool) {
     if (identities_.excluded() > 0) {
         log::notice("identity_range " + std::to_string(identities_.range().first) + "-" +
                     std::to_string(identities_.range().last()) + ": " +
@@ -71,6 +75,11 @@ Launcher::Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<Sandb
                          std::uniform_int_distribution<std::uint32_t>(0, ids.count - 1)(jitter_));
     replace_patterns(std::move(patterns));
     std::filesystem::create_directories(config_.runtime_dir / "notify");
+    std::filesystem::create_directories(config_.runtime_dir / "egress");
+    // The first lookup of the listed names (replace_patterns() asked for
+    // it) is waited for here, before the loop runs, like the manifests' own
+    // NSS lookups at load: the first launches find their names.
+    if (resolving_) background_.drain();
     std::filesystem::create_directories(config_.runtime_dir / "keys");
     usage_timer_ = loop_.timer(kUsageTick, [this] { refresh_usage(); });
 }
@@ -93,6 +102,13 @@ void Launcher::replace_patterns(Discovery patterns) {
     patterns_.clear();
     for (auto& [name, manifest] : patterns.patterns) {
         patterns_[name] = std::make_shared<const Manifest>(std::move(manifest));
+    }
+    // New names are looked up at once (off the loop), not at the next round.
+    for (const std::string& name : known_egress_names()) {
+        if (!names_.addresses.count(name) && !names_.errors.count(name)) {
+            resolve_names();
+            break;
+        }
     }
 }
 
@@ -370,6 +386,10 @@ ProcessInfo Launcher::info(const Key& k) const {
     i.limits_enforced = k.limits_enforced;
     i.exit_cause = k.exit_cause;
     i.recovery = k.recovery;
+    if (k.network) {
+        i.egress_denied = k.egress_denied;
+        i.egress_address = sandbox::to_string(k.network->pattern_address());
+    }
     if (k.group) {
         i.cgroup = k.group->path();
         i.memory_bytes = k.usage.memory_bytes;
@@ -401,6 +421,13 @@ void Launcher::sample_usage(Key& k) {
         k.usage = k.group->usage();
     } catch (const std::exception&) {
         // The group is being removed; the last sample stays.
+    }
+    if (k.network) {
+        try {
+            k.egress_denied = k.network->denied();
+        } catch (const std::exception& e) {
+            log::debug(k.id + ": reading its egress counter: " + e.what(), log_key(k));
+        }
     }
 }
 

@@ -25,13 +25,16 @@
 #include <vector>
 
 #include "common/background_work.h"
+#include "common/egress_pool.h"
 #include "common/event_loop.h"
 #include "common/identity_pool.h"
 #include "common/isolation_key.h"
 #include "config/config.h"
+#include "core/egress_names.h"
 #include "core/key_phase.h"
 #include "core/launcher_observer.h"
 #include "core/launcher_types.h"
+#include "core/network_port.h"
 #include "core/pattern_logs.h"
 #include "core/pattern_sockets.h"
 #include "core/restart_policy.h"
@@ -55,9 +58,10 @@ public:
 
     // On the kernel (KernelSandbox on `tree`).
     Launcher(EventLoop& loop, LauncherConfig config, sandbox::CgroupTree& tree, Discovery patterns);
-    // On any SandboxPort (the core's in-process tests pass a fake).
+    // On any SandboxPort (the core's in-process tests pass a fake). Without
+    // a NetworkPort, a key whose manifest has an egress list does not start.
     Launcher(EventLoop& loop, LauncherConfig config, std::unique_ptr<SandboxPort> sandbox,
-             Discovery patterns);
+             Discovery patterns, std::unique_ptr<NetworkPort> network = nullptr);
     ~Launcher();
 
     void launch(const LaunchParams& params, LaunchDone done);
@@ -93,6 +97,7 @@ public:
         int killed = 0;       // processes no record vouched for
         int set_aside = 0;    // records that could not be read
         int removed_groups = 0;
+        int removed_links = 0;  // egress veths no adopted key held
     };
     RecoveryReport recover();
     // The periodic reconciliation (resync_interval): groups in the subtree
@@ -160,6 +165,17 @@ private:
     // callback that outlives a loop turn holds instead of a pointer.
     void with_key(const std::string& id, Phase phase, const std::function<void(Key&)>& fn);
 
+    // key_egress.cc: a key's way out (network_port.h) and its names.
+    void open_network(Key& k);
+    void close_network(Key& k);
+    bool adopt_network(Key& k, const KeyRecord& record, pid_t pid, std::string& why);
+    std::vector<sandbox::EgressAllow> egress_allowed(const Key& k) const;
+    void write_name_files(const Key& k);
+    std::filesystem::path name_file(const Key& k, const char* suffix) const;
+    std::vector<std::string> known_egress_names() const;
+    void resolve_names();
+    void names_resolved(NameResolution resolution);
+
     // recovery.cc
     bool adopt(Key& k, const KeyRecord& record, std::string& why);
     std::unique_ptr<Key> key_from_record(const KeyRecord& record);
@@ -193,8 +209,18 @@ private:
     EventLoop::Timer resync_timer_;  // reconcile_groups(), every resync_interval
     EventLoop::Timer stray_timer_;   // reconcile_groups() again while killed groups empty
     int stray_retries_ = 0;
-    std::string usage_cursor_;   // where the last usage slice ended
-    BackgroundWork background_;  // state directory removal, off the loop
+    std::string usage_cursor_;  // where the last usage slice ended
+    // Egress: the kernel's side (null: none), the veth addresses, and what
+    // the listed host names resolved to (resolved on background_).
+    std::unique_ptr<NetworkPort> network_;
+    EgressPool egress_pool_;
+    NameResolution names_;
+    bool resolving_ = false;
+    bool resolve_again_ = false;
+    EventLoop::Timer names_timer_;  // resolve_names(), every egress.resolve_interval
+    // Tells work that finishes on background_ whether the launcher still exists.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    BackgroundWork background_;  // state directory removal and name lookups, off the loop
 };
 
 }  // namespace launcher

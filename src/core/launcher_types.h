@@ -66,6 +66,10 @@ struct ProcessInfo {
     std::string confinement;
     std::vector<std::string> weakened;
     std::string recovery;  // how the last launcher restart settled the key; empty: not recovered
+    // Egress: packets its rules refused (sampled with the usage), and its
+    // address on its veth; 0 / empty: no egress list.
+    std::uint64_t egress_denied = 0;
+    std::string egress_address;
 };
 
 struct LaunchParams {

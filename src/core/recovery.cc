@@ -152,6 +152,11 @@ bool Launcher::adopt(Key& k, const KeyRecord& record, std::string& why) {
         process->detach();
         return false;
     }
+    if (!adopt_network(k, record, pid, why)) {
+        if (record.identity() != 0) identities_.release(record.identity());
+        process->detach();
+        return false;
+    }
     k.identity = record.identity();
     k.group = sandbox_->adopt_group(path);
     k.run = sandbox_->adopt_group(leaf);
@@ -314,6 +319,15 @@ Launcher::RecoveryReport Launcher::recover() {
     }
     if (!unreadable.empty()) report.adopted += adopt_unrecorded(unreadable);
     report.removed_groups = reconcile_groups(&report.killed);
+    if (network_) {
+        // The table anew for the adopted keys; veths no key holds go.
+        try {
+            report.removed_links = network_->reconcile();
+        } catch (const std::exception& e) {
+            log::error(std::string("egress: rebuilding the rules of the adopted keys: ") +
+                       e.what());
+        }
+    }
     resync_timer_ = loop_.timer(config_.process_manager.resync_interval, [this] { resync(); });
     return report;
 }

@@ -99,6 +99,11 @@ struct SpawnRequest {
     KeyGroup* leaf = nullptr;  // from create_incarnation()
     int output_fd = -1;        // stdout and stderr; -1: the launcher's own stderr
     bool first_spawn = false;  // the key's first: its weakenings are logged
+    // Egress: the namespace to join instead of a new one, and the name files
+    // shown at /etc/hosts and /etc/resolv.conf. -1 / empty: none.
+    int netns_fd = -1;
+    std::filesystem::path hosts_file;
+    std::filesystem::path resolv_file;
 };
 
 struct SpawnOutcome {

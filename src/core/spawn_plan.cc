@@ -118,6 +118,7 @@ sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& en
     std::vector<std::filesystem::path> read_only = {manifest.directory,
                                                     manifest.executable.parent_path()};
     for (const char* file : {"/etc/resolv.conf", "/etc/hosts"}) {
+        if (!confinement.hosts_file.empty()) break;  // the key's own, bound below
         std::error_code ec;
         std::filesystem::path target = std::filesystem::canonical(file, ec);
         if (!ec && target != file) read_only.push_back(target);
@@ -134,6 +135,21 @@ sandbox::FileView file_view(const Manifest& manifest, const PatternEndpoints& en
         view.binds.push_back({endpoints.notify_socket, kViewNotifySocket, false});
     if (!confinement.state_directory.empty())
         view.binds.push_back({confinement.state_directory, kViewStateDirectory, true});
+    if (!confinement.hosts_file.empty()) {
+        // Only the names its egress list holds, and no name server: a name
+        // the list does not hold does not resolve (egress_plan.h). A mount
+        // follows a symlink (resolv.conf under systemd-resolved), so the
+        // file is bound over where the link leads; a file the host lacks
+        // means the same as ours (glibc then asks 127.0.0.1, which refuses).
+        const std::pair<const std::filesystem::path*, const char*> files[] = {
+            {&confinement.hosts_file, "/etc/hosts"},
+            {&confinement.resolv_file, "/etc/resolv.conf"}};
+        for (const auto& [source, name] : files) {
+            std::error_code ec;
+            const std::filesystem::path target = std::filesystem::canonical(name, ec);
+            if (!ec) view.binds.push_back({*source, target, false});
+        }
+    }
     return view;
 }
 
@@ -161,6 +177,12 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     spec.namespaces.cgroup = sb.has_namespace("cgroup");
     spec.namespaces.user = sb.has_namespace("user");
     spec.namespaces.net = sb.network == NetworkMode::kIsolated;
+    if (confinement.netns_fd >= 0) {
+        // Egress: the key's prepared namespace (eth0 behind the launcher's
+        // rules) instead of a new one with only lo.
+        spec.namespaces.net = false;
+        spec.netns_fd = confinement.netns_fd;
+    }
     if (spec.namespaces.mount) spec.view = file_view(manifest, endpoints, confinement);
     if (confinement.host) {
         spec.init.executable_fd = confinement.host->init_fd();

@@ -30,6 +30,11 @@ struct KeyConfinement {
     std::uint32_t identity = 0;  // the key's uid and gid; 0: sandbox.user/group decide
     const HostConfinement* host = nullptr;
     std::filesystem::path state_directory;  // host path; empty: none
+    // Egress: the key's network namespace (joined, not made) and the name
+    // files bound over /etc/hosts and /etc/resolv.conf. -1 / empty: none.
+    int netns_fd = -1;
+    std::filesystem::path hosts_file;
+    std::filesystem::path resolv_file;
 };
 
 // True when the manifest gives the pattern the private file view (a mount

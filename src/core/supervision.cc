@@ -182,6 +182,7 @@ void Launcher::prepare(Key& k) {
                 break;
         }
     }
+    open_network(k);
 }
 
 // Starts (or restarts) the key's process into a fresh leaf of its cgroup.
@@ -244,6 +245,11 @@ void Launcher::spawn_process(Key& k) {
     request.leaf = k.run.get();
     request.output_fd = output ? output.get() : -1;
     request.first_spawn = !k.ever_running && k.restart_count == 0 && k.recovery.empty();
+    if (k.network) {
+        request.netns_fd = k.network->netns_fd();
+        request.hosts_file = name_file(k, ".hosts");
+        request.resolv_file = name_file(k, ".resolv");
+    }
     k.readiness_error.clear();
     k.start_deadline = loop_.now() + manifest.healthcheck.start_timeout;
     set_phase(k, Phase::kStarting);
