@@ -365,7 +365,8 @@ protected:
         return r.out;
     }
 
-    // The probe pattern: `egress` its sandbox.egress list (YAML flow items),
+    // The probe pattern: `egress` its sandbox.egress list (none: no sandbox
+    // section, the default isolated network),
     // `env` more environment lines ("  KEY: value").
     void add_probe(const std::string& name, const std::vector<std::string>& egress,
                    const std::string& targets, const std::string& env = "") {
@@ -381,11 +382,8 @@ protected:
                       "environment:\n"
                       "  MISBEHAVE_MODE: egress-probe\n"
                       "  PROBE_CONNECT: \"" +
-                          targets + "\"\n" + env +
-                          "config_keys: [PROBE_CONNECT_MORE]\n"
-                          "sandbox:\n"
-                          "  egress:\n" +
-                          list);
+                          targets + "\"\n" + env + "config_keys: [PROBE_CONNECT_MORE]\n" +
+                          (egress.empty() ? "" : "sandbox:\n  egress:\n" + list));
     }
 
     // What a pattern process wrote (its log file; journald does not run here).
@@ -628,6 +626,27 @@ TEST_F(Egress, ATenantsAdditionIsItsOwnAndKeysCannotReachEachOther) {
     EXPECT_EQ(rb->connect("tcp:" + a_info.egress_address() + ":7000"), "ECONNREFUSED") << rb->text;
     EXPECT_EQ(denied_when(b.process_id(), 2, true), 2u) << rb->text;
     EXPECT_EQ(d.status(a.process_id()).egress_denied(), 0u);
+}
+
+// 3b. A tenant's additions do not give a pattern without its own list a
+// network: it keeps only lo.
+TEST_F(Egress, APatternWithoutAListGetsNoNetworkFromItsTenantsAdditions) {
+    REQUIRE_READY();
+    d.add_config("egress:");
+    d.add_config("  tenants:");
+    d.add_config("    tenant-a: [\"192.0.2.2:7000\", \"192.0.2.0/24:1-65535/udp\"]");
+    add_probe("plain", {}, "tcp:192.0.2.2:7000,udp:192.0.2.1:7002,tcp:@peer:7000");
+    d.start();
+    const pb::LaunchResponse launched = launch_ok("plain", "tenant-a");
+    ASSERT_FALSE(launched.process_id().empty());
+    std::optional<Round> r = round_after(launched.process_id(), 0);
+    ASSERT_TRUE(r) << "no complete round:\n" << output(launched.process_id()) << d.log();
+    EXPECT_EQ(r->connect("tcp:192.0.2.2:7000"), "ENETUNREACH") << r->text;
+    EXPECT_EQ(r->connect("udp:192.0.2.1:7002"), "ENETUNREACH") << r->text;
+    EXPECT_TRUE(r->connect("tcp:@peer:7000").starts_with("ENODEV")) << r->text;
+    EXPECT_EQ(d.status(launched.process_id()).egress_address(), "");
+    EXPECT_TRUE(plk_links().empty()) << in_launcher("ip -o link");
+    EXPECT_FALSE(egress_table()) << egress_table().value_or("");
 }
 
 // 4. Links and rules live as long as their key, and survive a SIGKILL of
