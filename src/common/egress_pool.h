@@ -1,4 +1,4 @@
-// The /31s of the egress veth pairs (issue 14, being built): one slot per
+// The /31s of the egress veth pairs: one slot per
 // key whose pattern has an egress list, from the config's egress.pool.
 // Pure bookkeeping, like the identity pool: the launcher allocates for a new
 // key, claims the slot a recovered key's record names, and releases it once

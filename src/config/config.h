@@ -84,7 +84,7 @@ struct LauncherConfig {
     IdRange identity_range;
     LimitsEnforcement limits_enforcement = LimitsEnforcement::kStrict;
     std::chrono::milliseconds default_grace_period{10000};
-    // `egress:` (issue 14, being built): the veth address pool, how often
+    // `egress:`: the veth address pool, how often
     // names are resolved, each tenant's additions.
     EgressSettings egress;
 };

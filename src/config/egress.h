@@ -1,4 +1,4 @@
-// Egress destinations (issue 14, being built): what a pattern in an isolated
+// Egress destinations: what a pattern in an isolated
 // network namespace may connect to beyond its own `lo`, as a manifest's
 // `sandbox.egress` and the launcher config's `egress.tenants` write them:
 //
@@ -8,7 +8,7 @@
 //   192.0.2.10:53/udp               /udp, or /tcp (the default)
 //
 // Only the words are parsed here (pure: no resolver, no kernel); the veth
-// pair and the nftables rules that enforce a list are other code's job.
+// pair and the nftables rules that enforce a list are core/kernel_network.h and sandbox/.
 // IPv4 only for now: an IPv6 destination is recognised and refused.
 #pragma once
 

@@ -106,7 +106,7 @@ struct SandboxSettings {
     // owned by the key's id; kept across restarts of the pattern and of the
     // launcher, removed when the key ends.
     bool state_directory = false;
-    // `egress` (issue 14, being built): what an isolated network may reach
+    // `egress`: what an isolated network may reach
     // beyond lo, through a veth pair of its own. Empty: only lo. Not with
     // network: host. A weakening (confinement_report.h).
     std::vector<EgressDestination> egress;

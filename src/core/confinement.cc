@@ -62,6 +62,7 @@ std::string applied_confinement(const Manifest& manifest, const HostConfinement&
     for (const std::string& ns : sb.namespaces)
         out += " " + ns;
     if (sb.network == NetworkMode::kIsolated) out += " net";
+    if (!sb.egress.empty()) out += " (egress: veth behind the launcher's rules)";
     if (sb.has_namespace("pid")) out += "; init " + host.init_path().filename().string();
     if (sb.has_namespace("mount")) out += "; private file view";
     out += "; seccomp " + sb.seccomp;

@@ -1,15 +1,18 @@
 // `pattern-launcher check`: a report an operator can read before deploying.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/tls_credentials.h"
 #include "auth/api_policy.h"
 #include "auth/jwt_keys.h"
+#include "common/egress_pool.h"
 #include "common/identity_pool.h"
 #include "config/config.h"
 #include "core/confinement.h"
@@ -17,6 +20,9 @@
 #include "sandbox/capabilities.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_mount.h"
+#include "sandbox/egress_ruleset.h"
+#include "sandbox/forwarding.h"
+#include "sandbox/nft_context.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/spawn.h"
 
@@ -76,8 +82,9 @@ bool try_sandboxed_spawn(const sandbox::CgroupMount& mount, const HostConfinemen
     }
 }
 
-// Each manifest and what it gives up; false if any is invalid.
-bool report_patterns(const std::filesystem::path& dir) {
+// Each manifest and what it gives up; false if any is invalid. The names of
+// the valid ones with a `sandbox.egress` list go to `with_egress`.
+bool report_patterns(const std::filesystem::path& dir, std::vector<std::string>& with_egress) {
     const Discovery found = discover_patterns(dir);
     std::printf("patterns:             %zu valid, %zu invalid in %s\n", found.patterns.size(),
                 found.errors.size(), dir.c_str());
@@ -86,6 +93,7 @@ bool report_patterns(const std::filesystem::path& dir) {
         if (weakened.empty()) std::printf("  %-20s default confinement\n", name.c_str());
         for (const std::string& w : weakened)
             std::printf("  %-20s WEAKENED: %s\n", name.c_str(), w.c_str());
+        if (!manifest.sandbox.egress.empty()) with_egress.push_back(name);
     }
     for (const FileError& e : found.errors)
         std::printf("  invalid: %s\n", e.what());
@@ -150,6 +158,70 @@ bool report_api(const LauncherConfig& config) {
     return ok;
 }
 
+// What egress needs of this host: nftables (the launcher's table, through
+// libnftables) and IPv4 forwarding. Both are looked at without changing
+// anything: the table goes through nft's checker only (the kernel validates
+// the batch, then it is aborted), and ip_forward is read, never written.
+// They are problems only when a manifest has an egress list: such a
+// pattern's start would fail (FAILED_PRECONDITION without forwarding);
+// otherwise they are notes.
+bool report_egress(const LauncherConfig& config, const std::vector<std::string>& with_egress) {
+    const bool needed = !with_egress.empty();
+    const EgressPool pool(config.egress.pool);
+    std::printf("egress:               %s; pool %s (%u keys at once), names resolved every %llds\n",
+                needed ? ("lists in " + join(with_egress)).c_str() : "no manifest has a list",
+                sandbox::to_string(config.egress.pool).c_str(), pool.capacity(),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::seconds>(config.egress.resolve_interval)
+                        .count()));
+    for (const auto& [tenant, destinations] : config.egress.tenants) {
+        std::string list;
+        for (const EgressDestination& d : destinations)
+            list += (list.empty() ? "" : " ") + d.text;
+        std::printf("  tenant %-13s adds %s\n", tenant.c_str(), list.c_str());
+    }
+    bool ok = true;
+    // The table as the launcher would write it, with one key in the pool's
+    // first slot, so that the sets, maps and chains of a key are checked too.
+    try {
+        sandbox::EgressTableSpec spec;
+        spec.pool = config.egress.pool;
+        const EgressSlot slot = pool.slot(1);
+        const sandbox::EgressKey key{"check",
+                                     spec.link_prefix + "1",
+                                     slot.pattern,
+                                     {{sandbox::EgressAllow::Protocol::kTcp,
+                                       {{0xc0000200u}, 24},
+                                       443,
+                                       443}}};  // 192.0.2.0/24
+        sandbox::NftContext nft;
+        nft.check(sandbox::render_table(spec, {key}));
+        std::printf(
+            "egress nftables:      ok (table inet %s passes nft's checker; nothing applied)\n",
+            std::string(sandbox::kEgressTableName).c_str());
+    } catch (const std::exception& e) {
+        if (needed) ok = false;
+        std::printf("egress nftables:      %s: %s\n", needed ? "FAILED" : "unavailable", e.what());
+    }
+    try {
+        if (sandbox::ipv4_forwarding_enabled()) {
+            std::printf("egress forwarding:    on (net.ipv4.ip_forward = 1)\n");
+        } else {
+            if (needed) ok = false;
+            std::printf(
+                "egress forwarding:    %s: off (net.ipv4.ip_forward = 0)%s; fix: sysctl -w "
+                "net.ipv4.ip_forward=1, or a file in /etc/sysctl.d/ with net.ipv4.ip_forward = 1\n",
+                needed ? "FAILED" : "note",
+                needed ? ", patterns with an egress list cannot start"
+                       : ", needed once a manifest has an egress list");
+        }
+    } catch (const std::exception& e) {
+        if (needed) ok = false;
+        std::printf("egress forwarding:    %s: %s\n", needed ? "FAILED" : "unknown", e.what());
+    }
+    return ok;
+}
+
 }  // namespace
 
 int run_host_check(const CheckFlags& flags) {
@@ -194,14 +266,16 @@ int run_host_check(const CheckFlags& flags) {
         std::printf("init:                 FAILED: %s\n", e.what());
     }
     if (host) ok = try_sandboxed_spawn(mount, *host, config.identity_range.first) && ok;
+    std::vector<std::string> with_egress;
     if (!config_file.empty() || !patterns_dir.empty()) {
         try {
-            ok = report_patterns(config.patterns_dir) && ok;
+            ok = report_patterns(config.patterns_dir, with_egress) && ok;
         } catch (const std::exception& e) {
             ok = false;
             std::printf("patterns:             FAILED: %s\n", e.what());
         }
     }
+    ok = report_egress(config, with_egress) && ok;
     ok = report_api(config) && ok;
     if (::geteuid() != 0) {
         std::printf(
