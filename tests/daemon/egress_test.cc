@@ -626,6 +626,16 @@ TEST_F(Egress, ATenantsAdditionIsItsOwnAndKeysCannotReachEachOther) {
     EXPECT_EQ(rb->connect("tcp:" + a_info.egress_address() + ":7000"), "ECONNREFUSED") << rb->text;
     EXPECT_EQ(denied_when(b.process_id(), 2, true), 2u) << rb->text;
     EXPECT_EQ(d.status(a.process_id()).egress_denied(), 0u);
+
+    // A SESSION key of tenant-a has the addition as well.
+    pb::LaunchResponse session;
+    grpc::Status launched = d.launch("probe", pb::ISOLATION_SESSION, "tenant-a", "s1", &session);
+    ASSERT_TRUE(launched.ok()) << launched.error_message() << "\n" << d.log();
+    std::optional<Round> rs = round_after(session.process_id(), 0);
+    ASSERT_TRUE(rs) << output(session.process_id()) << d.log();
+    EXPECT_EQ(rs->connect("tcp:192.0.2.1:7000"), "ok") << rs->text;
+    EXPECT_EQ(rs->connect("tcp:192.0.2.2:7000"), "ok") << rs->text;
+    expect_in_pool(d.status(session.process_id()));
 }
 
 // 3b. A tenant's additions do not give a pattern without its own list a
