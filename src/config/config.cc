@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/egress_section.h"
+#include "config/namespace_map.h"
 #include "config/yaml_strict.h"
 
 namespace launcher {
@@ -46,41 +47,12 @@ int to_count(const fs::path& file, const Field& field) {
 }
 
 // `namespace_quotas`: namespace id -> the resources keys plus max_processes.
-// The ids are free-form keys, so Mapping (fixed keys) does not apply to the
-// outer mapping; the duplicate and type checks are the same.
 std::map<std::string, NamespaceQuota> to_namespace_quotas(const fs::path& file,
                                                           const Field& field) {
     std::map<std::string, NamespaceQuota> quotas;
-    if (field.value.IsNull()) return quotas;
-    if (!field.value.IsMap()) {
-        yaml_strict::fail(file, field,
-                          "expected a mapping of namespace id to quota, got " +
-                              yaml_strict::describe(field.value));
-    }
-    std::map<std::string, int> key_lines;
-    for (const auto& entry : field.value) {
-        const YAML::Node key = entry.first;  // a copy: the iterator's value is a temporary
-        const int key_line = yaml_strict::line_of(key, field.line());
-        if (!key.IsScalar()) {
-            throw FileError(
-                file, key_line,
-                field.path + ": namespace ids must be strings, got " + yaml_strict::describe(key));
-        }
-        const std::string id = key.Scalar();
-        if (!is_valid_identifier(id)) {
-            throw FileError(file, key_line,
-                            field.path + ": invalid namespace id '" + id +
-                                "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter "
-                                "or digit)");
-        }
-        if (const auto seen = key_lines.find(id); seen != key_lines.end()) {
-            throw FileError(file, key_line,
-                            "duplicate key '" + id + "' in " + field.path + " (first at line " +
-                                std::to_string(seen->second) + ")");
-        }
-        key_lines.emplace(id, key_line);
-
-        const Field value{id, field.path + "." + id, entry.second, key_line};
+    for (const Field& value :
+         namespace_map_entries(file, field, "a mapping of namespace id to quota")) {
+        const std::string& id = value.key;
         std::vector<std::string_view> keys = yaml_strict::resource_keys();
         keys.emplace_back("max_processes");
         const Mapping map(file, value, keys);

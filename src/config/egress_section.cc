@@ -3,7 +3,7 @@
 #include <map>
 #include <string>
 
-#include "common/isolation_key.h"
+#include "config/namespace_map.h"
 
 namespace launcher {
 
@@ -62,42 +62,14 @@ sandbox::Ipv4Network to_pool(const fs::path& file, const Field& field) {
                           "192.168.0.0/16 or 100.64.0.0/10)");
 }
 
-// `tenants`: namespace id -> a list of destinations. The ids are free-form
-// keys, so Mapping (fixed keys) does not apply; the duplicate and type
-// checks are those of namespace_quotas.
+// `tenants`: namespace id -> a list of destinations.
 std::map<std::string, std::vector<EgressDestination>> to_tenants(const fs::path& file,
                                                                  const Field& field,
                                                                  const sandbox::Ipv4Network& pool) {
     std::map<std::string, std::vector<EgressDestination>> tenants;
-    if (field.value.IsNull()) return tenants;
-    if (!field.value.IsMap()) {
-        yaml_strict::fail(file, field,
-                          "expected a mapping of namespace id to a list of destinations, got " +
-                              yaml_strict::describe(field.value));
-    }
-    std::map<std::string, int> key_lines;
-    for (const auto& entry : field.value) {
-        const YAML::Node key = entry.first;  // a copy: the iterator's value is a temporary
-        const int key_line = yaml_strict::line_of(key, field.line());
-        if (!key.IsScalar()) {
-            throw FileError(
-                file, key_line,
-                field.path + ": namespace ids must be strings, got " + yaml_strict::describe(key));
-        }
-        const std::string id = key.Scalar();
-        if (!is_valid_identifier(id)) {
-            throw FileError(file, key_line,
-                            field.path + ": invalid namespace id '" + id +
-                                "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter "
-                                "or digit)");
-        }
-        if (const auto seen = key_lines.find(id); seen != key_lines.end()) {
-            throw FileError(file, key_line,
-                            "duplicate key '" + id + "' in " + field.path + " (first at line " +
-                                std::to_string(seen->second) + ")");
-        }
-        key_lines.emplace(id, key_line);
-        const Field value{id, field.path + "." + id, entry.second, key_line};
+    for (const Field& value : namespace_map_entries(
+             file, field, "a mapping of namespace id to a list of destinations")) {
+        const std::string& id = value.key;
         std::vector<EgressDestination> list = to_egress_list(file, value);
         // The pool holds the patterns' own veth addresses: never a destination.
         const std::vector<Field> items = yaml_strict::to_items(file, value);
