@@ -37,9 +37,10 @@ smp=${PL_VM_SMP:-2}
 vm_timeout=${PL_VM_TIMEOUT:-1200}
 
 # What every image holds; the launcher's runtime libraries come as arguments.
-# openssl: the API TLS test makes its certificates in the guest.
+# openssl: the API TLS test makes its certificates in the guest; nftables:
+# the egress test reads the launcher's table with nft.
 base_packages=(systemd systemd-sysv udev dbus linux-image-amd64 iproute2 procps kmod
-               util-linux busybox-static openssl)
+               util-linux busybox-static openssl nftables)
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: %s\n' "$*" >&2; exit 1; }
