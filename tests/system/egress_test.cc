@@ -1,6 +1,7 @@
 // Egress on the installed service (issue 14): pattern-launcher.service under
 // systemd reaches, for tenant-egress (tests/system/patterns), exactly what its
-// manifest lists, and keeps doing so after systemd restarts a killed daemon.
+// manifest lists, follows a listed name that moves, and keeps doing so after
+// systemd restarts a killed daemon.
 // The guest is the test's own machine: the backend is a network namespace
 // the test makes there, forwarding is turned on for the test and put back.
 #include <arpa/inet.h>
@@ -168,6 +169,7 @@ void expect_enforced(const std::map<std::string, std::string>& r, const std::str
     EXPECT_EQ(at("connect udp:192.0.2.1:7002"), "ok");
     EXPECT_NE(at("connect udp:192.0.2.1:7004"), "ok");
     EXPECT_EQ(at("connect tcp:backend.test:7001"), "ok");
+    EXPECT_EQ(at("connect tcp:192.0.2.1:7001"), "ok");  // backend.test's address, for now
     EXPECT_EQ(at("connect tcp:192.0.2.254:7000"), "ECONNREFUSED");  // the host itself
     EXPECT_EQ(at("resolve backend.test"), "192.0.2.1");
     EXPECT_TRUE(at("resolve unlisted.test").starts_with("EAI_")) << at("resolve unlisted.test");
@@ -221,6 +223,24 @@ TEST(Egress, TheServiceOpensExactlyTheListAndKeepsItAcrossADaemonKill) {
     EXPECT_EQ(api.status(id).egress_address(), info.egress_address());
     expect_enforced(last_round(journal, &rounds), "after the daemon was killed and restarted");
     EXPECT_FALSE(backend.host_reached());
+
+    // A name that moves is followed: looked up again every resolve_interval
+    // (30 s by default), it gets new rules and a new line in the view's
+    // /etc/hosts, and its old address is closed.
+    sh_ok(std::string("ip -n ") + kBackendNetns + " addr add 192.0.2.2/24 dev eth0");
+    sh_ok("sed -i 's/^192.0.2.1 backend.test$/192.0.2.2 backend.test/' /etc/hosts");
+    std::map<std::string, std::string> moved;
+    EXPECT_TRUE(wait_until(
+        [&] {
+            moved = last_round(pattern_journal(id), &rounds);
+            return moved["resolve backend.test"] == "192.0.2.2" &&
+                   moved["connect tcp:backend.test:7001"] == "ok" &&
+                   moved["connect tcp:192.0.2.1:7001"] == "ECONNREFUSED";
+        },
+        120s))
+        << "resolve: " << moved["resolve backend.test"]
+        << ", by name: " << moved["connect tcp:backend.test:7001"]
+        << ", the old address: " << moved["connect tcp:192.0.2.1:7001"];
 
     // Everything made for the key goes with it; the table with the last key.
     EXPECT_TRUE(api.terminate(id).success());
