@@ -7,11 +7,11 @@
 
 #include <cerrno>
 
-#include "test_host.h"
 #include "sandbox/error.h"
 #include "sandbox/netns.h"
 #include "sandbox/spawn.h"
 #include "sandbox/veth.h"
+#include "test_host.h"
 #include "test_support.h"
 
 namespace {

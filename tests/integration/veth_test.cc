@@ -14,12 +14,12 @@
 #include <fstream>
 #include <thread>
 
-#include "test_host.h"
 #include "sandbox/error.h"
 #include "sandbox/forwarding.h"
 #include "sandbox/netlink.h"
 #include "sandbox/netns.h"
 #include "sandbox/veth.h"
+#include "test_host.h"
 #include "test_support.h"
 
 namespace {
