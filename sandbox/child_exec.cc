@@ -31,17 +31,41 @@ struct KernelSigaction {
 
 constexpr int kKernelSignalCount = 64;
 
-[[noreturn]] void fail(const ChildPlan& plan, ChildStep step, int detail = -1) noexcept {
-    ChildFailure failure{static_cast<int>(step), errno, detail};
+// A raw syscall: its result, or -errno. Not glibc's syscall(), which sets
+// errno: a child cloned with CLONE_VM (spawn.cc) shares the memory, and so
+// the thread-local errno, of the parent thread that keeps running, and must
+// write nothing the parent owns but what its plan gives it.
+long sys(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) noexcept {
+#if defined(__x86_64__)
+    register long r10 asm("r10") = d;
+    register long r8 asm("r8") = e;
+    long result;
+    asm volatile("syscall"
+                 : "=a"(result)
+                 : "0"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+                 : "rcx", "r11", "memory");
+    return result;
+#else
+    // Only fork mode exists here (spawn.cc), so the child owns its errno.
+    long result = ::syscall(number, a, b, c, d, e);
+    return result < 0 ? -errno : result;
+#endif
+}
+
+// `result` is what sys() returned: -errno.
+[[noreturn]] void fail(const ChildPlan& plan, ChildStep step, long result,
+                       int detail = -1) noexcept {
+    ChildFailure failure{static_cast<int>(step), static_cast<int>(-result), detail};
     // Nothing more can be done if this write fails: the parent then sees
     // an exit code of 127 without a step.
-    ::syscall(SYS_write, plan.error_pipe, &failure, sizeof failure);
-    ::syscall(SYS_exit_group, 127);
+    sys(SYS_write, plan.error_pipe, reinterpret_cast<long>(&failure), sizeof failure);
+    sys(SYS_exit_group, 127);
     __builtin_unreachable();
 }
 
-long sys(long number, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) noexcept {
-    return ::syscall(number, a, b, c, d, e);
+// Fails `step` unless `result` (of sys()) is a success.
+void check(const ChildPlan& plan, ChildStep step, long result) noexcept {
+    if (result < 0) fail(plan, step, result);
 }
 
 template <typename T>
@@ -65,7 +89,8 @@ void write_decimal(char* out, long value) noexcept {
 void join_cgroup(const ChildPlan& plan) noexcept {
     if (plan.cgroup_procs_fd < 0) return;
     // "0" means the writing process itself.
-    if (sys(SYS_write, plan.cgroup_procs_fd, ptr("0"), 1) != 1) fail(plan, ChildStep::kJoinCgroup);
+    long written = sys(SYS_write, plan.cgroup_procs_fd, ptr("0"), 1);
+    if (written != 1) fail(plan, ChildStep::kJoinCgroup, written < 0 ? written : -EIO);
 }
 
 // Joined only now, after the file view was built with the host's root: the
@@ -75,7 +100,7 @@ void join_cgroup(const ChildPlan& plan) noexcept {
 // bounding set to full, so this comes before it is cut.
 void join_user_namespace(const ChildPlan& plan) noexcept {
     if (plan.userns_fd < 0) return;
-    if (sys(SYS_setns, plan.userns_fd, CLONE_NEWUSER) != 0) fail(plan, ChildStep::kUserNamespace);
+    check(plan, ChildStep::kUserNamespace, sys(SYS_setns, plan.userns_fd, CLONE_NEWUSER));
     sys(SYS_close, plan.userns_fd);
 }
 
@@ -88,20 +113,20 @@ void join_user_namespace(const ChildPlan& plan) noexcept {
 // needs no fd once joined.
 void join_network_namespace(const ChildPlan& plan) noexcept {
     if (plan.netns_fd < 0) return;
-    if (sys(SYS_setns, plan.netns_fd, CLONE_NEWNET) != 0) fail(plan, ChildStep::kJoinNetwork);
+    check(plan, ChildStep::kJoinNetwork, sys(SYS_setns, plan.netns_fd, CLONE_NEWNET));
 }
 
 void bring_loopback_up(const ChildPlan& plan) noexcept {
     if (!plan.loopback_up) return;
     long fd = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(plan, ChildStep::kLoopbackUp);
+    check(plan, ChildStep::kLoopbackUp, fd);
     ifreq request{};
     const char name[] = "lo";
     for (std::size_t i = 0; i < sizeof name; ++i)
         request.ifr_name[i] = name[i];
-    if (sys(SYS_ioctl, fd, SIOCGIFFLAGS, ptr(&request)) != 0) fail(plan, ChildStep::kLoopbackUp);
+    check(plan, ChildStep::kLoopbackUp, sys(SYS_ioctl, fd, SIOCGIFFLAGS, ptr(&request)));
     request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
-    if (sys(SYS_ioctl, fd, SIOCSIFFLAGS, ptr(&request)) != 0) fail(plan, ChildStep::kLoopbackUp);
+    check(plan, ChildStep::kLoopbackUp, sys(SYS_ioctl, fd, SIOCSIFFLAGS, ptr(&request)));
     sys(SYS_close, fd);
 }
 
@@ -110,8 +135,8 @@ void bring_loopback_up(const ChildPlan& plan) noexcept {
 // CLONE_INTO_CGROUP (copy_cgroup_ns uses current's css_set), while unshare
 // roots it at the cgroup we were born into.
 void unshare_cgroup_namespace(const ChildPlan& plan) noexcept {
-    if (plan.unshare_cgroup && sys(SYS_unshare, CLONE_NEWCGROUP) != 0)
-        fail(plan, ChildStep::kCgroupNamespace);
+    if (plan.unshare_cgroup)
+        check(plan, ChildStep::kCgroupNamespace, sys(SYS_unshare, CLONE_NEWCGROUP));
 }
 
 long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
@@ -142,7 +167,7 @@ long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
                        static_cast<long>(MS_REMOUNT | MS_BIND | op.flags), 0);
         case MountOpKind::kMkdir: {
             long rc = sys(SYS_mkdir, ptr(op.target), op.mode);
-            return rc != 0 && errno == EEXIST ? 0 : rc;
+            return rc == -EEXIST ? 0 : rc;
         }
         case MountOpKind::kMkfile: {
             long fd =
@@ -161,15 +186,14 @@ long run_mount_op(const ChildPlan& plan, const MountOp& op) noexcept {
             return rc;
         }
     }
-    errno = EINVAL;
-    return -1;
+    return -EINVAL;
 }
 
 void build_file_view(const ChildPlan& plan) noexcept {
     for (int i = 0; i < plan.mount_op_count; ++i) {
         const MountOp& op = plan.mount_ops[i];
-        if (run_mount_op(plan, op) != 0 && !(op.optional && errno == ENOENT))
-            fail(plan, ChildStep::kFileView, i);
+        long rc = run_mount_op(plan, op);
+        if (rc < 0 && !(op.optional && rc == -ENOENT)) fail(plan, ChildStep::kFileView, rc, i);
     }
 }
 
@@ -178,7 +202,7 @@ void build_file_view(const ChildPlan& plan) noexcept {
 void move_above(const ChildPlan& plan, int& fd, int floor) noexcept {
     if (fd < 0 || fd >= floor) return;
     long moved = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
-    if (moved < 0) fail(plan, ChildStep::kFdPlan);
+    check(plan, ChildStep::kFdPlan, moved);
     fd = static_cast<int>(moved);
 }
 
@@ -201,11 +225,11 @@ void apply_fd_plan(ChildPlan& plan) noexcept {
     move_above(plan, plan.userns_fd, floor);
     for (int i = 0; i < plan.fd_count; ++i) {
         long high = sys(SYS_fcntl, plan.fd_sources[i], F_DUPFD_CLOEXEC, floor);
-        if (high < 0) fail(plan, ChildStep::kFdPlan);
+        check(plan, ChildStep::kFdPlan, high);
         plan.fd_scratch[i] = static_cast<int>(high);
     }
     for (int i = 0; i < plan.fd_count; ++i) {
-        if (sys(SYS_dup3, plan.fd_scratch[i], i, 0) < 0) fail(plan, ChildStep::kFdPlan);
+        check(plan, ChildStep::kFdPlan, sys(SYS_dup3, plan.fd_scratch[i], i, 0));
     }
     // The init's copy of the error pipe is the one that must stay open.
     if (plan.error_pipe_index >= 0) {
@@ -213,14 +237,12 @@ void apply_fd_plan(ChildPlan& plan) noexcept {
         plan.error_pipe = plan.error_pipe_index;
     }
     // Everything above the plan closes at exec, the error pipe included.
-    if (sys(SYS_close_range, floor, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-        fail(plan, ChildStep::kCloseFds);
-    }
+    check(plan, ChildStep::kCloseFds, sys(SYS_close_range, floor, ~0U, CLOSE_RANGE_CLOEXEC));
 }
 
 void change_directory(const ChildPlan& plan) noexcept {
-    if (plan.working_directory && sys(SYS_chdir, ptr(plan.working_directory)) != 0) {
-        fail(plan, ChildStep::kWorkingDirectory);
+    if (plan.working_directory) {
+        check(plan, ChildStep::kWorkingDirectory, sys(SYS_chdir, ptr(plan.working_directory)));
     }
 }
 
@@ -228,16 +250,15 @@ void set_resource_limits(const ChildPlan& plan) noexcept {
     for (std::size_t i = 0; i < plan.resource_limit_count; ++i) {
         const ResourceLimit& limit = plan.resource_limits[i];
         rlimit value{limit.soft, limit.hard};
-        if (sys(SYS_prlimit64, 0, limit.resource, ptr(&value), 0) != 0) {
-            fail(plan, ChildStep::kResourceLimits);
-        }
+        check(plan, ChildStep::kResourceLimits,
+              sys(SYS_prlimit64, 0, limit.resource, ptr(&value), 0));
     }
 }
 
 void set_parent_death_signal(const ChildPlan& plan) noexcept {
-    if (plan.parent_death_signal != 0 &&
-        sys(SYS_prctl, PR_SET_PDEATHSIG, plan.parent_death_signal) != 0) {
-        fail(plan, ChildStep::kParentDeathSignal);
+    if (plan.parent_death_signal != 0) {
+        check(plan, ChildStep::kParentDeathSignal,
+              sys(SYS_prctl, PR_SET_PDEATHSIG, plan.parent_death_signal));
     }
 }
 
@@ -247,7 +268,7 @@ void set_parent_death_signal(const ChildPlan& plan) noexcept {
 void drop_bounding_set(const ChildPlan& plan) noexcept {
     for (int cap = 0; cap <= plan.last_capability; ++cap) {
         if (plan.capabilities & (std::uint64_t{1} << cap)) continue;
-        if (sys(SYS_prctl, PR_CAPBSET_DROP, cap) != 0) fail(plan, ChildStep::kDropBoundingSet);
+        check(plan, ChildStep::kDropBoundingSet, sys(SYS_prctl, PR_CAPBSET_DROP, cap));
     }
 }
 
@@ -255,15 +276,15 @@ void drop_bounding_set(const ChildPlan& plan) noexcept {
 // threads of the parent (nptl setxid), which do not exist here.
 void switch_ids(const ChildPlan& plan) noexcept {
     if (!plan.set_credentials) return;
-    if (plan.capabilities != 0 && sys(SYS_prctl, PR_SET_KEEPCAPS, 1) != 0) {
-        fail(plan, ChildStep::kKeepCapabilities);
+    if (plan.capabilities != 0) {
+        check(plan, ChildStep::kKeepCapabilities, sys(SYS_prctl, PR_SET_KEEPCAPS, 1));
     }
-    if (plan.set_groups &&
-        sys(SYS_setgroups, static_cast<long>(plan.group_count), ptr(plan.groups)) != 0) {
-        fail(plan, ChildStep::kSetGroups);
+    if (plan.set_groups) {
+        check(plan, ChildStep::kSetGroups,
+              sys(SYS_setgroups, static_cast<long>(plan.group_count), ptr(plan.groups)));
     }
-    if (sys(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) fail(plan, ChildStep::kSetGid);
-    if (sys(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) fail(plan, ChildStep::kSetUid);
+    check(plan, ChildStep::kSetGid, sys(SYS_setresgid, plan.gid, plan.gid, plan.gid));
+    check(plan, ChildStep::kSetUid, sys(SYS_setresuid, plan.uid, plan.uid, plan.uid));
 }
 
 void set_capabilities(const ChildPlan& plan) noexcept {
@@ -275,16 +296,14 @@ void set_capabilities(const ChildPlan& plan) noexcept {
         data[word].permitted = bits;
         data[word].inheritable = bits;
     }
-    if (sys(SYS_capset, ptr(&header), ptr(data)) != 0) fail(plan, ChildStep::kSetCapabilities);
+    check(plan, ChildStep::kSetCapabilities, sys(SYS_capset, ptr(&header), ptr(data)));
 
-    if (sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
-        fail(plan, ChildStep::kAmbientCapabilities);
-    }
+    check(plan, ChildStep::kAmbientCapabilities,
+          sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
     for (int cap = 0; cap <= plan.last_capability; ++cap) {
         if ((plan.ambient_capabilities & (std::uint64_t{1} << cap)) == 0) continue;
-        if (sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
-            fail(plan, ChildStep::kAmbientCapabilities);
-        }
+        check(plan, ChildStep::kAmbientCapabilities,
+              sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
     }
 }
 
@@ -300,24 +319,24 @@ void reset_signals(const ChildPlan& plan) noexcept {
     // any that came before it blocked them itself. It unblocks them for the
     // pattern it forks.
     std::uint64_t mask = plan.exec_fd >= 0 ? ~std::uint64_t{0} : 0;
-    if (sys(SYS_rt_sigprocmask, SIG_SETMASK, ptr(&mask), 0, sizeof mask) != 0) {
-        fail(plan, ChildStep::kResetSignals);
-    }
+    check(plan, ChildStep::kResetSignals,
+          sys(SYS_rt_sigprocmask, SIG_SETMASK, ptr(&mask), 0, sizeof mask));
 }
 
 void restrict_privileges(const ChildPlan& plan) noexcept {
-    if (plan.no_new_privs && sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        fail(plan, ChildStep::kNoNewPrivs);
+    if (plan.no_new_privs) {
+        check(plan, ChildStep::kNoNewPrivs, sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
     }
     // Landlock (5.13) needs no_new_privs and comes before seccomp, whose
     // profiles need not allow landlock_restrict_self.
-    if (plan.landlock_fd >= 0 && sys(kSysLandlockRestrictSelf, plan.landlock_fd, 0) != 0) {
-        fail(plan, ChildStep::kLandlock);
+    if (plan.landlock_fd >= 0) {
+        check(plan, ChildStep::kLandlock, sys(kSysLandlockRestrictSelf, plan.landlock_fd, 0));
+        sys(SYS_close, plan.landlock_fd);
     }
-    if (plan.landlock_fd >= 0) sys(SYS_close, plan.landlock_fd);
     // From here on every syscall, execve included, passes the filter.
-    if (plan.seccomp && sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ptr(plan.seccomp)) != 0) {
-        fail(plan, ChildStep::kSeccomp);
+    if (plan.seccomp) {
+        check(plan, ChildStep::kSeccomp,
+              sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ptr(plan.seccomp)));
     }
 }
 
@@ -326,7 +345,7 @@ void restrict_privileges(const ChildPlan& plan) noexcept {
 void run_child(ChildPlan plan) noexcept {
     join_cgroup(plan);
     if (plan.listen_pid_digits) write_decimal(plan.listen_pid_digits, sys(SYS_getpid));
-    if (plan.new_session && sys(SYS_setsid) < 0) fail(plan, ChildStep::kNewSession);
+    if (plan.new_session) check(plan, ChildStep::kNewSession, sys(SYS_setsid));
     join_network_namespace(plan);
     unshare_cgroup_namespace(plan);
     bring_loopback_up(plan);
@@ -341,12 +360,11 @@ void run_child(ChildPlan plan) noexcept {
     set_capabilities(plan);
     reset_signals(plan);
     restrict_privileges(plan);
-    if (plan.exec_fd >= 0) {
-        sys(SYS_execveat, plan.exec_fd, ptr(""), ptr(plan.argv), ptr(plan.envp), AT_EMPTY_PATH);
-    } else {
-        sys(SYS_execve, ptr(plan.executable), ptr(plan.argv), ptr(plan.envp));
-    }
-    fail(plan, ChildStep::kExec);
+    long result = plan.exec_fd >= 0
+                      ? sys(SYS_execveat, plan.exec_fd, ptr(""), ptr(plan.argv), ptr(plan.envp),
+                            AT_EMPTY_PATH)
+                      : sys(SYS_execve, ptr(plan.executable), ptr(plan.argv), ptr(plan.envp));
+    fail(plan, ChildStep::kExec, result);
 }
 
 }  // namespace sandbox::detail

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -258,14 +259,103 @@ private:
     sigset_t saved_{};
 };
 
-// clone3 in fork mode: returns the child's pid in the parent (after which
-// `pidfd` is set) and never returns in the child.
-pid_t clone_child(std::uint64_t flags, int cgroup_fd, int& pidfd, const detail::ChildPlan& plan) {
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define PL_SPAWN_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PL_SPAWN_SANITIZED 1
+#endif
+#if defined(__x86_64__) && !defined(PL_SPAWN_SANITIZED)
+constexpr bool kSharedMemoryClone = true;
+#else
+constexpr bool kSharedMemoryClone = false;
+#endif
+
+// The stack a kSharedMemory child runs on until exec, with a guard page
+// below it. 256 KiB is far more than run_child() needs (its frames hold
+// the plan's copy and a few small structs).
+class ChildStack {
+public:
+    static constexpr std::size_t kSize = 256 * 1024;
+    ChildStack() {
+        void* base = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED) throw_sys_error(errno, "mmap a stack for the child");
+        base_ = base;
+        if (::mprotect(base_, static_cast<std::size_t>(::getpagesize()), PROT_NONE) != 0) {
+            int err = errno;
+            ::munmap(base_, kSize);
+            throw_sys_error(err, "mprotect the child's stack guard");
+        }
+    }
+    ~ChildStack() { ::munmap(base_, kSize); }
+    ChildStack(const ChildStack&) = delete;
+    ChildStack& operator=(const ChildStack&) = delete;
+    std::uint64_t base() const { return reinterpret_cast<std::uint64_t>(base_); }
+
+private:
+    void* base_ = nullptr;
+};
+
+[[noreturn]] void child_entry(const detail::ChildPlan* plan) noexcept {
+    detail::run_child(*plan);
+}
+
+// clone3 with args->stack set: in the child, calls child_entry(plan) on
+// that stack (it never returns); in the parent, returns the child's pid or
+// -errno. Assembly because the child must not return through any frame of
+// ours: it resumes on its own, empty stack (sp = stack + stack_size). r12
+// and r13 survive the syscall in both tasks.
+long clone3_on_stack(clone_args* args, const detail::ChildPlan* plan) noexcept {
+#if defined(__x86_64__)
+    register long entry asm("r12") = reinterpret_cast<long>(&child_entry);
+    register long argument asm("r13") = reinterpret_cast<long>(plan);
+    long result;
+    asm volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "ud2\n"
+        "1:"
+        : "=a"(result)
+        : "0"(static_cast<long>(SYS_clone3)), "D"(args), "S"(sizeof *args), "r"(entry),
+          "r"(argument)
+        : "rcx", "r11", "memory", "cc");
+    return result;
+#else
+    (void)args;
+    (void)plan;
+    return -ENOSYS;
+#endif
+}
+
+// clone3: returns the child's pid in the parent (after which `pidfd` is
+// set), or -1 with errno. In fork mode it never returns in the child; with
+// `stack` the child shares our memory and runs on it (kSharedMemory).
+pid_t clone_child(std::uint64_t flags, int cgroup_fd, int& pidfd, const detail::ChildPlan& plan,
+                  const ChildStack* stack) {
     clone_args args{};
     args.flags = flags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     if (flags & CLONE_INTO_CGROUP) args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+    if (stack) {
+        args.flags |= CLONE_VM;
+        args.stack = stack->base();
+        args.stack_size = ChildStack::kSize;
+        long result = clone3_on_stack(&args, &plan);
+        if (result < 0) {
+            errno = static_cast<int>(-result);
+            return -1;
+        }
+        return static_cast<pid_t>(result);
+    }
     long pid = ::syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) detail::run_child(plan);
     return static_cast<pid_t>(pid);
@@ -385,6 +475,10 @@ SpawnError::SpawnError(std::string executable, ChildStep step, int err, const st
       step_(step),
       err_(err) {}
 
+bool shared_memory_clone_supported() noexcept {
+    return kSharedMemoryClone;
+}
+
 bool clone_into_cgroup_available() noexcept {
     return g_clone_into_cgroup.load();
 }
@@ -422,19 +516,26 @@ SpawnResult spawn(const SpawnSpec& spec) {
     };
     if (spec.cgroup_fd >= 0 && !into_cgroup) join_by_procs_write();
 
+    // With kSharedMemory the child writes into `storage` (its fd scratch,
+    // LISTEN_PID) and runs on `stack` until it has exec'd or exited: both
+    // outlive it, since they are destroyed only after the error pipe's EOF
+    // (exec) or the child's reaping.
+    std::optional<ChildStack> stack;
+    if (kSharedMemoryClone && spec.clone_mode == CloneMode::kSharedMemory) stack.emplace();
+    const ChildStack* child_stack = stack ? &*stack : nullptr;
     int pidfd = -1;
     pid_t pid;
     {
         BlockAllSignals blocked;
-        pid =
-            clone_child(flags | (into_cgroup ? CLONE_INTO_CGROUP : 0), spec.cgroup_fd, pidfd, plan);
+        pid = clone_child(flags | (into_cgroup ? CLONE_INTO_CGROUP : 0), spec.cgroup_fd, pidfd,
+                          plan, child_stack);
         if (pid < 0 && into_cgroup && (errno == E2BIG || errno == EOPNOTSUPP || errno == EPERM)) {
             // The kernel refused placement at clone time: remember that, and
             // let the child join by writing cgroup.procs instead.
             g_clone_into_cgroup.store(false);
             into_cgroup = false;
             join_by_procs_write();
-            pid = clone_child(flags, -1, pidfd, plan);
+            pid = clone_child(flags, -1, pidfd, plan, child_stack);
         }
     }
     if (pid < 0) throw_sys_error(errno, "clone3 for " + spec.executable);
@@ -447,7 +548,10 @@ SpawnResult spawn(const SpawnSpec& spec) {
     do {
         n = ::read(error_pipe.read.get(), &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
-    if (n == 0) return SpawnResult{std::move(process), into_cgroup};
+    if (n == 0) {
+        return SpawnResult{std::move(process), into_cgroup,
+                           stack ? CloneMode::kSharedMemory : CloneMode::kFork};
+    }
 
     // The init (in its own pid namespace) takes the namespace with it.
     if (spec.namespaces.pid) process.send_signal(SIGKILL);

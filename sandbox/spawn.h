@@ -70,6 +70,20 @@ struct PassedFd {
     std::string name;  // the LISTEN_FDNAMES entry; [A-Za-z0-9_.-]{1,255}
 };
 
+// How spawn() clones the child.
+//  - kSharedMemory: clone3(CLONE_VM) onto a stack of the child's own; the
+//    child runs in our memory until it execs, so nothing of the address space
+//    is copied: no page tables (the daemon's grow with its keys) and no
+//    copy-on-write faults in the parent afterwards. Only on x86-64 (the
+//    child's syscalls and the clone are inline assembly, since glibc's would
+//    write our thread's errno) and not under ASan/TSan, whose runtimes cannot
+//    follow a second task through one thread's state; fork elsewhere.
+//  - kFork: clone3 in fork mode, the address space copied.
+enum class CloneMode { kSharedMemory, kFork };
+
+// Whether kSharedMemory is what spawn() does on this build.
+bool shared_memory_clone_supported() noexcept;
+
 struct SpawnSpec {
     std::string executable;                // absolute path, exec'd as is
     std::vector<std::string> argv;         // argv[0] included; empty: {executable}
@@ -102,6 +116,7 @@ struct SpawnSpec {
 
     bool new_session = true;
     int parent_death_signal = 0;  // 0: the child outlives the caller
+    CloneMode clone_mode = CloneMode::kSharedMemory;
 };
 
 // The steps of the child between clone and exec, in order. The numbers
@@ -157,6 +172,7 @@ struct SpawnResult {
     // False when the kernel refused CLONE_INTO_CGROUP and the child joined
     // its cgroup by writing cgroup.procs instead.
     bool joined_cgroup_at_clone = false;
+    CloneMode clone_mode = CloneMode::kFork;  // what was used
 };
 
 // Starts the child. Throws ConfigError for a spec that cannot be right,
