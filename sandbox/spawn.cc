@@ -483,16 +483,86 @@ bool clone_into_cgroup_available() noexcept {
     return g_clone_into_cgroup.load();
 }
 
-SpawnResult spawn(const SpawnSpec& spec) {
-    validate(spec);
+// Everything a started child may still use until it has exec'd: with
+// kSharedMemory it runs in our memory, on `stack`, reading the plan, the
+// spec's copy and `storage`. `process` is declared last, so that an
+// unfinished spawn's child is killed and reaped (Process's destructor)
+// before any of it is freed.
+struct PendingSpawn::State {
+    SpawnSpec spec;  // the caller's may go away once start_spawn() returns
     PlanStorage storage;
-    Pipe error_pipe = make_pipe();
-    detail::ChildPlan plan = build_plan(spec, storage, error_pipe.write.get());
-    plan.error_pipe = error_pipe.write.get();
+    std::vector<sock_filter> seccomp_filter;
     UniqueFd user_namespace;
+    UniqueFd error_read;
+    detail::ChildPlan plan;
+    std::optional<ChildStack> stack;
+    bool into_cgroup = false;
+    Process process;
+};
+
+PendingSpawn::PendingSpawn(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
+PendingSpawn::PendingSpawn(PendingSpawn&&) noexcept = default;
+PendingSpawn& PendingSpawn::operator=(PendingSpawn&&) noexcept = default;
+PendingSpawn::~PendingSpawn() = default;
+
+int PendingSpawn::ready_fd() const noexcept {
+    return state_ ? state_->error_read.get() : -1;
+}
+
+pid_t PendingSpawn::pid() const noexcept {
+    return state_ ? state_->process.pid() : 0;
+}
+
+SpawnResult PendingSpawn::finish() {
+    if (!state_) throw std::logic_error("PendingSpawn::finish() called twice");
+    std::unique_ptr<State> st = std::move(state_);
+    detail::ChildFailure failure{};
+    ssize_t n;
+    do {
+        n = ::read(st->error_read.get(), &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) throw_sys_error(errno, "read the spawn pipe of " + st->spec.executable);
+    if (n == 0) {
+        // EOF: every copy of the write end is closed, i.e. the child (and,
+        // with an init, the pattern) has exec'd, or died. Our memory is no
+        // longer the child's.
+        return SpawnResult{std::move(st->process), st->into_cgroup,
+                           st->stack ? CloneMode::kSharedMemory : CloneMode::kFork};
+    }
+    // The init (in its own pid namespace) takes the namespace with it.
+    if (st->spec.namespaces.pid) st->process.send_signal(SIGKILL);
+    st->process.reap();
+    // The init reports only {step, errno}.
+    if (n != static_cast<ssize_t>(sizeof failure) &&
+        n != static_cast<ssize_t>(offsetof(detail::ChildFailure, detail))) {
+        throw SysError(EIO, "spawn " + st->spec.executable + ": short report from the child");
+    }
+    const auto step = static_cast<ChildStep>(failure.step);
+    throw SpawnError(st->spec.executable, step, failure.err,
+                     step == ChildStep::kFileView
+                         ? detail::describe_mount_op(st->storage.view, failure.detail)
+                         : std::string());
+}
+
+PendingSpawn start_spawn(const SpawnSpec& caller_spec) {
+    validate(caller_spec);
+    auto st = std::make_unique<PendingSpawn::State>();
+    st->spec = caller_spec;
+    const SpawnSpec& spec = st->spec;
+    PlanStorage& storage = st->storage;
+    detail::ChildPlan& plan = st->plan;
+    Pipe error_pipe = make_pipe();
+    plan = build_plan(spec, storage, error_pipe.write.get());
+    plan.error_pipe = error_pipe.write.get();
+    if (spec.seccomp) {
+        // The child may read the filter after we have returned.
+        st->seccomp_filter.assign(storage.seccomp.filter,
+                                  storage.seccomp.filter + storage.seccomp.len);
+        storage.seccomp.filter = st->seccomp_filter.data();
+    }
     if (spec.namespaces.user) {
-        user_namespace = make_user_namespace(spec);
-        plan.userns_fd = user_namespace.get();
+        st->user_namespace = make_user_namespace(spec);
+        plan.userns_fd = st->user_namespace.get();
     }
     // What the child needs open until exec; it closes everything else first.
     storage.keep_fds = storage.fd_sources;
@@ -516,13 +586,8 @@ SpawnResult spawn(const SpawnSpec& spec) {
     };
     if (spec.cgroup_fd >= 0 && !into_cgroup) join_by_procs_write();
 
-    // With kSharedMemory the child writes into `storage` (its fd scratch,
-    // LISTEN_PID) and runs on `stack` until it has exec'd or exited: both
-    // outlive it, since they are destroyed only after the error pipe's EOF
-    // (exec) or the child's reaping.
-    std::optional<ChildStack> stack;
-    if (kSharedMemoryClone && spec.clone_mode == CloneMode::kSharedMemory) stack.emplace();
-    const ChildStack* child_stack = stack ? &*stack : nullptr;
+    if (kSharedMemoryClone && spec.clone_mode == CloneMode::kSharedMemory) st->stack.emplace();
+    const ChildStack* child_stack = st->stack ? &*st->stack : nullptr;
     int pidfd = -1;
     pid_t pid;
     {
@@ -539,33 +604,18 @@ SpawnResult spawn(const SpawnSpec& spec) {
         }
     }
     if (pid < 0) throw_sys_error(errno, "clone3 for " + spec.executable);
-
-    Process process(pid, UniqueFd(pidfd));
+    st->process = Process(pid, UniqueFd(pidfd));
+    st->into_cgroup = into_cgroup;
+    // The child has its own copy of the fd table: from here on only its
+    // copies of the write end (and its init's) keep the pipe open.
     error_pipe.write.reset();
+    st->error_read = std::move(error_pipe.read);
+    return PendingSpawn(std::move(st));
+}
 
-    detail::ChildFailure failure{};
-    ssize_t n;
-    do {
-        n = ::read(error_pipe.read.get(), &failure, sizeof failure);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) {
-        return SpawnResult{std::move(process), into_cgroup,
-                           stack ? CloneMode::kSharedMemory : CloneMode::kFork};
-    }
-
-    // The init (in its own pid namespace) takes the namespace with it.
-    if (spec.namespaces.pid) process.send_signal(SIGKILL);
-    process.reap();
-    // The init reports only {step, errno}.
-    if (n != static_cast<ssize_t>(sizeof failure) &&
-        n != static_cast<ssize_t>(offsetof(detail::ChildFailure, detail))) {
-        throw SysError(EIO, "spawn " + spec.executable + ": short report from the child");
-    }
-    const auto step = static_cast<ChildStep>(failure.step);
-    throw SpawnError(spec.executable, step, failure.err,
-                     step == ChildStep::kFileView
-                         ? detail::describe_mount_op(storage.view, failure.detail)
-                         : std::string());
+SpawnResult spawn(const SpawnSpec& spec) {
+    // finish() reads the pipe blocking: it returns at the exec or the report.
+    return start_spawn(spec).finish();
 }
 
 }  // namespace sandbox

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -111,7 +112,7 @@ struct SpawnSpec {
     CapabilityMask capabilities = 0;          // bounding, permitted, effective, inheritable
     CapabilityMask ambient_capabilities = 0;  // must be a subset of `capabilities`
     bool no_new_privs = true;
-    const BpfProgram* seccomp = nullptr;  // requires no_new_privs; must outlive spawn()
+    const BpfProgram* seccomp = nullptr;  // requires no_new_privs; copied by start_spawn()
     int landlock_ruleset_fd = -1;         // make_landlock_ruleset(); requires no_new_privs
 
     bool new_session = true;
@@ -175,9 +176,39 @@ struct SpawnResult {
     CloneMode clone_mode = CloneMode::kFork;  // what was used
 };
 
-// Starts the child. Throws ConfigError for a spec that cannot be right,
-// SysError when the parent's own preparation or clone3 fails, and SpawnError
-// when a step in the child fails (the child has then been reaped).
+// A child cloned but maybe not yet exec'd: what lets an event loop start
+// children without waiting for their exec. ready_fd() (the read end of the
+// spawn's error pipe) becomes readable when the child has exec'd (EOF: with
+// an init, once the pattern under it has) or reports a failed step; then
+// finish() gives the result without blocking. Destroying an unfinished
+// PendingSpawn kills and reaps the child: with CloneMode::kSharedMemory it
+// may still be running in our memory, on a stack this object owns.
+class PendingSpawn {
+public:
+    struct State;
+    explicit PendingSpawn(std::unique_ptr<State> state) noexcept;
+    PendingSpawn(PendingSpawn&&) noexcept;
+    PendingSpawn& operator=(PendingSpawn&&) noexcept;
+    ~PendingSpawn();
+
+    int ready_fd() const noexcept;
+    pid_t pid() const noexcept;
+    // Blocks until ready_fd() is readable (not at all once it is). Throws as
+    // spawn() does; in every case the object is spent.
+    SpawnResult finish();
+
+private:
+    std::unique_ptr<State> state_;
+};
+
+// Clones the child and returns at once; the spec is copied, and every fd it
+// names may be closed by the caller as soon as this returns (the child has
+// its own copy of the table). Throws ConfigError for a spec that cannot be
+// right and SysError when the parent's own preparation or clone3 fails.
+PendingSpawn start_spawn(const SpawnSpec& spec);
+
+// start_spawn() and finish(): returns once the child has exec'd. Throws
+// SpawnError when a step in the child fails (the child has then been reaped).
 SpawnResult spawn(const SpawnSpec& spec);
 
 // False once the kernel has refused CLONE_INTO_CGROUP (E2BIG on 5.3-5.6,
