@@ -110,7 +110,31 @@ std::filesystem::path KernelSandbox::state_directory(const std::string& process_
     return dir;
 }
 
+namespace {
+
+// The outcome is known before the clone; only the process comes at the end.
+class KernelPendingProcess : public PendingProcess {
+public:
+    KernelPendingProcess(SpawnOutcome outcome, sandbox::PendingSpawn pending)
+        : outcome_(std::move(outcome)), pending_(std::move(pending)) {}
+    int ready_fd() const override { return pending_.ready_fd(); }
+    SpawnOutcome finish() override {
+        outcome_.process = std::make_unique<KernelProcess>(std::move(pending_.finish().process));
+        return std::move(outcome_);
+    }
+
+private:
+    SpawnOutcome outcome_;
+    sandbox::PendingSpawn pending_;
+};
+
+}  // namespace
+
 SpawnOutcome KernelSandbox::spawn(const SpawnRequest& request) {
+    return start_spawn(request)->finish();
+}
+
+std::unique_ptr<PendingProcess> KernelSandbox::start_spawn(const SpawnRequest& request) {
     const Manifest& manifest = *request.manifest;
     KeyConfinement confinement{request.identity, &confinement_,      {},
                                request.netns_fd, request.hosts_file, request.resolv_file};
@@ -143,8 +167,7 @@ SpawnOutcome KernelSandbox::spawn(const SpawnRequest& request) {
     outcome.uid = spec.credentials->uid;
     outcome.gid = spec.credentials->gid;
     outcome.confinement = launcher::applied_confinement(manifest, confinement_);
-    outcome.process = std::make_unique<KernelProcess>(std::move(sandbox::spawn(spec).process));
-    return outcome;
+    return std::make_unique<KernelPendingProcess>(std::move(outcome), sandbox::start_spawn(spec));
 }
 
 std::optional<siginfo_t> KernelSandbox::reported_exit(pid_t pid) {

@@ -28,6 +28,7 @@ public:
     sandbox::LimitReport apply_limits(KeyGroup& group, const sandbox::CgroupLimits& limits,
                                       sandbox::Enforcement enforcement) override;
     SpawnOutcome spawn(const SpawnRequest& request) override;
+    std::unique_ptr<PendingProcess> start_spawn(const SpawnRequest& request) override;
     std::optional<siginfo_t> reported_exit(pid_t pid) override;
     std::string applied_confinement(const Manifest& manifest) const override;
     std::unique_ptr<KeyGroup> adopt_group(const std::string& path) override;

@@ -94,6 +94,11 @@ struct Key {
     UsageSample usage;
     std::uint64_t egress_denied = 0;  // sampled with `usage`
 
+    // kStarting: the process cloned but not yet exec'd, and the watch of its
+    // spawn's ready fd (spawned() takes it over). Leaving kStarting drops it,
+    // which kills and reaps the child.
+    std::unique_ptr<PendingProcess> pending_spawn;
+    EventLoop::Watch pending_watch;
     // The current process (the init of its pid namespace, or the pattern).
     std::unique_ptr<KeyProcess> process;
     EventLoop::Watch process_watch;  // its pidfd

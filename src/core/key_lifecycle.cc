@@ -49,6 +49,10 @@ void Launcher::set_phase(Key& k, Phase next) {
                    log_key(k));
     }
     k.timer.cancel();
+    if (next != Phase::kStarting) {
+        k.pending_watch.reset();
+        k.pending_spawn.reset();
+    }
     if (k.probe) k.probe->cancel();
     k.probe.reset();
     if (next != Phase::kDraining) {

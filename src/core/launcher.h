@@ -151,6 +151,8 @@ private:
     void prepare(Key& k);
     void ensure_identity(Key& k);
     void spawn_process(Key& k);
+    void spawned(Key& k);
+    void start_failed(Key& k, const std::exception& e);
     void arm_starting_timer(Key& k);
     void watch_process(Key& k);
     void probe_readiness(Key& k);

@@ -113,6 +113,30 @@ struct SpawnOutcome {
     std::vector<std::string> weakened;  // what its manifest gives up
 };
 
+// A key's process cloned but not yet exec'd: the loop watches ready_fd()
+// instead of waiting for the exec (sandbox::PendingSpawn). Destroying an
+// unfinished one kills and reaps the child.
+class PendingProcess {
+public:
+    virtual ~PendingProcess() = default;
+    // Readable (EPOLLIN) once finish() will not block; -1: it never blocks.
+    virtual int ready_fd() const = 0;
+    // The started process; throws with the reason (the child then reaped).
+    virtual SpawnOutcome finish() = 0;
+};
+
+// A spawn that finished before it was handed over (spawn() of a port
+// without a start of its own).
+class FinishedProcess : public PendingProcess {
+public:
+    explicit FinishedProcess(SpawnOutcome outcome) : outcome_(std::move(outcome)) {}
+    int ready_fd() const override { return -1; }
+    SpawnOutcome finish() override { return std::move(outcome_); }
+
+private:
+    SpawnOutcome outcome_;
+};
+
 class SandboxPort {
 public:
     virtual ~SandboxPort() = default;
@@ -127,6 +151,11 @@ public:
                                               sandbox::Enforcement enforcement) = 0;
     // Starts a key's process in request.leaf. Throws with the reason.
     virtual SpawnOutcome spawn(const SpawnRequest& request) = 0;
+    // The same without waiting for the exec: the fds in `request` may be
+    // closed once it returns. By default spawn(), finished at once.
+    virtual std::unique_ptr<PendingProcess> start_spawn(const SpawnRequest& request) {
+        return std::make_unique<FinishedProcess>(spawn(request));
+    }
     // How the pattern itself ended, if the init `pid` reported it.
     virtual std::optional<siginfo_t> reported_exit(pid_t pid) = 0;
     // What a key of `manifest` gets (for keys adopted after a restart).

@@ -72,13 +72,18 @@ void Launcher::start(Key& k) {
         if (!k.group) prepare(k);
         spawn_process(k);
     } catch (const std::exception& e) {
-        const auto* refused = dynamic_cast<const StartError*>(&e);
-        const ErrorCode code = refused ? refused->code() : ErrorCode::kInternal;
-        // A key that ran, or one a launcher restart owes a process, goes
-        // through the restart policy; a cold start answers its caller.
-        if (!k.ever_running && k.recovery.empty()) return cold_start_failed(k, {code, e.what()});
-        exited(k, std::string("restart failed: ") + e.what(), true);
+        start_failed(k, e);
     }
+}
+
+// A start that threw (preparing, cloning, or a step of the child).
+void Launcher::start_failed(Key& k, const std::exception& e) {
+    const auto* refused = dynamic_cast<const StartError*>(&e);
+    const ErrorCode code = refused ? refused->code() : ErrorCode::kInternal;
+    // A key that ran, or one a launcher restart owes a process, goes
+    // through the restart policy; a cold start answers its caller.
+    if (!k.ever_running && k.recovery.empty()) return cold_start_failed(k, {code, e.what()});
+    exited(k, std::string("restart failed: ") + e.what(), true);
 }
 
 KeyGroup& Launcher::namespace_group(const std::string& namespace_id) {
@@ -253,13 +258,35 @@ void Launcher::spawn_process(Key& k) {
     k.readiness_error.clear();
     k.start_deadline = loop_.now() + manifest.healthcheck.start_timeout;
     set_phase(k, Phase::kStarting);
-    SpawnOutcome spawned = sandbox_->spawn(request);
+    // The loop does not wait for the exec: the child runs its steps (and,
+    // with an init, the init forks the pattern) while other keys start.
+    k.pending_spawn = sandbox_->start_spawn(request);
+    arm_starting_timer(k);  // start_timeout covers the spawn too
+    if (k.pending_spawn->ready_fd() < 0) return spawned(k);
+    k.pending_watch = loop_.watch(k.pending_spawn->ready_fd(), EPOLLIN, [this, id](std::uint32_t) {
+        with_key(id, Phase::kStarting, [this](Key& q) {
+            if (q.pending_spawn) spawned(q);
+        });
+    });
+}
+
+// The pending spawn's exec happened (or a step failed): the key has its process.
+void Launcher::spawned(Key& k) {
+    const Manifest& manifest = *k.manifest;
+    std::unique_ptr<PendingProcess> pending = std::move(k.pending_spawn);
+    k.pending_watch.reset();
+    SpawnOutcome outcome;
+    try {
+        outcome = pending->finish();
+    } catch (const std::exception& e) {
+        return start_failed(k, e);
+    }
     k.process_watch.reset();
-    k.process = std::move(spawned.process);
-    k.uid = spawned.uid;
-    k.gid = spawned.gid;
-    k.confinement = std::move(spawned.confinement);
-    k.weakened = std::move(spawned.weakened);
+    k.process = std::move(outcome.process);
+    k.uid = outcome.uid;
+    k.gid = outcome.gid;
+    k.confinement = std::move(outcome.confinement);
+    k.weakened = std::move(outcome.weakened);
     k.process_alive = true;
     k.adopted = false;
     k.pid = k.process->pid();

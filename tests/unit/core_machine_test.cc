@@ -236,6 +236,63 @@ TEST_F(CoreMachine, StartsBeyondMaxConcurrentStartsWaitAndGoInOrder) {
     EXPECT_EQ(fake_->max_live_not_ready(), 2);
 }
 
+// The loop does not wait for a spawn's exec: starts overlap up to
+// max_concurrent_starts, each going on when its ready fd fires.
+TEST_F(CoreMachine, StartsOverlapWhileTheirExecsArePending) {
+    start(Settings{.max_concurrent_starts = 2});
+    fake_->hold_execs(true);
+    std::vector<std::shared_ptr<LaunchAnswer>> answers;
+    for (const char* n : {"o1", "o2", "o3"})
+        answers.push_back(launch(n));
+    advance(50);
+    EXPECT_EQ(fake_->held_execs(), 2) << "two starts in flight, neither waited for";
+    ASSERT_EQ(fake_->spawns().size(), 2u) << "the third waits for a slot";
+    for (const char* n : {"o1", "o2", "o3"})
+        EXPECT_EQ(state_of(id_of(n)), ProcessState::kStarting) << n;
+    EXPECT_EQ(answers[0]->calls, 0) << "not RUNNING before its exec";
+
+    fake_->hold_execs(false);
+    fake_->release_execs();
+    ASSERT_GE(
+        advance_until(
+            [&] { return answers[0]->calls > 0 && answers[1]->calls > 0 && answers[2]->calls > 0; },
+            500),
+        0);
+    for (const auto& a : answers)
+        EXPECT_EQ(a->result.code, ErrorCode::kOk) << a->result.message;
+    EXPECT_EQ(fake_->abandoned_execs(), 0);
+}
+
+// A terminate, or the start_timeout, while the exec is pending gives the
+// start up: its child is killed, nothing is left, and the caller is told.
+TEST_F(CoreMachine, AStartEndedBeforeItsExecLeavesNothing) {
+    start(Settings{});
+    fake_->hold_execs(true);
+    const std::string id = id_of("p");
+    auto launched = launch("p");
+    advance(20);
+    ASSERT_EQ(fake_->held_execs(), 1);
+    auto stopped = terminate(id);
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 1000), 0);
+    EXPECT_TRUE(stopped->result.success);
+    EXPECT_EQ(launched->result.code, ErrorCode::kUnavailable);
+    EXPECT_EQ(fake_->abandoned_execs(), 1);
+    EXPECT_FALSE(fake_->alive(id));
+    EXPECT_FALSE(launcher_->status(id));
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+
+    const std::string slow = id_of("slow");
+    auto timed_out = launch("slow");
+    ASSERT_GE(advance_until([&] { return timed_out->calls > 0; }, 10100), 0);
+    EXPECT_EQ(timed_out->result.code, ErrorCode::kInternal);
+    EXPECT_NE(timed_out->result.message.find("within 10000 ms"), std::string::npos)
+        << timed_out->result.message;
+    EXPECT_EQ(fake_->abandoned_execs(), 2);
+    EXPECT_FALSE(fake_->alive(slow));
+    EXPECT_FALSE(launcher_->status(slow));
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+}
+
 // ---- 2. back-off ------------------------------------------------------------------------
 
 TEST_F(CoreMachine, CrashesAreRestartedAfterADoublingJitteredCappedDelay) {

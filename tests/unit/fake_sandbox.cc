@@ -69,6 +69,12 @@ struct GroupNode {
     bool killed = false;  // has seen cgroup.kill
 };
 
+// A start held before its exec (FakeSandbox::hold_execs).
+struct HeldExec {
+    sandbox::UniqueFd ready = make_eventfd();
+    bool released = false;
+};
+
 struct World {
     std::function<Clock::time_point()> now;
     std::string root = "/fake-cgroup/pattern-launcher";
@@ -79,6 +85,9 @@ struct World {
     std::vector<SpawnRecord> spawns;
     std::vector<ExitRecord> exits;
     std::vector<std::string> violations;
+    bool hold_execs = false;
+    std::vector<std::weak_ptr<HeldExec>> held;
+    int abandoned = 0;
     int busy_removals = 0;
     int try_remove_calls = 0;
     int max_not_ready = 0;
@@ -473,6 +482,70 @@ void FakeSandbox::pump() {
     for (auto& p : procs) {
         if (p->doomed) world_->finish(*p, CLD_KILLED, SIGKILL);
     }
+}
+
+namespace {
+
+class FakePendingProcess : public PendingProcess {
+public:
+    FakePendingProcess(std::shared_ptr<World> world, std::shared_ptr<HeldExec> held,
+                       SpawnOutcome outcome)
+        : world_(std::move(world)), held_(std::move(held)), outcome_(std::move(outcome)) {}
+    ~FakePendingProcess() override {
+        if (finished_) return;
+        ++world_->abandoned;
+        outcome_.process->send_signal(SIGKILL);
+        outcome_.process->try_reap();
+    }
+    int ready_fd() const override { return held_->ready.get(); }
+    SpawnOutcome finish() override {
+        if (!held_->released) {
+            world_->violations.push_back("finish() of a start whose ready fd has not fired");
+        }
+        finished_ = true;
+        return std::move(outcome_);
+    }
+
+private:
+    std::shared_ptr<World> world_;
+    std::shared_ptr<HeldExec> held_;
+    SpawnOutcome outcome_;
+    bool finished_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingProcess> FakeSandbox::start_spawn(const SpawnRequest& request) {
+    SpawnOutcome outcome = spawn(request);
+    if (!world_->hold_execs) return std::make_unique<FinishedProcess>(std::move(outcome));
+    auto held = std::make_shared<HeldExec>();
+    world_->held.push_back(held);
+    return std::make_unique<FakePendingProcess>(world_, std::move(held), std::move(outcome));
+}
+
+void FakeSandbox::hold_execs(bool on) {
+    world_->hold_execs = on;
+}
+
+void FakeSandbox::release_execs() {
+    for (auto& weak : world_->held) {
+        if (auto held = weak.lock(); held && !held->released) {
+            held->released = true;
+            signal_eventfd(held->ready.get());
+        }
+    }
+    world_->held.clear();
+}
+
+int FakeSandbox::held_execs() const {
+    return static_cast<int>(std::count_if(world_->held.begin(), world_->held.end(), [](auto& w) {
+        auto held = w.lock();
+        return held && !held->released;
+    }));
+}
+
+int FakeSandbox::abandoned_execs() const {
+    return world_->abandoned;
 }
 
 const std::vector<SpawnRecord>& FakeSandbox::spawns() const {

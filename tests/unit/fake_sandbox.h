@@ -94,6 +94,10 @@ public:
     sandbox::LimitReport apply_limits(KeyGroup& group, const sandbox::CgroupLimits& limits,
                                       sandbox::Enforcement enforcement) override;
     SpawnOutcome spawn(const SpawnRequest& request) override;
+    // With hold_execs(true), returns before the "exec": the child exists in
+    // its leaf, but the ready fd fires only at release_execs(), as the
+    // kernel's spawn pipe does at the exec. Otherwise finished at once.
+    std::unique_ptr<PendingProcess> start_spawn(const SpawnRequest& request) override;
     std::optional<siginfo_t> reported_exit(pid_t pid) override;
     std::string applied_confinement(const Manifest& manifest) const override;
     std::unique_ptr<KeyGroup> adopt_group(const std::string& path) override;
@@ -104,6 +108,12 @@ public:
     void set_behaviour(const std::string& process_id, Behaviour behaviour);
     // What the next spawn of `process_id` does, before set_behaviour's.
     void push_behaviour(const std::string& process_id, Behaviour behaviour);
+    void hold_execs(bool on);
+    void release_execs();
+    // Held starts not yet finished nor given up; given up (destroyed before
+    // finish(): their child is killed and reaped, as sandbox::PendingSpawn does).
+    int held_execs() const;
+    int abandoned_execs() const;
     // The key's live process starts listening on its health port.
     void make_ready(const std::string& process_id);
     // The key's live process exits with `code`, or dies of `signal`.
