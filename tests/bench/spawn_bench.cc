@@ -26,6 +26,14 @@
 //                               pid+init, net, cgroup-ns, seccomp, landlock):
 //                               what that part costs; filter
 //                               'default-sandbox/real' for the full one alone
+//   sandbox/default-sandbox/fork-mode
+//                               the default compartment cloned in fork mode
+//                               (CloneMode::kFork) instead of with CLONE_VM:
+//                               what copying our address space costs. Set
+//                               PL_BENCH_BALLAST_MIB=N to give this process N
+//                               MiB of written memory first, as a daemon with
+//                               many keys has (fork mode copies its page
+//                               tables; CLONE_VM does not)
 //
 // Needs root: it opens a private cgroup tree at <cgroup2 mount>/pl-bench.<pid>
 // (moving itself into its supervisor leaf) and closes it again at the end.
@@ -40,6 +48,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -251,6 +260,8 @@ void register_benchmarks() {
          [](sandbox::SpawnSpec& s) { s.seccomp = nullptr; }},
         {"sandbox/default-sandbox/without-landlock",
          [](sandbox::SpawnSpec& s) { s.landlock_ruleset_fd = -1; }},
+        {"sandbox/default-sandbox/fork-mode",
+         [](sandbox::SpawnSpec& s) { s.clone_mode = sandbox::CloneMode::kFork; }},
     };
     for (const auto& [name, edit] : default_variants) {
         registered.push_back(benchmark::RegisterBenchmark(
@@ -309,6 +320,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spawn_bench: cgroup tree %s\n", root.c_str());
     std::fprintf(stderr, "spawn_bench: default sandbox: init %s; %s\n", PL_INIT,
                  g_fixture.default_sandbox->describe().c_str());
+
+    // Written memory standing in for a daemon's: fork mode copies the page
+    // tables that map it, CLONE_VM does not.
+    std::vector<char> ballast;
+    if (const char* mib = std::getenv("PL_BENCH_BALLAST_MIB")) {
+        ballast.assign(std::strtoul(mib, nullptr, 10) << 20, 1);
+        std::fprintf(stderr, "spawn_bench: %zu MiB of ballast\n", ballast.size() >> 20);
+    }
+    std::fprintf(stderr, "spawn_bench: clone mode %s\n",
+                 sandbox::shared_memory_clone_supported() ? "CLONE_VM (fork-mode variant: fork)"
+                                                          : "fork only (this build)");
 
     register_benchmarks();
     benchmark::RunSpecifiedBenchmarks();
