@@ -99,6 +99,7 @@ struct Key {
     // which kills and reaps the child.
     std::unique_ptr<PendingProcess> pending_spawn;
     EventLoop::Watch pending_watch;
+    bool ready_before_spawned = false;  // READY=1 came while the spawn was pending
     // The current process (the init of its pid namespace, or the pattern).
     std::unique_ptr<KeyProcess> process;
     EventLoop::Watch process_watch;  // its pidfd

@@ -52,6 +52,7 @@ void Launcher::set_phase(Key& k, Phase next) {
     if (next != Phase::kStarting) {
         k.pending_watch.reset();
         k.pending_spawn.reset();
+        k.ready_before_spawned = false;
     }
     if (k.probe) k.probe->cancel();
     k.probe.reset();

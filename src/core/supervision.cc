@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
+#include <utility>
 
 #include "common/log.h"
 #include "core/key.h"
@@ -295,6 +296,7 @@ void Launcher::spawned(Key& k) {
     persist(k);  // with its pid: what a launcher restart adopts
     watch_process(k);
     arm_starting_timer(k);
+    if (std::exchange(k.ready_before_spawned, false)) return became_healthy(k);
     // Notify checks are driven by on_notify(); the others by probes.
     if (manifest.healthcheck.type != HealthcheckType::kNotify) probe_readiness(k);
 }
@@ -360,7 +362,9 @@ void Launcher::on_notify(Key& k) {
     pid_t sender = 0;
     uid_t sender_uid = 0;
     while (receive_notification(k.notify.get(), text, sender, sender_uid)) {
-        if (k.phase != Phase::kStarting || !k.process_alive) continue;
+        // A pending spawn's pattern may speak before the loop has read the
+        // EOF of its spawn pipe: it has exec'd, and is in the leaf already.
+        if (k.phase != Phase::kStarting || (!k.process_alive && !k.pending_spawn)) continue;
         bool ready = text == "READY=1" || text.starts_with("READY=1\n") ||
                      text.find("\nREADY=1") != std::string::npos;
         if (!ready) continue;
@@ -372,6 +376,10 @@ void Launcher::on_notify(Key& k) {
         auto members = k.run ? k.run->processes() : std::vector<pid_t>{};
         const bool member = std::find(members.begin(), members.end(), sender) != members.end();
         if (!member && !(k.identity != 0 && sender_uid == k.identity)) continue;
+        if (k.pending_spawn) {
+            k.ready_before_spawned = true;  // spawned() goes on with it
+            continue;
+        }
         became_healthy(k);
     }
 }

@@ -76,6 +76,35 @@ TEST_F(LaunchTest, SixtyFourConcurrentLaunchesOfOneKeyMakeOneProcess) {
     EXPECT_EQ(d.list().total_count(), 1);
 }
 
+// Cold starts overlap (the loop does not wait for a spawn's exec), and a
+// pattern that says READY=1 before the loop has read its spawn pipe's EOF
+// must still count as ready: the sleeper sends it first thing, so with
+// eight clients some of the 96 do.
+TEST_F(LaunchTest, ManyConcurrentColdLaunchesAllBecomeRunning) {
+    constexpr int kKeys = 96, kClients = 8;
+    std::vector<pb::LaunchResponse> responses(kKeys);
+    std::vector<grpc::Status> statuses(kKeys);
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kClients; ++c) {
+        threads.emplace_back([&, c] {
+            for (int i = c; i < kKeys; i += kClients) {
+                statuses[i] = d.launch("sleeper", pb::ISOLATION_NAMESPACE,
+                                       "many-" + std::to_string(i), "", &responses[i]);
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    std::set<int> pids;
+    for (int i = 0; i < kKeys; ++i) {
+        ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message() << d.log();
+        EXPECT_EQ(responses[i].state(), pb::STATE_RUNNING) << i;
+        pids.insert(responses[i].pid());
+    }
+    EXPECT_EQ(pids.size(), static_cast<std::size_t>(kKeys));
+    EXPECT_EQ(d.list().total_count(), kKeys);
+}
+
 TEST_F(LaunchTest, IsolationKeysFollowTheRfc) {
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_NONE, "", "", &r).ok());
