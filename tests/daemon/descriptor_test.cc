@@ -16,9 +16,9 @@ namespace {
 
 using namespace pltest;
 
-// The daemon's descriptors by kind: "socket", "anon_inode:[pidfd]", a
-// path's directory, ...
-std::map<std::string, int> open_descriptors(pid_t pid) {
+// The daemon's descriptors by kind: "socket", "anon_inode:[pidfd]", "cgroup
+// directory" (anything below `cgroup_root`), another path's directory, ...
+std::map<std::string, int> open_descriptors(pid_t pid, const std::string& cgroup_root) {
     std::map<std::string, int> kinds;
     std::error_code ec;
     for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
@@ -27,7 +27,11 @@ std::map<std::string, int> open_descriptors(pid_t pid) {
         std::string target = std::filesystem::read_symlink(it->path(), link_ec).string();
         if (target.starts_with("socket:")) target = "socket";
         if (target.starts_with("pipe:")) target = "pipe";
-        if (target.starts_with("/")) target = std::filesystem::path(target).parent_path().string();
+        if (target.starts_with(cgroup_root)) {
+            target = "cgroup directory";
+        } else if (target.starts_with("/")) {
+            target = std::filesystem::path(target).parent_path().string();
+        }
         ++kinds[target];
     }
     return kinds;
@@ -49,7 +53,7 @@ TEST(Descriptors, ARunningNotifyKeyHoldsAtMostTwo) {
     // not a per-key cost.
     pb::LaunchResponse r;
     ASSERT_TRUE(d.launch("echo-notify", pb::ISOLATION_NAMESPACE, "warmup", "", &r).ok());
-    const std::map<std::string, int> before_kinds = open_descriptors(d.pid());
+    const std::map<std::string, int> before_kinds = open_descriptors(d.pid(), d.cgroup_root());
     const int before = total(before_kinds);
     for (int i = 0; i < kKeys; ++i) {
         grpc::Status s =
@@ -57,7 +61,7 @@ TEST(Descriptors, ARunningNotifyKeyHoldsAtMostTwo) {
         ASSERT_TRUE(s.ok()) << s.error_message();
         ASSERT_EQ(r.state(), pb::STATE_RUNNING);
     }
-    const std::map<std::string, int> after_kinds = open_descriptors(d.pid());
+    const std::map<std::string, int> after_kinds = open_descriptors(d.pid(), d.cgroup_root());
     const int after = total(after_kinds);
     const double per_key = static_cast<double>(after - before) / kKeys;
     std::cout << "descriptors: " << before << " with one key, " << after << " with " << kKeys + 1
