@@ -182,6 +182,10 @@ Cgroup Cgroup::adopt(std::string path) {
     return Cgroup(std::move(path), std::move(dir), true);
 }
 
+UniqueFd Cgroup::open_dir() const {
+    return open_dir_path(path_);
+}
+
 Cgroup::Cgroup(Cgroup&& other) noexcept
     : path_(std::move(other.path_)),
       dir_(std::move(other.dir_)),

@@ -98,7 +98,16 @@ public:
 
     const std::string& path() const noexcept { return path_; }
     // O_PATH directory fd: the `cgroup` argument of clone3(CLONE_INTO_CGROUP).
+    // -1 after close_dir().
     int dir_fd() const noexcept { return dir_.get(); }
+    // Closes the fd that create() and adopt() keep. Every other operation
+    // goes by path, so a holder of many long-lived groups (the launcher has
+    // two per key) need not pin one descriptor for each; it opens one with
+    // open_dir() for the spawn that needs it.
+    void close_dir() noexcept { dir_.reset(); }
+    // A fresh O_PATH|O_DIRECTORY|O_CLOEXEC fd of the directory; throws
+    // SysError naming the path (ENOENT once it is removed).
+    UniqueFd open_dir() const;
     bool owned() const noexcept { return owned_; }
 
     // Creates a child group; the name is validated first.

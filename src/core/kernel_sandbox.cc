@@ -18,7 +18,10 @@ namespace {
 
 class KernelGroup : public KeyGroup {
 public:
-    explicit KernelGroup(sandbox::Cgroup group) : group_(std::move(group)) {}
+    // No descriptor at rest: the core keeps two groups per key for as long
+    // as the key lives, and each operation opens what it needs by path
+    // (spawn() its own O_PATH fd for CLONE_INTO_CGROUP).
+    explicit KernelGroup(sandbox::Cgroup group) : group_(std::move(group)) { group_.close_dir(); }
     // Never the blocking kill-and-remove of sandbox::Cgroup's destructor:
     // the core removes groups through the loop.
     ~KernelGroup() override { group_.release(); }
@@ -150,7 +153,9 @@ std::unique_ptr<PendingProcess> KernelSandbox::start_spawn(const SpawnRequest& r
         sandbox::throw_sys_error(errno, "chown the notify socket", notify.string());
     }
     spec.seccomp = seccomp_program(manifest.sandbox.seccomp);
-    spec.cgroup_fd = static_cast<KernelGroup*>(request.leaf)->cgroup().dir_fd();
+    // Open for this clone3() only (KernelGroup keeps no fd).
+    const sandbox::UniqueFd leaf = static_cast<KernelGroup*>(request.leaf)->cgroup().open_dir();
+    spec.cgroup_fd = leaf.get();
     if (request.output_fd >= 0) {
         spec.stdout_fd = request.output_fd;
         spec.stderr_fd = request.output_fd;

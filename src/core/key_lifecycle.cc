@@ -301,12 +301,7 @@ void Launcher::drained(Key& k) {
 // Gives back the key's cgroup, sockets, identity and state directory; the
 // record stays (forget() removes it).
 void Launcher::release(Key& k) {
-    k.notify_watch.reset();
-    if (k.notify) {
-        k.notify.reset();
-        ::unlink(k.notify_path.c_str());
-        k.notify_path.clear();
-    }
+    close_notify(k);
     bool nothing_runs = !k.process_alive;
     if (k.group) {
         // Only on an error path: continue_drain() removes it.

@@ -157,6 +157,7 @@ private:
     void watch_process(Key& k);
     void probe_readiness(Key& k);
     void on_notify(Key& k);
+    void close_notify(Key& k);
     void became_healthy(Key& k);
     void schedule_liveness(Key& k);
     void check_liveness(Key& k);

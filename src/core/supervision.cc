@@ -380,8 +380,22 @@ void Launcher::on_notify(Key& k) {
             k.ready_before_spawned = true;  // spawned() goes on with it
             continue;
         }
-        became_healthy(k);
+        became_healthy(k);  // closes the socket: nothing more is read from it
+        return;
     }
+}
+
+// A notify check is readiness only: on_notify() ignores every message after
+// kStarting, so a running key need not hold the socket (nor its watch). The
+// next start binds a fresh one (spawn_process(): `!k.notify`); until then a
+// pattern's sd_notify() fails with ECONNREFUSED or ENOENT, which sd_notify(3)
+// callers ignore.
+void Launcher::close_notify(Key& k) {
+    k.notify_watch.reset();
+    if (!k.notify) return;
+    k.notify.reset();
+    ::unlink(k.notify_path.c_str());
+    k.notify_path.clear();
 }
 
 void Launcher::became_healthy(Key& k) {
@@ -392,6 +406,7 @@ void Launcher::became_healthy(Key& k) {
     k.liveness_failures = 0;
     k.readiness_error.clear();
     set_phase(k, Phase::kRunning);
+    close_notify(k);
     k.ever_running = true;
     persist(k);
     sample_usage(k);  // the answer and the next List show real numbers

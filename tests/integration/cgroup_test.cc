@@ -183,6 +183,42 @@ TEST(Cgroup, DestructorKillsAndRemoves) {
     EXPECT_FALSE(exists(path));
 }
 
+// A holder of many groups keeps no descriptor per group (issue 15): after
+// close_dir() every operation still works by path, and a spawn opens its
+// own directory fd.
+TEST(Cgroup, WorksByPathAfterCloseDir) {
+    TestTree t;
+    sandbox::Cgroup group = t.tree().create_group("pathonly");
+    group.close_dir();
+    EXPECT_EQ(group.dir_fd(), -1);
+    sandbox::Cgroup leaf = group.create_incarnation(0);
+    leaf.close_dir();
+    auto spec = pltest::misbehave({"sleep"});
+    sandbox::SpawnResult child;
+    {
+        sandbox::UniqueFd dir = leaf.open_dir();
+        spec.cgroup_fd = dir.get();
+        child = sandbox::spawn(spec);
+    }
+    EXPECT_TRUE(sandbox::cgroup_has_pid(leaf.path(), child.process.pid()));
+    EXPECT_TRUE(group.populated());
+    EXPECT_TRUE(group.usage().cpu_usage_usec.has_value());
+    group.kill();
+    EXPECT_TRUE(child.process.wait_exit(5s));
+    EXPECT_TRUE(group.wait_until_empty(5s));
+    for (int i = 0; i < 200 && !group.try_remove(); ++i)
+        std::this_thread::sleep_for(5ms);
+    EXPECT_FALSE(exists(group.path()));
+    leaf.release();  // removed with its parent
+    try {
+        (void)group.open_dir();
+        FAIL() << "open_dir() of a removed group must fail";
+    } catch (const sandbox::SysError& e) {
+        EXPECT_EQ(e.code(), ENOENT);
+        EXPECT_NE(std::string(e.what()).find(group.path()), std::string::npos) << e.what();
+    }
+}
+
 TEST(Cgroup, EventsFdSignalsWhenTheGroupEmpties) {
     TestTree t;
     sandbox::Cgroup group = t.tree().create_group("events");

@@ -86,6 +86,7 @@ TEST(PendingSpawn, TheCallersSpecMayGoAwayAtOnce) {
 // A start given up before it finished (its key terminated meanwhile)
 // leaves no child, zombie or descriptor.
 TEST(PendingSpawn, AnAbandonedStartLeavesNothing) {
+    pltest::init_executable_fd();  // opened on first use and kept: not the spawn's
     const int fds_before = pltest::count_open_fds();
     {
         sandbox::PendingSpawn pending = sandbox::start_spawn(under_init({"sleep", "30"}));
