@@ -1,11 +1,15 @@
 // The child's side of spawn(): what runs between clone3 and execve.
 // Internal to the sandbox library.
 //
-// Everything here runs in a copy of a possibly multi-threaded parent in
-// which only the cloning thread exists, so locks held by other threads
-// (malloc, stdio, glibc's setxid machinery) stay held forever. The child
-// therefore uses raw syscalls only: no allocation, no locks, no logging, no
-// exceptions. All inputs are prepared by the parent in a ChildPlan.
+// Everything here runs either in a copy of a possibly multi-threaded parent
+// in which only the cloning thread exists (CloneMode::kFork), so locks held
+// by other threads (malloc, stdio, glibc's setxid machinery) stay held
+// forever, or in the parent's own memory while its threads keep running
+// (CloneMode::kSharedMemory), sharing the cloning thread's TLS. The child
+// therefore uses raw syscalls only, which do not even set errno: no
+// allocation, no locks, no logging, no exceptions, and no writes but to its
+// own stack and what its ChildPlan points it at. All inputs are prepared by
+// the parent in a ChildPlan.
 #pragma once
 
 #include <linux/filter.h>
