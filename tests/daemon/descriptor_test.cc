@@ -27,6 +27,9 @@ std::map<std::string, int> open_descriptors(pid_t pid, const std::string& cgroup
         std::string target = std::filesystem::read_symlink(it->path(), link_ec).string();
         if (target.starts_with("socket:")) target = "socket";
         if (target.starts_with("pipe:")) target = "pipe";
+        // A sanitizer's report file (log_path), opened by its runtime at
+        // the first report: not the daemon's.
+        if (target.find("/sanitizer-logs/") != std::string::npos) continue;
         if (target.starts_with(cgroup_root)) {
             target = "cgroup directory";
         } else if (target.starts_with("/")) {
