@@ -88,7 +88,7 @@ sanitizer_tier() {
     ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1" \
     UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
     LSAN_OPTIONS="suppressions=$top/tests/sanitizers/lsan.supp" \
-    TSAN_OPTIONS="log_path=$logs/tsan:exitcode=0:halt_on_error=0:ignore_noninstrumented_modules=1:second_deadlock_stack=1:suppressions=$top/tests/sanitizers/tsan.supp" \
+    TSAN_OPTIONS="log_path=$logs/tsan:exitcode=0:halt_on_error=0:ignore_noninstrumented_modules=1:second_deadlock_stack=1:history_size=5:suppressions=$top/tests/sanitizers/tsan.supp" \
         run_ctest "$dir" "${ctest_args[@]}" || rc=$?
     # TSan reports are sorted first: those inside uninstrumented gRPC are
     # counted, ours fail the tier (tests/sanitizers/triage_tsan.py says why).
