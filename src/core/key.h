@@ -106,16 +106,21 @@ struct Key {
     bool process_alive = false;
     bool adopted = false;  // found after a launcher restart: not our child
     pid_t pid = 0;
-    std::uint32_t identity = 0;         // the key's uid and gid; 0: none
-    std::uint32_t uid = 0, gid = 0;     // what the current process runs as
-    std::string confinement;            // what its spawn applied (applied_confinement)
+    std::uint32_t identity = 0;      // the key's uid and gid; 0: none
+    std::uint32_t uid = 0, gid = 0;  // what the current process runs as
+    // What its spawn applied (applied_confinement): the same text for every
+    // key of a pattern, so one copy in Launcher::confinements_; null: none yet.
+    const std::string* confinement = nullptr;
     std::vector<std::string> weakened;  // what its manifest gives up (confinement_weakenings)
     EventLoop::Clock::time_point requested_at{};  // the cold launch
     EventLoop::Clock::time_point started_at{};
     std::int64_t started_at_unix_ms = 0;
     std::int64_t accepted_at_unix_ms = 0;
     std::int64_t running_since_unix_ms = 0;
-    KeyRecord base_record;  // the record it was recovered from (keeps unknown fields)
+    // The record it was recovered from (keeps unknown fields); null for a key
+    // this launcher accepted. A pointer: a KeyRecord is about 300 bytes, and
+    // most keys never need one (10,000 keys: 3 MiB).
+    std::unique_ptr<const KeyRecord> base_record;
 
     std::vector<Launcher::LaunchDone> launch_waiters;
     std::vector<Launcher::TerminateDone> terminate_waiters;

@@ -424,7 +424,7 @@ void Launcher::persist(const Key& k) {
     namespace rec = pattern_launcher::state;
     // From the record it was recovered from, if any: fields a newer launcher
     // wrote there (unknown to us) survive our rewrite.
-    KeyRecord r = k.base_record;
+    KeyRecord r = k.base_record ? *k.base_record : KeyRecord{};
     r.set_process_id(k.id);
     r.set_pattern(k.key.pattern);
     r.set_isolation(isolation_name(k.key.level));

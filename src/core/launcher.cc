@@ -387,7 +387,7 @@ ProcessInfo Launcher::info(const Key& k) const {
     i.consecutive_failures = k.consecutive_failures;
     i.uid = k.uid;
     i.gid = k.gid;
-    i.confinement = k.confinement;
+    if (k.confinement) i.confinement = *k.confinement;
     i.weakened = k.weakened;
     i.limits_enforced = k.limits_enforced;
     i.exit_cause = k.exit_cause;

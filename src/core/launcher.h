@@ -213,6 +213,9 @@ private:
     };
     std::map<std::string, NamespaceGroup> namespace_groups_;
     StartQueue start_queue_;
+    // The applied-confinement texts keys point to (Key::confinement): one per
+    // pattern and host, never erased (a std::set: its elements do not move).
+    std::set<std::string> confinements_;
     PortAllocator ports_;
     IdentityPool identities_;
     std::mt19937 jitter_{std::random_device{}()};

@@ -73,7 +73,7 @@ std::unique_ptr<Key> Launcher::key_from_record(const KeyRecord& r) {
     auto k = std::make_unique<Key>();
     k->key = key;
     k->id = r.process_id();
-    k->base_record = r;
+    k->base_record = std::make_unique<const KeyRecord>(r);
     if (auto pattern = patterns_.find(r.pattern()); pattern != patterns_.end()) {
         k->manifest = pattern->second;
     }
@@ -182,7 +182,7 @@ bool Launcher::adopt(Key& k, const KeyRecord& record, std::string& why) {
         k.uid = ids->uid;
         k.gid = ids->gid;
     }
-    k.confinement = sandbox_->applied_confinement(*k.manifest);
+    k.confinement = &*confinements_.insert(sandbox_->applied_confinement(*k.manifest)).first;
     k.weakened = confinement_weakenings(*k.manifest);
     return true;
 }

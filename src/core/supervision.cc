@@ -286,7 +286,7 @@ void Launcher::spawned(Key& k) {
     k.process = std::move(outcome.process);
     k.uid = outcome.uid;
     k.gid = outcome.gid;
-    k.confinement = std::move(outcome.confinement);
+    k.confinement = &*confinements_.insert(std::move(outcome.confinement)).first;
     k.weakened = std::move(outcome.weakened);
     k.process_alive = true;
     k.adopted = false;
