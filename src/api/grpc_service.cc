@@ -77,6 +77,7 @@ void to_wire(const ProcessInfo& i, pb::PatternInfo& out) {
     out.set_recovery(i.recovery);
     out.set_egress_denied(i.egress_denied);
     out.set_egress_address(i.egress_address);
+    out.set_warm_pool(i.warm_pool);
 }
 
 const char* status_name(grpc::StatusCode code) {

@@ -146,7 +146,8 @@ LauncherConfig load_config(const fs::path& file) {
                        "log_max_bytes",
                        "identity_range",
                        "api",
-                       "egress"});
+                       "egress",
+                       "warm_pool"});
 
     std::error_code ec;
     const fs::path absolute_file = fs::absolute(file, ec);
@@ -270,6 +271,7 @@ LauncherConfig load_config(const fs::path& file) {
         config.namespace_quotas = to_namespace_quotas(file, *f);
     }
     if (const Field* f = map.find("egress")) config.egress = to_egress_settings(file, *f);
+    if (const Field* f = map.find("warm_pool")) config.warm_pool = to_warm_pool_settings(file, *f);
     if (const Field* f = map.find("orphan_policy")) {
         const std::string text = yaml_strict::to_string(file, *f);
         if (text == "adopt") {

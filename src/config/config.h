@@ -14,6 +14,7 @@
 #include "config/api_security.h"
 #include "config/egress.h"
 #include "config/manifest.h"
+#include "config/warm_pool.h"
 
 namespace launcher {
 
@@ -87,6 +88,8 @@ struct LauncherConfig {
     // `egress:`: the veth address pool, how often
     // names are resolved, each tenant's additions.
     EgressSettings egress;
+    // `warm_pool.tenants`: NAMESPACE keys kept running per tenant (warm_pool.h).
+    WarmPoolSettings warm_pool;
 };
 
 // Reads a config file. Relative paths in it are resolved against the

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/manifest_sandbox.h"
+#include "config/warm_pool.h"
 #include "config/request_variables.h"
 #include "config/yaml_strict.h"
 
@@ -347,7 +348,8 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     const Mapping map(file, root, "",
                       {"name", "version", "description", "author", "executable", "isolation_level",
                        "grace_period", "restart", "healthcheck", "resources", "backend_slots",
-                       "environment", "config_keys", "accept_any_config", "sandbox"},
+                       "environment", "config_keys", "accept_any_config", "sandbox",
+                       "warm_pool"},
                       1);
     Manifest m;
     m.file = file;
@@ -405,6 +407,19 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     if (const Field* f = map.find("accept_any_config"))
         m.accept_any_config = yaml_strict::to_bool(file, *f);
     if (const Field* f = map.find("sandbox")) m.sandbox = manifest_detail::parse_sandbox(file, *f);
+    if (const Field* f = map.find("warm_pool")) {
+        m.warm_namespaces = to_manifest_warm_pool(file, *f);
+        // A SESSION key is not known before its launch, and a SHARED one is
+        // started by the first launch of anyone: only NAMESPACE keys can be
+        // named ahead.
+        if (!m.warm_namespaces.empty() && m.isolation_level != Isolation::kNamespace) {
+            yaml_strict::fail(file, *f,
+                              "keeps NAMESPACE keys running, but this pattern's isolation_level "
+                              "is " +
+                                  std::string(isolation_name(m.isolation_level)) +
+                                  " (warm pools for SESSION keys are not supported yet)");
+        }
+    }
     return m;
 }
 

@@ -134,6 +134,10 @@ struct Manifest {
     // (still not the forbidden ones); a weakening (confinement_report.h).
     bool accept_any_config = false;
     SandboxSettings sandbox;
+    // `warm_pool.namespaces`: tenants whose NAMESPACE key of this pattern the
+    // launcher keeps running before any launch (config/warm_pool.h). Only
+    // for isolation_level: namespace.
+    std::vector<std::string> warm_namespaces;
 };
 
 // Parses and validates one manifest; throws FileError. Looks up

@@ -104,6 +104,7 @@ void Launcher::replace_patterns(Discovery patterns) {
     for (auto& [name, manifest] : patterns.patterns) {
         patterns_[name] = std::make_shared<const Manifest>(std::move(manifest));
     }
+    plan_warm_pool();
     // New names are looked up at once (off the loop), not at the next round.
     for (const std::string& name : known_egress_names()) {
         if (!names_.addresses.count(name) && !names_.errors.count(name)) {
@@ -213,6 +214,10 @@ std::string Launcher::quota_problem(const IsolationKey& key, std::string& limit)
 }
 
 void Launcher::launch(const LaunchParams& params, LaunchDone done) {
+    launch_from(params, std::move(done), LaunchOrigin::kRequest);
+}
+
+void Launcher::launch_from(const LaunchParams& params, LaunchDone done, LaunchOrigin origin) {
     loop_.assert_in_loop("Launcher::launch");
     if (shutting_down_) {
         done(LaunchResult{ErrorCode::kUnavailable, "the launcher is shutting down", {}, false});
@@ -224,6 +229,7 @@ void Launcher::launch(const LaunchParams& params, LaunchDone done) {
     if (invalid.code != ErrorCode::kOk) return done(invalid);
 
     const std::string id = key.process_id();
+    if (origin == LaunchOrigin::kRequest) count_warm_launch(id, find(id));
     if (Key* existing = find(id)) {
         switch (existing->state()) {
             case ProcessState::kRunning:
@@ -391,6 +397,7 @@ ProcessInfo Launcher::info(const Key& k) const {
         i.egress_denied = k.egress_denied;
         i.egress_address = sandbox::to_string(k.network->pattern_address());
     }
+    i.warm_pool = warm_targets_.count(k.id) > 0;
     if (k.group) {
         i.cgroup = k.group->path();
         i.memory_bytes = k.usage.memory_bytes;

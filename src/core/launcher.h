@@ -11,6 +11,7 @@
 // launcher.cc: the API side (launch, terminate, queries, shutdown, usage).
 // key_lifecycle.cc: set_phase(), exits, restarts, drains, releases, records.
 // supervision.cc: starting, readiness, liveness.
+// warm_pool.cc: the NAMESPACE keys kept running before any launch.
 // kernel_sandbox.cc: the real SandboxPort, and a key's compartment.
 // recovery.cc: settling the records after the launcher itself restarted.
 #pragma once
@@ -75,6 +76,8 @@ public:
     std::vector<ProcessInfo> list(const ListFilter& filter) const;
     std::optional<ProcessInfo> status(const std::string& process_id) const;
     HealthSummary health(bool include_processes) const;
+    // The keys the warm pool keeps (warm_pool.cc), in process id order.
+    std::vector<WarmKeyInfo> warm_pool() const;
 
     // Replaces the known patterns; running processes are untouched.
     void replace_patterns(Discovery patterns);
@@ -116,7 +119,12 @@ public:
     const IdentityPool& identities() const { return identities_; }
 
 private:
+    // Who asked for a launch: a client, or the warm pool refilling itself
+    // (only a client's launch counts as a pool hit or miss).
+    enum class LaunchOrigin { kRequest, kWarmPool };
+
     // launcher.cc
+    void launch_from(const LaunchParams& params, LaunchDone done, LaunchOrigin origin);
     Key* find(const std::string& id) const;
     LaunchResult validate(const LaunchParams& params, std::shared_ptr<const Manifest>& manifest,
                           IsolationKey& key) const;
@@ -180,6 +188,13 @@ private:
     void resolve_names();
     void names_resolved(NameResolution resolution);
 
+    // warm_pool.cc
+    void plan_warm_pool();  // from the manifests and the config, at every replace_patterns()
+    void keep_warm();       // every kWarmTick: refill_missing()
+    void refill_missing();  // launches kept keys that are not there, within the pool's slots
+    void refill_warm(const std::string& id);
+    void count_warm_launch(const std::string& id, const Key* existing);
+
     // recovery.cc
     bool adopt(Key& k, const KeyRecord& record, std::string& why);
     std::unique_ptr<Key> key_from_record(const KeyRecord& record);
@@ -224,6 +239,19 @@ private:
     bool resolving_ = false;
     bool resolve_again_ = false;
     EventLoop::Timer names_timer_;  // resolve_names(), every egress.resolve_interval
+    // The warm pool: the keys it keeps (by process id), those whose launch
+    // it is waiting for, and the last problem logged for each (logged again
+    // only when it changes). Armed by recover(), after the adoptions.
+    struct WarmTarget {
+        std::string pattern;
+        std::string namespace_id;
+    };
+    std::map<std::string, WarmTarget> warm_targets_;
+    std::set<std::string> warm_refilling_;
+    std::map<std::string, std::string> warm_problems_;
+    std::string warm_cursor_;      // where the last refill_missing() pass stopped
+    EventLoop::Timer warm_timer_;  // keep_warm()
+    EventLoop::Timer warm_soon_;   // refill_missing() after a refill reached RUNNING
     // Tells work that finishes on background_ whether the launcher still exists.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     BackgroundWork background_;  // state directory removal and name lookups, off the loop

@@ -30,6 +30,13 @@ public:
     virtual void health_checked(const ProcessLabels&, bool ok) = 0;
     // A launch refused by a quota; `limit` names it ("max_processes", ...).
     virtual void quota_rejected(const std::string& namespace_id, const std::string& limit) = 0;
+    // A launch of a key the warm pool keeps (config/warm_pool.h): a hit when
+    // it was RUNNING (the launch is a reuse), a miss otherwise (it joins or
+    // waits for the pool's start).
+    virtual void warm_pool_launch(const ProcessLabels&, bool hit) = 0;
+    // The pool started one of its keys and it reached RUNNING; `duration`
+    // from the pool's launch to RUNNING.
+    virtual void warm_pool_refilled(const ProcessLabels&, std::chrono::nanoseconds duration) = 0;
 };
 
 }  // namespace launcher

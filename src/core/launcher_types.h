@@ -70,6 +70,7 @@ struct ProcessInfo {
     // address on its veth; 0 / empty: no egress list.
     std::uint64_t egress_denied = 0;
     std::string egress_address;
+    bool warm_pool = false;  // the warm pool keeps this key running
 };
 
 struct LaunchParams {
@@ -79,6 +80,14 @@ struct LaunchParams {
     std::string session_id;
     std::map<std::string, std::string> config;
     std::chrono::milliseconds grace_period{0};  // 0: unset
+};
+
+// One key the warm pool keeps (Launcher::warm_pool()).
+struct WarmKeyInfo {
+    std::string pattern;
+    std::string namespace_id;
+    std::string process_id;
+    std::optional<ProcessState> state;  // nullopt: not there now (refilled at the next tick)
 };
 
 struct LaunchResult {

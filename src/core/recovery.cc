@@ -331,6 +331,8 @@ Launcher::RecoveryReport Launcher::recover() {
         }
     }
     resync_timer_ = loop_.timer(config_.process_manager.resync_interval, [this] { resync(); });
+    // After the adoptions: the pool launches only the keys no record brought back.
+    warm_timer_ = loop_.timer(milliseconds(0), [this] { keep_warm(); });
     return report;
 }
 

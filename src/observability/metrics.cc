@@ -159,9 +159,30 @@ public:
                                        "Valid pattern manifests loaded", MetricType::Gauge);
         patterns.metric.push_back(sample({}, health.patterns_loaded, MetricType::Gauge));
 
+        // The warm pool per pattern: the keys it keeps, and those of them RUNNING.
+        std::map<std::string, std::pair<int, int>> warm;  // pattern -> (kept, running)
+        for (const WarmKeyInfo& w : launcher_.warm_pool()) {
+            auto& [kept, up] = warm[w.pattern];
+            ++kept;
+            if (w.state == ProcessState::kRunning) ++up;
+        }
+        MetricFamily warm_kept =
+            family("pattern_launcher_warm_pool_keys",
+                   "NAMESPACE keys the warm pool keeps running (warm_pool:)", MetricType::Gauge);
+        MetricFamily warm_size =
+            family("pattern_launcher_warm_pool_size",
+                   "Keys of the warm pool RUNNING now, ready for a launch", MetricType::Gauge);
+        for (const auto& [pattern, counts] : warm) {
+            warm_kept.metric.push_back(
+                sample({{"pattern", pattern}}, counts.first, MetricType::Gauge));
+            warm_size.metric.push_back(
+                sample({{"pattern", pattern}}, counts.second, MetricType::Gauge));
+        }
+
         std::vector<MetricFamily> out;
-        for (MetricFamily* f : {&starting, &running, &terminating, &failed, &isolation, &cpu_usage,
-                                &cpu_seconds, &memory, &healthy, &uptime, &patterns}) {
+        for (MetricFamily* f :
+             {&starting, &running, &terminating, &failed, &isolation, &cpu_usage, &cpu_seconds,
+              &memory, &healthy, &uptime, &patterns, &warm_kept, &warm_size}) {
             out.push_back(std::move(*f));
         }
         return out;
@@ -213,6 +234,20 @@ Metrics::Metrics(const Launcher& launcher)
                            .Name("pattern_launcher_launch_duration_seconds")
                            .Help("Cold start time from the launch request to RUNNING (healthy)")
                            .Register(*registry_)),
+      warm_hits_(prometheus::BuildCounter()
+                     .Name("pattern_launcher_warm_pool_hits_total")
+                     .Help("Launches of a key the warm pool keeps that found it RUNNING (a reuse)")
+                     .Register(*registry_)),
+      warm_misses_(prometheus::BuildCounter()
+                       .Name("pattern_launcher_warm_pool_misses_total")
+                       .Help("Launches of a key the warm pool keeps that did not find it RUNNING "
+                             "(they waited for its start)")
+                       .Register(*registry_)),
+      warm_refill_duration_(prometheus::BuildHistogram()
+                                .Name("pattern_launcher_warm_pool_refill_duration_seconds")
+                                .Help("Time from the warm pool's launch of one of its keys to "
+                                      "RUNNING")
+                                .Register(*registry_)),
       snapshot_(std::make_unique<Snapshot>(launcher)) {}
 
 Metrics::~Metrics() = default;
@@ -262,6 +297,17 @@ void Metrics::health_checked(const ProcessLabels& labels, bool ok) {
 
 void Metrics::quota_rejected(const std::string& namespace_id, const std::string& limit) {
     quota_rejections_.Add({{"namespace", namespace_id}, {"limit", limit}}).Increment();
+}
+
+void Metrics::warm_pool_launch(const ProcessLabels& labels, bool hit) {
+    (hit ? warm_hits_ : warm_misses_)
+        .Add({{"pattern", labels.pattern}, {"namespace", labels.namespace_id}})
+        .Increment();
+}
+
+void Metrics::warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds duration) {
+    warm_refill_duration_.Add({{"pattern", labels.pattern}}, kLaunchBuckets)
+        .Observe(std::chrono::duration<double>(duration).count());
 }
 
 void Metrics::api_denied(const std::string& rpc, const std::string& code) {

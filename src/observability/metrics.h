@@ -53,6 +53,8 @@ public:
     void process_oom_killed(const ProcessLabels& labels) override;
     void health_checked(const ProcessLabels& labels, bool ok) override;
     void quota_rejected(const std::string& namespace_id, const std::string& limit) override;
+    void warm_pool_launch(const ProcessLabels& labels, bool hit) override;
+    void warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds duration) override;
 
     // An API call was refused (code: PERMISSION_DENIED or UNAUTHENTICATED).
     // Any thread: prometheus-cpp families and counters lock themselves.
@@ -71,6 +73,9 @@ private:
     prometheus::Family<prometheus::Counter>& quota_rejections_;
     prometheus::Family<prometheus::Counter>& api_denials_;
     prometheus::Family<prometheus::Histogram>& launch_duration_;
+    prometheus::Family<prometheus::Counter>& warm_hits_;
+    prometheus::Family<prometheus::Counter>& warm_misses_;
+    prometheus::Family<prometheus::Histogram>& warm_refill_duration_;
     std::unique_ptr<Snapshot> snapshot_;
 };
 

@@ -22,6 +22,10 @@
 #   --runtime-base DIR where the private directory goes (default /tmp; the daemon's
 #                      runtime_dir, with its per-process state records, lives in it:
 #                      use a tmpfs such as /dev/shm to match /run on a systemd host)
+#   --warm-pool N      the config keeps the first N keys of load_driver's sequential
+#                      cold phase (ns:bench-s<i>:echo-notify) running in a warm pool,
+#                      and the driver starts once they all run: its "cold" phase then
+#                      measures pool hits (needs the driver's default --prefix)
 #   --keep-log FILE    copy the daemon's log to FILE
 #   --wrap "CMD ..."   run the daemon under CMD, e.g. "valgrind --tool=callgrind
 #                      --callgrind-out-file=/tmp/cg.out" or "strace -f -tt -T -o /tmp/st"
@@ -47,6 +51,7 @@ ports=20000-44999
 runtime_base=/tmp
 keep_log=
 wrap=
+warm_pool=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --build) build="$2"; shift 2 ;;
@@ -57,9 +62,10 @@ while [[ $# -gt 0 ]]; do
         --ports) ports="$2"; shift 2 ;;
         --runtime-base) runtime_base="$2"; shift 2 ;;
         --keep-log) keep_log="$2"; shift 2 ;;
+        --warm-pool) warm_pool="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
         *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -172,6 +178,11 @@ launcher:
   pattern_ports: {first: $port_first, last: $port_last}
   limits_enforcement: warn
 EOF
+if [[ $warm_pool -gt 0 ]]; then
+    echo "  warm_pool:"
+    echo "    tenants:"
+    for i in $(seq 0 $((warm_pool - 1))); do echo "      bench-s$i: [echo-notify]"; done
+fi >> "$dir/config.yaml"
 
 # Each live key holds about five descriptors in the daemon: raise the limit
 # as far as allowed (raising the hard limit needs CAP_SYS_RESOURCE).
@@ -190,6 +201,18 @@ for _ in $(seq 1 300); do
     sleep 0.05
 done
 [[ -S "$socket" ]] || { echo "run_load.sh: no API socket after 15 s" >&2; cat "$dir/launcher.log" >&2; exit 1; }
+
+if [[ $warm_pool -gt 0 ]]; then
+    ctl="$build/src/patternctl"
+    up=0
+    for _ in $(seq 1 1200); do
+        up=$("$ctl" --socket "$socket" list --state running 2>/dev/null | grep -c ':echo-notify' || true)
+        [[ $up -ge $warm_pool ]] && break
+        sleep 0.1
+    done
+    [[ $up -ge $warm_pool ]] || { echo "run_load.sh: the warm pool has $up of $warm_pool keys after 120 s" >&2; exit 1; }
+    echo "run_load.sh: the warm pool runs its $warm_pool keys" >&2
+fi
 
 # In the background, so that a signal to this script is handled at once.
 rc=0

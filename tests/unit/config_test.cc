@@ -360,6 +360,42 @@ TEST_F(ConfigTest, BadNamespaceQuotas) {
         5, "duplicate key 'pids_limit' in launcher.namespace_quotas.tenant-a (first at line 4)");
 }
 
+TEST_F(ConfigTest, WarmPoolTenants) {
+    const LauncherConfig c = load(R"(launcher:
+  warm_pool:
+    tenants:
+      tenant-a: [echo, kv]
+      b.2:
+        - echo
+      empty: []
+)");
+    ASSERT_EQ(c.warm_pool.tenants.size(), 3u);
+    EXPECT_EQ(c.warm_pool.tenants.at("tenant-a"), (std::vector<std::string>{"echo", "kv"}));
+    EXPECT_EQ(c.warm_pool.tenants.at("b.2"), std::vector<std::string>{"echo"});
+    EXPECT_TRUE(c.warm_pool.tenants.at("empty").empty());
+    EXPECT_TRUE(load("launcher:\n  warm_pool:\n").warm_pool.tenants.empty());
+    EXPECT_TRUE(load("launcher: {}\n").warm_pool.tenants.empty());
+}
+
+TEST_F(ConfigTest, BadWarmPool) {
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenant: {a: [echo]}\n", 3,
+                      "unknown key 'tenant' in launcher.warm_pool (known: tenants)");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenants: [echo]\n", 3,
+                      "launcher.warm_pool.tenants: expected a mapping of namespace id to a list "
+                      "of pattern names, got a list");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenants:\n      Tenant: [echo]\n", 4,
+                      "launcher.warm_pool.tenants: invalid namespace id 'Tenant' (1 to 63 of "
+                      "a-z, 0-9, '.', '_', '-', starting with a letter or digit)");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenants:\n      a: echo\n", 4,
+                      "launcher.warm_pool.tenants.a: expected a list, got 'echo'");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenants:\n      a:\n        - ../x\n", 5,
+                      "launcher.warm_pool.tenants.a[0]: invalid pattern name '../x' (1 to 63 of "
+                      "a-z, 0-9, '.', '_', '-', starting with a letter or digit)");
+    EXPECT_FILE_ERROR(
+        "launcher:\n  warm_pool:\n    tenants:\n      a:\n        - echo\n        - echo\n", 6,
+        "launcher.warm_pool.tenants.a[1]: pattern name 'echo' is listed twice (first at line 5)");
+}
+
 TEST_F(ConfigTest, OrphanPolicy) {
     EXPECT_EQ(load("launcher:\n  orphan_policy: adopt\n").orphan_policy,
               launcher::OrphanPolicy::kAdopt);
@@ -412,7 +448,7 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedWithTheirLine) {
         "patterns_dir, default_isolation, process_manager, resources, metrics, "
         "health, runtime_dir, init_path, cgroup_root, pattern_ports, limits_enforcement, "
         "default_grace_period, quotas, namespace_quotas, orphan_policy, log_dir, log_max_bytes, "
-        "identity_range, api, egress)");
+        "identity_range, api, egress, warm_pool)");
     EXPECT_FILE_ERROR("launcher:\n  process_manager:\n    resync: 1s\n", 3,
                       "unknown key 'resync' in launcher.process_manager (known: resync_interval, "
                       "backoff_period, max_concurrent_starts, circuit_breaker_threshold)");

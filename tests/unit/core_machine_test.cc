@@ -62,6 +62,28 @@ struct Settings {
     int circuit_breaker_threshold = 5;
     milliseconds default_grace{1000};
     RestartPolicy restart = RestartPolicy::kAlways;
+    // The warm pool: the manifest's warm_pool.namespaces, the config's tenants.
+    std::vector<std::string> warm_namespaces = {};
+    std::map<std::string, std::vector<std::string>> warm_tenants = {};
+    std::optional<int> max_processes = std::nullopt;
+};
+
+// What the launcher reports of its warm pool.
+struct WarmPoolEvents : LauncherObserver {
+    int hits = 0;
+    int misses = 0;
+    std::vector<std::string> refilled;
+    void process_started(const ProcessLabels&, std::chrono::nanoseconds) override {}
+    void process_stopped(const ProcessLabels&) override {}
+    void process_failed(const ProcessLabels&) override {}
+    void process_restarted(const ProcessLabels&) override {}
+    void process_oom_killed(const ProcessLabels&) override {}
+    void health_checked(const ProcessLabels&, bool) override {}
+    void quota_rejected(const std::string&, const std::string&) override {}
+    void warm_pool_launch(const ProcessLabels&, bool hit) override { ++(hit ? hits : misses); }
+    void warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds) override {
+        refilled.push_back(labels.process_id);
+    }
 };
 
 // What a launch or terminate was answered, and how often.
@@ -107,12 +129,17 @@ protected:
         config.process_manager.circuit_breaker_threshold = s.circuit_breaker_threshold;
         config.default_grace_period = s.default_grace;
         config.limits_enforcement = LimitsEnforcement::kWarn;
+        config.warm_pool.tenants = s.warm_tenants;
+        config.quotas.max_processes = s.max_processes;
         Discovery patterns;
-        patterns.patterns.emplace(kPattern, tcp_manifest(s.restart));
+        Manifest manifest = tcp_manifest(s.restart);
+        manifest.warm_namespaces = s.warm_namespaces;
+        patterns.patterns.emplace(kPattern, std::move(manifest));
         auto sandbox = std::make_unique<FakeSandbox>([this] { return now_; });
         fake_ = sandbox.get();
         launcher_ = std::make_unique<Launcher>(loop_, config, std::move(sandbox), patterns);
         launcher_->set_random_seed(1);
+        launcher_->set_observer(&events_);
     }
 
     // One loop turn at the current virtual time. Several epoll rounds: a
@@ -190,6 +217,7 @@ protected:
     EventLoop loop_{[this] { return now_; }};
     std::filesystem::path runtime_dir_;
     FakeSandbox* fake_ = nullptr;  // owned by launcher_
+    WarmPoolEvents events_;
     std::unique_ptr<Launcher> launcher_;
 };
 
@@ -597,6 +625,128 @@ TEST_F(CoreMachine, ABusyCgroupIsRemovedByRetriesAndTheKeyStillForgotten) {
     EXPECT_FALSE(launcher_->status(id));
     EXPECT_FALSE(std::filesystem::exists(record_file(id)));
     EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
+}
+
+// ---- 9. the warm pool ------------------------------------------------------------------
+
+// Kept keys start once the records are settled, before any launch, and a
+// tenant's first launch is then a reuse: the same process, no spawn.
+TEST_F(CoreMachine, WarmPoolKeysRunBeforeAnyLaunchAndTheFirstLaunchIsAReuse) {
+    start(Settings{.warm_namespaces = {"w1"}, .warm_tenants = {{"w2", {kPattern}}}});
+    advance(2000);
+    EXPECT_TRUE(fake_->spawns().empty()) << "the pool started before recover() settled the records";
+    launcher_->recover();
+    ASSERT_GE(advance_until([&] { return running(id_of("w1")) && running(id_of("w2")); }, 500), 0);
+    EXPECT_EQ(fake_->spawns().size(), 2u);
+    EXPECT_EQ(events_.refilled.size(), 2u);
+    ASSERT_TRUE(launcher_->status(id_of("w1")));
+    EXPECT_TRUE(launcher_->status(id_of("w1"))->warm_pool);
+
+    auto first = launch("w2");
+    turn();
+    ASSERT_EQ(first->calls, 1) << "a kept key answers at once";
+    EXPECT_EQ(first->result.code, ErrorCode::kOk);
+    EXPECT_TRUE(first->result.reused);
+    EXPECT_EQ(fake_->spawns().size(), 2u);
+    EXPECT_EQ(events_.hits, 1);
+    EXPECT_EQ(events_.misses, 0);
+
+    // A namespace the pool does not keep: an ordinary cold start, not counted.
+    launch_running("other");
+    EXPECT_FALSE(launcher_->status(id_of("other"))->warm_pool);
+    EXPECT_EQ(events_.hits + events_.misses, 1);
+    const std::vector<WarmKeyInfo> pool = launcher_->warm_pool();
+    ASSERT_EQ(pool.size(), 2u);
+    EXPECT_EQ(pool[0].process_id, id_of("w1"));
+    EXPECT_EQ(pool[0].state, ProcessState::kRunning);
+}
+
+// The pool starts its keys one slot at a time (half of max_concurrent_starts),
+// each freed slot going to the next missing key at once: not one per tick.
+TEST_F(CoreMachine, WarmPoolFillsAsFastAsItsStartSlotsAllow) {
+    start(Settings{.max_concurrent_starts = 2,
+                   .warm_namespaces = {"w1", "w2", "w3", "w4", "w5", "w6"}});
+    fake_->hold_execs(true);
+    launcher_->recover();
+    advance(10);
+    EXPECT_EQ(fake_->held_execs(), 1) << "the pool took more than its half of the slots";
+    fake_->hold_execs(false);
+    fake_->release_execs();
+    const int took = advance_until(
+        [&] { return launcher_->process_count() == 6 && events_.refilled.size() == 6; }, 900);
+    EXPECT_GE(took, 0) << "the pool waited for its tick between starts: "
+                       << launcher_->process_count() << " keys, " << events_.refilled.size()
+                       << " refilled, " << fake_->spawns().size() << " spawns";
+}
+
+// A launch that comes while the pool's start is under way is a miss and
+// joins that start: one spawn, both answered when it is ready.
+TEST_F(CoreMachine, WarmPoolMissJoinsThePoolsStart) {
+    start(Settings{.warm_namespaces = {"w1"}});
+    fake_->set_behaviour(id_of("w1"), Behaviour::never_ready());
+    launcher_->recover();
+    advance(10);
+    ASSERT_EQ(fake_->spawns().size(), 1u);
+    auto joined = launch("w1");
+    advance(10);
+    EXPECT_EQ(joined->calls, 0);
+    EXPECT_EQ(events_.misses, 1);
+    fake_->make_ready(id_of("w1"));
+    ASSERT_GE(advance_until([&] { return joined->calls > 0; }, 500), 0);
+    EXPECT_EQ(joined->result.code, ErrorCode::kOk);
+    EXPECT_EQ(fake_->spawns().size(), 1u);
+    EXPECT_EQ(events_.refilled.size(), 1u);
+}
+
+// A kept key that a client terminates is started again at the next tick; one
+// that the circuit breaker failed stays FAILED, as for any key, until it is
+// terminated (then the pool starts it again).
+TEST_F(CoreMachine, WarmPoolStartsATerminatedKeyAgainButNotAFailedOne) {
+    start(Settings{.backoff_period = milliseconds(100),
+                   .circuit_breaker_threshold = 2,
+                   .warm_namespaces = {"w1"}});
+    const std::string id = id_of("w1");
+    launcher_->recover();
+    ASSERT_GE(advance_until([&] { return running(id); }, 500), 0);
+    auto stopped = terminate(id);
+    ASSERT_GE(advance_until([&] { return stopped->calls > 0; }, 2000), 0);
+    EXPECT_TRUE(stopped->result.success);
+    ASSERT_GE(advance_until([&] { return running(id); }, 1500), 0) << "not kept";
+    EXPECT_EQ(fake_->spawns().size(), 2u);
+
+    fake_->set_behaviour(id, Behaviour::exits(1));
+    fake_->exit_process(id, 1);
+    ASSERT_GE(advance_until([&] { return state_of(id) == ProcessState::kFailed; }, 3000), 0);
+    const std::size_t spawns = fake_->spawns().size();
+    advance(3000);
+    EXPECT_EQ(fake_->spawns().size(), spawns) << "the pool went around the circuit breaker";
+    EXPECT_EQ(state_of(id), ProcessState::kFailed);
+
+    fake_->set_behaviour(id, Behaviour::ready());
+    auto cleared = terminate(id);
+    ASSERT_GE(advance_until([&] { return cleared->calls > 0; }, 2000), 0);
+    ASSERT_GE(advance_until([&] { return running(id); }, 1500), 0);
+}
+
+// A quota the pool's keys exceed refuses them like any launch; the launcher
+// goes on, and a shutdown ends the pool with everything else.
+TEST_F(CoreMachine, WarmPoolKeysObeyTheQuotasAndStopAtShutdown) {
+    start(Settings{.warm_namespaces = {"w1", "w2", "w3"}, .max_processes = 2});
+    launcher_->recover();
+    advance(3000);
+    EXPECT_EQ(launcher_->process_count(), 2u);
+    EXPECT_EQ(fake_->spawns().size(), 2u);
+    int kept_running = 0;
+    for (const WarmKeyInfo& w : launcher_->warm_pool())
+        kept_running += w.state == ProcessState::kRunning;
+    EXPECT_EQ(kept_running, 2);
+
+    bool done = false;
+    launcher_->shutdown([&] { done = true; });
+    ASSERT_GE(advance_until([&] { return done; }, 5000), 0);
+    advance(3000);
+    EXPECT_EQ(launcher_->process_count(), 0u);
+    EXPECT_EQ(fake_->spawns().size(), 2u) << "the pool started keys during the shutdown";
 }
 
 }  // namespace

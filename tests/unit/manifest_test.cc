@@ -245,7 +245,7 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
                       "unknown key 'isolation' (known: name, version, description, author, "
                       "executable, isolation_level, grace_period, restart, healthcheck, "
                       "resources, backend_slots, environment, config_keys, "
-                      "accept_any_config, sandbox)");
+                      "accept_any_config, sandbox, warm_pool)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
                       "group, capabilities, allow_root, landlock, tmp_size, state_directory, "
@@ -460,6 +460,32 @@ TEST_F(ManifestTest, BadIsolationLevel) {
     EXPECT_FILE_ERROR(kHeader + "isolation_level: NAMESPACE\n", 4,
                       "isolation_level: unknown isolation level 'NAMESPACE' (known: none, "
                       "namespace, session)");
+}
+
+TEST_F(ManifestTest, WarmPool) {
+    const launcher::Manifest m = launcher::parse_manifest(
+        pattern("a", kHeader + "warm_pool:\n  namespaces: [tenant-a, b.2]\n"));
+    EXPECT_EQ(m.warm_namespaces, (std::vector<std::string>{"tenant-a", "b.2"}));
+    EXPECT_TRUE(launcher::parse_manifest(pattern("b", kHeader + "warm_pool: {}\n"))
+                    .warm_namespaces.empty());
+    EXPECT_TRUE(launcher::parse_manifest(pattern("c", kHeader)).warm_namespaces.empty());
+    // SESSION and SHARED keys cannot be named ahead of their launch.
+    EXPECT_FILE_ERROR(kHeader + "isolation_level: session\nwarm_pool:\n  namespaces: [t]\n", 6,
+                      "warm_pool: keeps NAMESPACE keys running, but this pattern's "
+                      "isolation_level is session (warm pools for SESSION keys are not supported "
+                      "yet)");
+    EXPECT_FILE_ERROR(kHeader + "isolation_level: none\nwarm_pool:\n  namespaces: [t]\n", 6,
+                      "warm_pool: keeps NAMESPACE keys running, but this pattern's "
+                      "isolation_level is none (warm pools for SESSION keys are not supported "
+                      "yet)");
+    EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespace: [t]\n", 5,
+                      "unknown key 'namespace' in warm_pool (known: namespaces)");
+    EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespaces: [t, T]\n", 5,
+                      "warm_pool.namespaces[1]: invalid namespace id 'T' (1 to 63 of a-z, 0-9, "
+                      "'.', '_', '-', starting with a letter or digit)");
+    EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespaces:\n    - t\n    - t\n", 7,
+                      "warm_pool.namespaces[1]: namespace id 't' is listed twice (first at line "
+                      "6)");
 }
 
 TEST_F(ManifestTest, RestartPolicy) {

@@ -1,0 +1,61 @@
+#include "config/warm_pool.h"
+
+#include <map>
+
+#include "common/isolation_key.h"
+#include "config/namespace_map.h"
+
+namespace launcher {
+
+namespace fs = std::filesystem;
+using yaml_strict::Field;
+using yaml_strict::Mapping;
+
+namespace {
+
+// A list of identifiers (namespace ids or pattern names), each once.
+std::vector<std::string> to_identifier_list(const fs::path& file, const Field& field,
+                                            const std::string& what) {
+    std::vector<std::string> out;
+    std::map<std::string, int> lines;
+    for (const Field& item : yaml_strict::to_items(file, field)) {
+        const std::string id = yaml_strict::to_nonempty_string(file, item);
+        if (!is_valid_identifier(id)) {
+            yaml_strict::fail(file, item,
+                              "invalid " + what + " '" + id +
+                                  "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a "
+                                  "letter or digit)");
+        }
+        if (const auto seen = lines.find(id); seen != lines.end()) {
+            yaml_strict::fail(file, item,
+                              what + " '" + id + "' is listed twice (first at line " +
+                                  std::to_string(seen->second) + ")");
+        }
+        lines.emplace(id, item.line());
+        out.push_back(id);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> to_manifest_warm_pool(const fs::path& file, const Field& field) {
+    const Mapping map(file, field, {"namespaces"});
+    const Field* namespaces = map.find("namespaces");
+    if (!namespaces) return {};
+    return to_identifier_list(file, *namespaces, "namespace id");
+}
+
+WarmPoolSettings to_warm_pool_settings(const fs::path& file, const Field& field) {
+    const Mapping map(file, field, {"tenants"});
+    WarmPoolSettings settings;
+    const Field* tenants = map.find("tenants");
+    if (!tenants) return settings;
+    for (const Field& tenant : namespace_map_entries(
+             file, *tenants, "a mapping of namespace id to a list of pattern names")) {
+        settings.tenants[tenant.key] = to_identifier_list(file, tenant, "pattern name");
+    }
+    return settings;
+}
+
+}  // namespace launcher
