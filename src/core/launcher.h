@@ -135,7 +135,8 @@ private:
     void stop_key(Key& k, bool force);
     void refresh_usage();  // a bounded slice of keys per tick
     void sample_usage(Key& k);
-    void resync();  // every resync_interval: reconcile_groups()
+    void resync();  // every resync_interval: reconcile_groups() when a stray may exist
+    bool stray_possible();
 
     // key_lifecycle.cc: the transition function and what follows an exit.
     void set_phase(Key& k, Phase next);
@@ -230,7 +231,9 @@ private:
     EventLoop::Timer resync_timer_;  // reconcile_groups(), every resync_interval
     EventLoop::Timer stray_timer_;   // reconcile_groups() again while killed groups empty
     int stray_retries_ = 0;
-    std::string usage_cursor_;  // where the last usage slice ended
+    int resyncs_since_listing_ = 0;  // resync(): a full listing every kListingEvery
+    std::string ns_group_cursor_;    // stray_possible(): where the last slice ended
+    std::string usage_cursor_;       // where the last usage slice ended
     // Egress: the kernel's side (null: none), the veth addresses, and what
     // the listed host names resolved to (resolved on background_).
     std::unique_ptr<NetworkPort> network_;

@@ -1,13 +1,16 @@
 #include "core/pattern_logs.h"
 
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +26,13 @@ PatternLogs::PatternLogs(std::filesystem::path dir, std::uint64_t max_bytes)
         std::filesystem::create_directories(dir_);
         ::chmod(dir_.c_str(), 0750);
     }
+    // Where inotify is refused (out of instances), every pass is a full one.
+    inotify_ = sandbox::UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+        log::warning(std::string("inotify for ") + dir_.string() + ": " + std::strerror(errno) +
+                     "; pattern log caps are checked by stat-ing every file");
+    }
+    watch_dir();
     // Also under journald: open_for() falls back to files when a stream fails.
     worker_ = std::thread([this] { run(); });
 }
@@ -52,13 +62,15 @@ sandbox::UniqueFd PatternLogs::open_for(const std::string& process_id) {
     if (!fd) sandbox::throw_sys_error(errno, "open pattern log", file.string());
     std::lock_guard lock(mutex_);
     files_[process_id] = File{std::move(file), next_generation_++};
+    // It may exist from before, over the cap, and never be written again.
+    dirty_.insert(process_id);
     return fd;
 }
 
 void PatternLogs::enforce_caps() {
     {
         std::lock_guard lock(mutex_);
-        pass_requested_ = true;
+        pass_requested_ = Pass::kAll;
     }
     wake_.notify_one();
 }
@@ -67,38 +79,107 @@ void PatternLogs::wait_for_pass() {
     std::unique_lock lock(mutex_);
     // A pass running now may have snapshotted the files before this call.
     const std::uint64_t target = passes_started_ + 1;
-    pass_requested_ = true;
+    pass_requested_ = Pass::kAll;
     wake_.notify_one();
     pass_done_.wait(lock, [&] { return passes_finished_ >= target || stopping_; });
 }
 
+void PatternLogs::wait_for_check() {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t target = passes_started_ + 1;
+    pass_requested_ = std::max(pass_requested_, Pass::kWritten);
+    wake_.notify_one();
+    pass_done_.wait(lock, [&] { return passes_finished_ >= target || stopping_; });
+}
+
+std::uint64_t PatternLogs::files_examined() const {
+    std::lock_guard lock(mutex_);
+    return files_examined_;
+}
+
 void PatternLogs::run() {
+    auto next_full = std::chrono::steady_clock::now() + kFullPassPeriod;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-        wake_.wait_for(lock, kCheckPeriod, [this] { return stopping_ || pass_requested_; });
+        wake_.wait_for(lock, kCheckPeriod,
+                       [this] { return stopping_ || pass_requested_ != Pass::kNone; });
         if (stopping_) break;
-        pass_requested_ = false;
+        bool all = pass_requested_ == Pass::kAll;
+        pass_requested_ = Pass::kNone;
         ++passes_started_;
         lock.unlock();
-        check_files();
+        if (!collect_events()) all = true;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_full) all = true;
+        if (all) next_full = now + kFullPassPeriod;
+        check_files(all);
         lock.lock();
         ++passes_finished_;
         pass_done_.notify_all();
     }
 }
 
-void PatternLogs::check_files() {
-    // Every file on every pass: a stat() each is cheap off the loop, and a
-    // chatty pattern must not wait for its turn in a slice while it writes.
+void PatternLogs::watch_dir() {
+    if (!inotify_ || watch_ >= 0) return;
+    // Writes, and removals (a removed file is forgotten). The worker's own
+    // copies to "<name>.1" are events too, ignored by their name.
+    watch_ = ::inotify_add_watch(inotify_.get(), dir_.c_str(),
+                                 IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR);
+}
+
+bool PatternLogs::collect_events() {
+    if (!inotify_) return false;
+    bool complete = true;
+    if (watch_ < 0) {
+        // No directory yet (journald ran), or it went: events were missed.
+        watch_dir();
+        complete = false;
+    }
+    alignas(inotify_event) char buffer[64 * 1024];
+    std::vector<std::string> written;
+    for (;;) {
+        const ssize_t n = ::read(inotify_.get(), buffer, sizeof buffer);
+        if (n <= 0) break;  // EAGAIN: drained
+        for (ssize_t at = 0; at < n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+            at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            if (event->mask & IN_Q_OVERFLOW) complete = false;
+            if (event->mask & IN_IGNORED) {
+                watch_ = -1;  // the directory was removed: watched again next pass
+                complete = false;
+            }
+            if (event->len == 0) continue;
+            const std::string_view name(event->name);
+            if (!name.ends_with(".log")) continue;
+            written.emplace_back(name.substr(0, name.size() - 4));
+        }
+    }
+    std::lock_guard lock(mutex_);
+    dirty_.insert(written.begin(), written.end());
+    return complete;
+}
+
+void PatternLogs::check_files(bool all) {
+    // The files written since the last pass, each once however often it was
+    // written; every file on a full pass. A stat() each is cheap off the loop.
     std::vector<std::pair<std::string, File>> snapshot;
     {
         std::lock_guard lock(mutex_);
-        snapshot.assign(files_.begin(), files_.end());
+        if (all) {
+            snapshot.assign(files_.begin(), files_.end());
+        } else {
+            for (const std::string& process_id : dirty_) {
+                auto it = files_.find(process_id);
+                if (it != files_.end()) snapshot.emplace_back(*it);
+            }
+        }
+        dirty_.clear();
     }
     for (const auto& [process_id, file] : snapshot) {
         {
             std::lock_guard lock(mutex_);
             if (stopping_) return;
+            ++files_examined_;
         }
         struct stat st {};
         if (::stat(file.path.c_str(), &st) != 0) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -18,8 +19,12 @@ namespace launcher {
 
 class PatternLogs {
 public:
-    // How often the worker checks the files by itself.
+    // How often the worker checks the files written since its last pass
+    // (inotify tells it which; idle files cost nothing).
     static constexpr std::chrono::seconds kCheckPeriod{5};
+    // How often it stats every file anyway: the safety net for what inotify
+    // may not have said (a lost watch; an overflow also forces a full pass).
+    static constexpr std::chrono::minutes kFullPassPeriod{5};
 
     // journald is used when its stdout socket exists; otherwise files in
     // `dir` (created 0750), each kept under about `max_bytes`. Starts the
@@ -45,9 +50,18 @@ public:
     // is the worker's and never the event loop's.
     void enforce_caps();
 
-    // Blocks until a pass that started after this call has finished. For
-    // tests; never call it on the event loop.
+    // Blocks until a full pass (every file) that started after this call
+    // has finished. For tests; never call it on the event loop.
     void wait_for_pass();
+
+    // Blocks until a periodic pass (only the files written or opened since
+    // the previous pass, unless it has to be full) that started after this
+    // call has finished. For tests, like wait_for_pass().
+    void wait_for_check();
+
+    // How many times a pass has stat-ed a file, for tests: what tells an
+    // idle file left alone from one looked at.
+    std::uint64_t files_examined() const;
 
 private:
     struct File {
@@ -55,21 +69,32 @@ private:
         std::uint64_t generation = 0;  // tells a re-opened file from the one a pass saw
     };
 
+    enum class Pass { kNone, kWritten, kAll };
+
     void run();
-    void check_files();
+    void watch_dir();
+    // Drains the inotify queue into dirty_; false when a full pass is due
+    // because events may have been lost.
+    bool collect_events();
+    void check_files(bool all);
 
     const std::filesystem::path dir_;
     const std::uint64_t max_bytes_;
     bool journald_ = false;
 
-    std::mutex mutex_;  // guards everything below
+    sandbox::UniqueFd inotify_;  // the worker's; non-blocking
+    int watch_ = -1;             // on dir_; -1 until it exists (or after it went)
+
+    mutable std::mutex mutex_;  // guards everything below
     std::condition_variable wake_;
     std::condition_variable pass_done_;
     std::map<std::string, File> files_;  // process id -> its file
+    std::set<std::string> dirty_;        // process ids written or opened since the last pass
     std::uint64_t next_generation_ = 1;
     std::uint64_t passes_started_ = 0;
     std::uint64_t passes_finished_ = 0;
-    bool pass_requested_ = false;
+    std::uint64_t files_examined_ = 0;
+    Pass pass_requested_ = Pass::kNone;
     bool stopping_ = false;
     std::thread worker_;  // last: started once everything above exists
 };

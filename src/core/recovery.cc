@@ -4,6 +4,8 @@
 // agree; else the key is started again, its stop finished, or it is listed
 // FAILED/FINISHED as it was. Only the launcher's own cgroup subtree is
 // searched; whatever no record vouches for is killed and removed.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <optional>
@@ -425,9 +427,56 @@ int Launcher::adopt_unrecorded(const std::set<std::string>& unreadable) {
     return adopted;
 }
 
+namespace {
+
+// Every how many resyncs the subtree is listed even when the link counts
+// match: the safety net for a namespace group outside the slices so far,
+// or a stray that replaced an owned group someone removed.
+constexpr int kListingEvery = 10;
+// How many namespace groups one resync stats.
+constexpr std::size_t kNamespaceSlice = 256;
+
+// On cgroupfs (kernfs) a directory's link count is 2 + its subdirectories
+// (kernfs_refresh_inode), so one stat counts the groups in it. -1: unknown.
+long subgroup_count(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_nlink < 2) return -1;
+    return static_cast<long>(st.st_nlink) - 2;
+}
+
+}  // namespace
+
 void Launcher::resync() {
     resync_timer_ = loop_.timer(config_.process_manager.resync_interval, [this] { resync(); });
+    // Listing the subtree reads every group's directory: with thousands of
+    // keys that was most of the idle daemon's CPU, for nothing while no
+    // group appeared that the launcher does not own.
+    if (++resyncs_since_listing_ < kListingEvery && !stray_possible()) return;
+    resyncs_since_listing_ = 0;
     reconcile_groups();
+}
+
+// Whether the subtree may hold a group no key owns: the groups directly
+// under the root, and those of a slice of the namespace groups, counted by
+// their link counts against what the launcher owns there. Any doubt
+// (a count that does not match, a stat that fails) says yes.
+bool Launcher::stray_possible() {
+    const std::string& root = sandbox_->root_path();
+    long owned_at_root = static_cast<long>(namespace_groups_.size());
+    for (const auto& [id, k] : processes_) {
+        if (k->group && !k->holds_namespace_group) ++owned_at_root;
+    }
+    if (subgroup_count(root + "/supervisor") >= 0) ++owned_at_root;
+    if (subgroup_count(root) != owned_at_root) return true;
+    if (namespace_groups_.empty()) return false;
+    auto it = namespace_groups_.upper_bound(ns_group_cursor_);
+    const std::size_t slice = std::min(kNamespaceSlice, namespace_groups_.size());
+    for (std::size_t n = 0; n < slice; ++n, ++it) {
+        if (it == namespace_groups_.end()) it = namespace_groups_.begin();
+        ns_group_cursor_ = it->first;
+        if (subgroup_count(it->second.group->path()) != it->second.users) return true;
+    }
+    return false;
 }
 
 // Groups in the launcher's subtree that no key owns (a crash between mkdir

@@ -410,6 +410,34 @@ TEST(Recovery, AMissingStateDirectoryMeansEverythingIsKilled) {
     EXPECT_EQ(tenant_cgroups_after(d, 10s), "") << d.log();
 }
 
+// The periodic reconciliation lists the subtree only when link counts say a
+// group may be there that no key owns: groups made by hand, directly under
+// the root and inside a namespace's group, are still found and removed, and
+// the keys' own groups are left alone.
+TEST(Recovery, GroupsMadeByHandWhileRunningAreRemovedByTheResync) {
+    TestDaemon d;
+    add_patterns(d);
+    d.add_config("process_manager: {resync_interval: 200ms}");
+    d.start();
+    pb::LaunchResponse plain, tenant;
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_NONE, "", "", &plain).ok());
+    ASSERT_TRUE(d.launch("sleeper", pb::ISOLATION_NAMESPACE, "t1", "", &tenant).ok());
+    const std::optional<KeyRecord> plain_record = read_record(d.state_dir(), plain.process_id());
+    const std::optional<KeyRecord> tenant_record = read_record(d.state_dir(), tenant.process_id());
+    ASSERT_TRUE(plain_record && tenant_record);
+    const std::string top = d.cgroup_root() + "/stray-top";
+    const std::string inner = d.cgroup_root() + "/ns:t1/stray-inner";
+    ASSERT_TRUE(fs::create_directory(top));
+    ASSERT_TRUE(fs::create_directory(inner));
+    EXPECT_TRUE(gone_within(top, 10s)) << d.log();
+    EXPECT_TRUE(gone_within(inner, 10s)) << d.log();
+    EXPECT_TRUE(fs::exists(plain_record->cgroup()));
+    EXPECT_TRUE(fs::exists(tenant_record->cgroup()));
+    EXPECT_TRUE(process_alive(plain.pid()));
+    EXPECT_TRUE(process_alive(tenant.pid()));
+    EXPECT_EQ(d.list().total_count(), 2);
+}
+
 TEST(Recovery, ProcessesOutsideTheSubtreeAreNeverTouched) {
     // An unrelated process that looks like a pattern (the Go launcher killed
     // such processes by scanning /proc for PATTERN_NAME).

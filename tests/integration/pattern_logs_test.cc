@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -91,6 +92,55 @@ TEST_F(PatternLogsTest, AFileOpenedAgainAfterItWasRemovedIsCappedToo) {
     write_bytes(fd.get(), 2 * kCap);
     logs.wait_for_pass();
     EXPECT_EQ(fs::file_size(file), 0u);
+}
+
+// The periodic pass stats only what was written (inotify says which):
+// idle files cost nothing however many there are, a written one is capped.
+TEST_F(PatternLogsTest, APeriodicPassLooksOnlyAtTheFilesWritten) {
+    launcher::PatternLogs logs(dir_, kCap);
+    if (!files_in_use(logs)) GTEST_SKIP() << "journald runs here: output is not in files";
+    sandbox::UniqueFd chatty = logs.open_for("ns:a:chatty");
+    sandbox::UniqueFd idle1 = logs.open_for("ns:a:idle1");
+    sandbox::UniqueFd idle2 = logs.open_for("ns:a:idle2");
+    logs.wait_for_check();  // the three just opened are looked at once
+    const std::uint64_t before = logs.files_examined();
+    logs.wait_for_check();
+    EXPECT_EQ(logs.files_examined(), before) << "nothing was written: nothing is stat-ed";
+    write_bytes(chatty.get(), 2 * kCap);
+    logs.wait_for_check();
+    EXPECT_EQ(logs.files_examined(), before + 1) << "only the written file is stat-ed";
+    EXPECT_EQ(fs::file_size(dir_ / "ns:a:chatty.log"), 0u) << "and it is capped";
+    EXPECT_EQ(fs::file_size(dir_ / "ns:a:chatty.log.1"), 2 * kCap);
+}
+
+// A file already over the cap when a key opens it again (output of a
+// launcher run before) is capped without being written.
+TEST_F(PatternLogsTest, AFileOpenedOverTheCapIsCappedWithoutAWrite) {
+    {
+        std::FILE* f = std::fopen((dir_ / "ns:a:old.log").c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        const std::string big(2 * kCap, 'x');
+        std::fwrite(big.data(), 1, big.size(), f);
+        std::fclose(f);
+    }
+    launcher::PatternLogs logs(dir_, kCap);
+    if (!files_in_use(logs)) GTEST_SKIP() << "journald runs here: output is not in files";
+    sandbox::UniqueFd fd = logs.open_for("ns:a:old");
+    logs.wait_for_check();
+    EXPECT_EQ(fs::file_size(dir_ / "ns:a:old.log"), 0u);
+}
+
+// A removed file is forgotten on the next periodic pass, as on a full one.
+TEST_F(PatternLogsTest, ARemovedFileIsForgottenByAPeriodicPass) {
+    launcher::PatternLogs logs(dir_, kCap);
+    if (!files_in_use(logs)) GTEST_SKIP() << "journald runs here: output is not in files";
+    logs.open_for("ns:a:gone");
+    logs.wait_for_check();
+    fs::remove(dir_ / "ns:a:gone.log");
+    logs.wait_for_check();  // stats it once (the removal), finds it gone
+    const std::uint64_t before = logs.files_examined();
+    logs.wait_for_pass();
+    EXPECT_EQ(logs.files_examined(), before) << "a full pass has nothing left to stat";
 }
 
 // The destructor wakes the worker instead of waiting out its period.
