@@ -62,6 +62,8 @@ void Launcher::set_phase(Key& k, Phase next) {
         k.rmdir_retries = 0;
     }
     k.phase = next;
+    if (from != next && from == Phase::kStarting) --starting_;
+    if (from != next && next == Phase::kStarting) ++starting_;
     if (from != next) {
         log::debug(k.id + ": " + phase_name(from) + " -> " + phase_name(next) +
                        (next == Phase::kDraining
@@ -400,7 +402,8 @@ void Launcher::forget(Key& k) {
         log::error(id + ": removing its state record: " + e.what());
     }
     start_queue_.remove(id);
-    processes_.erase(id);  // k is gone from here on
+    if (k.phase == Phase::kStarting) --starting_;  // not a phase a key is forgotten in
+    processes_.erase(id);                          // k is gone from here on
     start_next_queued();
     maybe_finish_shutdown();
 }

@@ -214,6 +214,7 @@ private:
     };
     std::map<std::string, NamespaceGroup> namespace_groups_;
     StartQueue start_queue_;
+    int starting_ = 0;  // keys in kStarting (set_phase keeps it): starts_in_flight()
     // The applied-confinement texts keys point to (Key::confinement): one per
     // pattern and host, never erased (a std::set: its elements do not move).
     std::set<std::string> confinements_;
