@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "config/manifest_sandbox.h"
-#include "config/warm_pool.h"
 #include "config/request_variables.h"
+#include "config/warm_pool.h"
 #include "config/yaml_strict.h"
 
 namespace launcher {
@@ -348,8 +348,7 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     const Mapping map(file, root, "",
                       {"name", "version", "description", "author", "executable", "isolation_level",
                        "grace_period", "restart", "healthcheck", "resources", "backend_slots",
-                       "environment", "config_keys", "accept_any_config", "sandbox",
-                       "warm_pool"},
+                       "environment", "config_keys", "accept_any_config", "sandbox", "warm_pool"},
                       1);
     Manifest m;
     m.file = file;

@@ -54,7 +54,8 @@ public:
     void health_checked(const ProcessLabels& labels, bool ok) override;
     void quota_rejected(const std::string& namespace_id, const std::string& limit) override;
     void warm_pool_launch(const ProcessLabels& labels, bool hit) override;
-    void warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds duration) override;
+    void warm_pool_refilled(const ProcessLabels& labels,
+                            std::chrono::nanoseconds duration) override;
 
     // An API call was refused (code: PERMISSION_DENIED or UNAUTHENTICATED).
     // Any thread: prometheus-cpp families and counters lock themselves.
