@@ -95,7 +95,10 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
         // record that an older launcher accepted.
         if (is_forbidden_request_variable(name)) continue;
         // The request's value wins over the manifest's.
-        std::erase_if(env, [&](const std::string& e) { return e.starts_with(name + "="); });
+        // (prefix is a copy: clang 14, which the TSan tier builds with, cannot
+        // capture a structured binding.)
+        const std::string prefix = name + "=";
+        std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
         env.push_back(name + "=" + value);
     }
     return env;

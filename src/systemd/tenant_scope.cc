@@ -41,7 +41,8 @@ constexpr const char* kKernelControllers[] = {"cpu",  "cpuset",  "io",   "memory
 constexpr const char* kUnitExists = "org.freedesktop.systemd1.UnitExists";
 
 struct BusError {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    // SD_BUS_ERROR_NULL without its C compound literal (clang: -Wc99-extensions).
+    sd_bus_error error{};
     ~BusError() { sd_bus_error_free(&error); }
 };
 

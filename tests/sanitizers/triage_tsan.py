@@ -25,6 +25,7 @@ by gRPC's invisible locks) and listed by its top frames.
 import collections
 import os
 import re
+import subprocess
 import sys
 
 FRAME = re.compile(r"^\s+#\d+ (?P<func>.+?) (?P<file>\S+) \((?P<module>[^+)]+)")
@@ -71,13 +72,60 @@ def ours(frame, source):
     return False
 
 
+# A frame as the tier's TSAN_OPTIONS print it (symbolize=0 with
+# stack_trace_format "#%n %p (%m+%o)"): address, module path and offset.
+RAW_FRAME = re.compile(r"^(?P<indent>\s+)#(?P<n>\d+) 0x[0-9a-f]+ "
+                       r"\((?P<module>[^+)]+)\+0x(?P<offset>[0-9a-f]+)\)$", re.M)
+SYMBOLIZER = "/usr/lib/llvm-14/bin/llvm-symbolizer"
+
+
+def symbolize(texts):
+    """Names and lines for the raw frames of all reports, after the run.
+
+    The processes under test do not symbolize (symbolize=0): clang's runtime
+    would start llvm-symbolizer as a child of each daemon, in the daemon's
+    cgroup, where the tests' leak checks rightly count it as a stray process
+    and the cgroup tree cannot be removed. One llvm-symbolizer here does it
+    for every report instead. Each raw frame becomes one line per inlined
+    level, "#N function file:line:col (module+0xoffset)", the format the
+    parsing below reads.
+    """
+    wanted = []
+    seen = set()
+    for text in texts:
+        for m in RAW_FRAME.finditer(text):
+            key = (m.group("module"), m.group("offset"))
+            if key not in seen:
+                seen.add(key)
+                wanted.append(key)
+    if not wanted:
+        return texts
+    stdin = "".join(f'"{module}" 0x{offset}\n' for module, offset in wanted)
+    out = subprocess.run([SYMBOLIZER, "--inlines", "--demangle"], input=stdin,
+                         capture_output=True, text=True, check=True).stdout
+    answers = out.split("\n\n")
+    names = {}
+    for key, answer in zip(wanted, answers):
+        lines = [l for l in answer.split("\n") if l]
+        names[key] = [(lines[i], lines[i + 1] if i + 1 < len(lines) else "??:0")
+                      for i in range(0, len(lines), 2)] or [("??", "??:0")]
+
+    def rewrite(m):
+        key = (m.group("module"), m.group("offset"))
+        return "\n".join(f'{m.group("indent")}#{m.group("n")} {func} {where} '
+                         f'({key[0]}+0x{key[1]})' for func, where in names[key])
+
+    return [RAW_FRAME.sub(rewrite, text) for text in texts]
+
+
 def main():
     source = os.path.realpath(sys.argv[1])
     counted = collections.Counter()
     mine = []
     total = 0
-    for name in sys.argv[2:]:
-        text = open(name, errors="replace").read()
+    names = sys.argv[2:]
+    texts = symbolize([open(name, errors="replace").read() for name in names])
+    for name, text in zip(names, texts):
         for report in text.split("==================\n"):
             if "WARNING: ThreadSanitizer:" not in report:
                 continue
