@@ -2,6 +2,8 @@
 # Installs what building and testing pattern-launcher needs on Debian 12.
 # The package list has one home: the Build-Depends of packaging/debian/control.
 # This script reads it, so adding a dependency there is the only step.
+# Then the npm packages of tests/kubernetes (its package-lock.json), which
+# tests/kubernetes/install.sh installs into tests/kubernetes/node_modules.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,16 +33,18 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#wanted[@]} build dependencies are installed"
-    exit 0
+else
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing packages: ${missing[*]}" >&2
+        echo "install-deps: run as root (or install them with apt-get) and try again" >&2
+        exit 1
+    fi
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing packages: ${missing[*]}" >&2
-    echo "install-deps: run as root (or install them with apt-get) and try again" >&2
-    exit 1
-fi
-
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The npm packages the Kubernetes validation runs with (tests/kubernetes,
+# pinned by its package-lock.json): a no-op once they match the lock.
+"$top/tests/kubernetes/install.sh"
