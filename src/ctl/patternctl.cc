@@ -20,6 +20,7 @@
 #include "common/cli_choice.h"
 #include "config/confinement_report.h"
 #include "config/manifest.h"
+#include "export_command.h"
 #include "prism/launcher/launcher.grpc.pb.h"
 
 namespace pb = prism::launcher;
@@ -405,6 +406,9 @@ int main(int argc, char** argv) {
         app.add_subcommand("validate", "check DIR/*/manifest.yaml offline, as the daemon would");
     validate_cmd->add_option("DIR", validate_dir, "the patterns directory")->required();
 
+    launcher::ctl::ExportArgs export_args;
+    CLI::App* export_kubernetes_cmd = launcher::ctl::add_export_command(app, export_args);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -416,6 +420,7 @@ int main(int argc, char** argv) {
 
     try {
         if (*validate_cmd) return validate(validate_dir);
+        if (*export_kubernetes_cmd) return launcher::ctl::run_export(export_args);
         std::string token;
         if (!o.token_file.empty()) {
             std::string warning;
