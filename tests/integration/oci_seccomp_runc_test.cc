@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "../fixtures/seccomp_probe_expected.h"
 #include "export/oci_seccomp.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/seccomp.h"
@@ -45,56 +46,11 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 using Outcomes = std::map<std::string, std::string>;  // probe name -> outcome
 
-// ---------------------------------------------------------------------------
-// What each profile must give, per probe. kPass: the same as without a
-// filter (the call is allowed). Anything else: exactly that outcome, which
-// the unfiltered run must not show.
-constexpr const char* kPass = "pass";
-
-struct Expected {
-    const char* probe;
-    const char* default_profile;
-    const char* strict_profile;
-    const char* mixed_profile;  // kMixedProfile below
-};
-
-constexpr Expected kExpected[] = {
-    {"getpid", kPass, kPass, kPass},
-    {"open_read", kPass, kPass, kPass},
-    {"fork", kPass, kPass, kPass},
-    // mixed: clone3 gets the default EPERM, on which glibc does not fall back.
-    {"thread", kPass, kPass, "EPERM"},
-    {"clone_plain", kPass, kPass, kPass},
-    {"clone_newns", "EPERM", "EPERM", "EPERM"},
-    {"clone_newuts", "EPERM", "EPERM", "EPERM"},
-    {"clone_newipc", "EPERM", "EPERM", "EPERM"},
-    {"clone_newuser", "EPERM", "EPERM", "EPERM"},
-    {"clone_newpid", "EPERM", "EPERM", "EPERM"},
-    {"clone_newnet", "EPERM", "EPERM", "EPERM"},
-    {"clone_newcgroup", "EPERM", "EPERM", "EPERM"},
-    {"clone_newuser_newns", "EPERM", "EPERM", "EPERM"},
-    {"clone3", "ENOSYS", "ENOSYS", "EPERM"},
-    {"unshare_none", "EPERM", "ENOSYS", kPass},
-    {"unshare_newuser", "EPERM", "ENOSYS", "EINVAL"},
-    {"setns", "EPERM", "ENOSYS", "EPERM"},
-    {"mount", "EPERM", "ENOSYS", "EPERM"},
-    {"keyctl", "EPERM", "ENOSYS", "EPERM"},
-    {"ptrace", "EPERM", "ENOSYS", "EPERM"},
-    {"bpf", "EPERM", "ENOSYS", "EPERM"},
-    {"io_uring_setup", "EPERM", "ENOSYS", "EPERM"},
-    {"perf_event_open", "EPERM", "ENOSYS", "EPERM"},
-    {"userfaultfd", "EPERM", "ENOSYS", "EPERM"},
-    {"mkdir", kPass, "ENOSYS", "EACCES"},
-    {"socket", kPass, kPass, kPass},
-    {"getcpu", kPass, "ENOSYS", kPass},  // mixed: log
-    {"kcmp", "EPERM", "ENOSYS", "SIGSYS"},
-    {"nr451_cachestat", kPass, "ENOSYS", "EPERM"},
-#if defined(__x86_64__)
-    {"i386_getpid", "SIGSYS", "SIGSYS", "SIGSYS"},
-    {"i386_getpid_in_thread", "SIGSYS", "SIGSYS", "EPERM"},  // mixed: no thread (clone3)
-    {"x32_getpid", "SIGSYS", "SIGSYS", "SIGSYS"},
-#endif
-};
+// What each profile must give, per probe: plprobe::kExpected
+// (tests/fixtures/seccomp_probe_expected.h, shared with the crun test in the VM).
+using plprobe::Expected;
+using plprobe::kExpected;
+using plprobe::kPass;
 
 // Where runc gives another outcome than our filter, on purpose documented
 // in docs/seccomp.md ("Exported as OCI JSON"): the runtimes leave

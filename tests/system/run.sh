@@ -22,8 +22,8 @@ start=$SECONDS
 stage() { printf '== vm stage (%d s): %s\n' "$((SECONDS - start))" "$*"; }
 
 for program in tests/system/system_tests tests/integration/sandbox_integration_tests \
-    tests/daemon/daemon_tests tests/fixtures/pl-misbehave src/pattern-launcher src/patternctl \
-    patterns/echo/echo sandbox/init/pattern-launcher-init; do
+    tests/daemon/daemon_tests tests/fixtures/pl-misbehave tests/fixtures/pl-seccomp-probe \
+    src/pattern-launcher src/patternctl patterns/echo/echo sandbox/init/pattern-launcher-init; do
     [ -x "$build_dir/$program" ] || { echo "run.sh: $build_dir/$program is missing; build first" >&2; exit 2; }
 done
 
@@ -64,6 +64,27 @@ for program in tests/system/system_tests tests/integration/sandbox_integration_t
 done
 # The API TLS test makes its certificates in the guest, next to system_tests.
 install -m 0755 "$top/tests/fixtures/make_test_pki.sh" "$payload/bin/"
+# The crun test (oci_seccomp_crun_test.cc): its probe next to system_tests,
+# and the built-in profiles as the exporter writes them, by the built
+# patternctl from a pattern per profile, in oci-seccomp/<profile>.json.
+install -m 0755 "$build_dir/tests/fixtures/pl-seccomp-probe" "$payload/bin/"
+oci_export=$(mktemp -d)
+for profile in default strict; do
+    mkdir -p "$oci_export/patterns/seccomp-$profile"
+    printf 'name: seccomp-%s\nversion: 1.0.0\nexecutable: ./probe\nisolation_level: none\nsandbox:\n  seccomp: %s\n' \
+        "$profile" "$profile" >"$oci_export/patterns/seccomp-$profile/manifest.yaml"
+    install -m 0755 /dev/null "$oci_export/patterns/seccomp-$profile/probe"
+done
+"$build_dir/src/patternctl" export kubernetes --output-dir "$oci_export/out" \
+    --seccomp-subdir pl "$oci_export/patterns" >"$oci_export/export.log" 2>&1 || {
+    cat "$oci_export/export.log" >&2
+    echo "run.sh: patternctl export kubernetes failed" >&2
+    exit 1
+}
+mkdir -p "$payload/oci-seccomp"
+cp "$oci_export/out/seccomp/pl/default.json" "$oci_export/out/seccomp/pl/strict.json" \
+    "$payload/oci-seccomp/"
+rm -rf "$oci_export"
 # The host suites' daemon finds its init next to itself, as installed
 # (<prefix>/bin -> <prefix>/lib/pattern-launcher), and their tests at PL_INIT.
 install -D -m 0755 "$build_dir/sandbox/init/pattern-launcher-init" \

@@ -38,9 +38,10 @@ vm_timeout=${PL_VM_TIMEOUT:-1200}
 
 # What every image holds; the launcher's runtime libraries come as arguments.
 # openssl: the API TLS test makes its certificates in the guest; nftables:
-# the egress test reads the launcher's table with nft.
+# the egress test reads the launcher's table with nft; crun: the exported
+# OCI seccomp profiles are loaded by it (oci_seccomp_crun_test.cc).
 base_packages=(systemd systemd-sysv udev dbus linux-image-amd64 iproute2 procps kmod
-               util-linux busybox-static openssl nftables)
+               util-linux busybox-static openssl nftables crun)
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: %s\n' "$*" >&2; exit 1; }
