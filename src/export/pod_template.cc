@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 
-#include "config/confinement_report.h"
 #include "export/kubernetes_names.h"
 #include "export/kubernetes_parts.h"
 
