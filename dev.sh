@@ -97,12 +97,21 @@ sanitizer_tier() {
     local logs="$dir/sanitizer-logs" rc=0
     rm -rf "$logs"
     mkdir -p "$logs"
-    # Each option's reason: docs/testing.md ("Sanitizers").
-    ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1" \
-    UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
-    LSAN_OPTIONS="suppressions=$top/tests/sanitizers/lsan.supp" \
-    TSAN_OPTIONS="log_path=$logs/tsan:exitcode=0:halt_on_error=0:ignore_noninstrumented_modules=1:second_deadlock_stack=1:history_size=5:symbolize=0:stack_trace_format='    #%n %p (%m+%o)':suppressions=$top/tests/sanitizers/tsan.supp" \
-        run_ctest "$dir" "${ctest_args[@]}" || rc=$?
+    # Each option's reason: docs/testing.md ("Sanitizers"). Only the options
+    # of the tier's own sanitizers: clang's TSan runtime also reads
+    # UBSAN_OPTIONS, whose log_path would send its reports to ubsan.<pid>.
+    local options=()
+    if [ "$sanitizer" = thread ]; then
+        options=("TSAN_OPTIONS=log_path=$logs/tsan:exitcode=0:halt_on_error=0:ignore_noninstrumented_modules=1:second_deadlock_stack=1:history_size=5:symbolize=0:stack_trace_format='    #%n %p (%m+%o)':suppressions=$top/tests/sanitizers/tsan.supp")
+    else
+        options=("ASAN_OPTIONS=log_path=$logs/asan:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
+            "UBSAN_OPTIONS=log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
+            "LSAN_OPTIONS=suppressions=$top/tests/sanitizers/lsan.supp")
+    fi
+    (
+        export "${options[@]}"
+        run_ctest "$dir" "${ctest_args[@]}"
+    ) || rc=$?
     # TSan reports are sorted first: those inside uninstrumented gRPC are
     # counted, ours fail the tier (tests/sanitizers/triage_tsan.py says why).
     local tsan_reports
