@@ -361,10 +361,10 @@ KubernetesExport export_kubernetes(const std::map<std::string, Manifest>& patter
     PodSecurity tenant_level = PodSecurity::kRestricted;
     for (const auto& [name, m] : patterns) {
         PodSecurity& level = m.isolation_level == Isolation::kNone ? shared_level : tenant_level;
-        level = std::max(level, pod_security(m));
-        if (pod_security(m) != PodSecurity::kRestricted)
-            exporter.note(out, "pattern '" + name + "' meets only the " +
-                                   pod_security_name(pod_security(m)) +
+        const PodSecurity meets = pod_security(m);
+        level = std::max(level, meets);
+        if (meets != PodSecurity::kRestricted)
+            exporter.note(out, "pattern '" + name + "' meets only the " + pod_security_name(meets) +
                                    " Pod Security Standard; its namespace enforces that level");
         for (const std::string& w : confinement_weakenings(m))
             exporter.note(out, "pattern '" + name + "' weakened: " + w);
