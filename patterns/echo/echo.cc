@@ -8,6 +8,13 @@
 // when present, else are bound on 127.0.0.1:$GRPC_PORT and 127.0.0.1:$HEALTH_PORT.
 // Readiness is reported with sd_notify(READY=1) when NOTIFY_SOCKET is set.
 // SIGTERM/SIGINT end the process cleanly with exit status 0.
+//
+// Late binding (docs/late-binding.md): started by a session pool, it also
+// inherits a SOCK_SEQPACKET socket named "claim" and no session. It serves
+// at once (its health check passes, so the pool counts it ready); when a
+// SESSION launch claims it, one JSON message on that socket gives it its
+// namespace, session id, process id and config, and it answers "READY=1".
+// GET /identity on the health socket says who it is now.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -19,6 +26,8 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <charconv>
@@ -102,7 +111,24 @@ void set_nonblocking_cloexec(int fd) {
 struct Sockets {
     std::optional<Listener> echo;
     std::optional<Listener> health;
+    int claim = -1;  // a session pool's claim socket; -1: started with its identity
 };
+
+// Who this process serves: from the environment, or from the claim message.
+struct Identity {
+    std::string namespace_id;
+    std::string session_id;
+    std::string process_id;
+    std::size_t config_keys = 0;
+};
+
+Identity identity_from_env() {
+    auto env = [](const char* name) {
+        const char* v = std::getenv(name);
+        return std::string(v ? v : "");
+    };
+    return Identity{env("NAMESPACE"), env("SESSION_ID"), env("PROCESS_ID"), 0};
+}
 
 // Picks echo and health sockets out of the inherited ones. Named fds win;
 // unnamed ("unknown") ones fill the remaining roles in order: echo first.
@@ -115,10 +141,14 @@ Sockets take_listen_fds(int n, char** names) {
         slot = Listener{SD_LISTEN_FDS_START + i, "listen-fd " + name_of(i)};
     };
     for (int i = 0; i < n; ++i) {
-        if (!out.echo && name_of(i) == "grpc")
+        if (!out.echo && name_of(i) == "grpc") {
             assign(out.echo, i);
-        else if (!out.health && name_of(i) == "health")
+        } else if (!out.health && name_of(i) == "health") {
             assign(out.health, i);
+        } else if (out.claim < 0 && name_of(i) == "claim") {
+            used[i] = true;
+            out.claim = SD_LISTEN_FDS_START + i;
+        }
     }
     for (int i = 0; i < n; ++i) {
         if (used[i]) continue;
@@ -255,6 +285,13 @@ std::string health_reply(std::string_view head) {
     return http_response(404, "Not Found", "not found\n");
 }
 
+std::string identity_reply(const Identity& id) {
+    return http_response(200, "OK",
+                         "namespace=" + id.namespace_id + "\nsession_id=" + id.session_id +
+                             "\nprocess_id=" + id.process_id +
+                             "\nconfig_keys=" + std::to_string(id.config_keys) + "\n");
+}
+
 // Position just past the blank line ending an HTTP head, if present. Bare LF
 // line endings are accepted too; some hand-written probes use them.
 std::optional<size_t> head_end(const std::string& buf) {
@@ -267,7 +304,8 @@ std::optional<size_t> head_end(const std::string& buf) {
 
 class Server {
 public:
-    Server(Sockets sockets, int sigfd) : sockets_(std::move(sockets)), sigfd_(sigfd) {}
+    Server(Sockets sockets, int sigfd)
+        : sockets_(std::move(sockets)), sigfd_(sigfd), identity_(identity_from_env()) {}
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -287,9 +325,11 @@ private:
     void close_conn(int fd);
     void pause_listeners();
     void resume_listeners();
+    void on_claim();
 
     Sockets sockets_;
     int sigfd_;
+    Identity identity_;
     int epfd_ = -1;
     bool listeners_paused_ = false;
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
@@ -300,6 +340,7 @@ Server::~Server() {
         close(fd);
     if (sockets_.echo) close(sockets_.echo->fd);
     if (sockets_.health) close(sockets_.health->fd);
+    if (sockets_.claim >= 0) close(sockets_.claim);
     if (epfd_ >= 0) close(epfd_);
 }
 
@@ -317,6 +358,45 @@ void Server::setup() {
     watch(sigfd_, EPOLLIN, true);
     watch(sockets_.echo->fd, EPOLLIN, true);
     if (sockets_.health) watch(sockets_.health->fd, EPOLLIN, true);
+    if (sockets_.claim >= 0) watch(sockets_.claim, EPOLLIN, true);
+}
+
+// The claim: one message, one answer, then the socket is closed. A message
+// that is not a claim is refused with ERROR=, and the process exits: the
+// launcher fails that launch and the pool starts another one.
+void Server::on_claim() {
+    std::string buf(64 * 1024, '\0');
+    ssize_t n = recv(sockets_.claim, buf.data(), buf.size(), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0)
+        die(n == 0 ? "the launcher closed the claim socket" : "claim: " + errno_text(errno));
+    buf.resize(static_cast<size_t>(n));
+    const nlohmann::json j = nlohmann::json::parse(buf, nullptr, false);
+    std::string error;
+    if (j.is_discarded() || !j.is_object() ||
+        !j.value("session_id", nlohmann::json()).is_string() ||
+        !j.value("namespace", nlohmann::json()).is_string() ||
+        !j.value("process_id", nlohmann::json()).is_string() ||
+        !j.value("config", nlohmann::json()).is_object()) {
+        error = "ERROR=echo: not a claim message";
+    } else if (j["namespace"].get<std::string>() != identity_.namespace_id) {
+        // The pool is per tenant: a claim for another one is a launcher bug.
+        error = "ERROR=echo: started for namespace '" + identity_.namespace_id + "'";
+    }
+    if (!error.empty()) {
+        send(sockets_.claim, error.data(), error.size(), MSG_NOSIGNAL);
+        die(error.substr(6));
+    }
+    identity_.session_id = j["session_id"].get<std::string>();
+    identity_.process_id = j["process_id"].get<std::string>();
+    identity_.config_keys = j["config"].size();
+    static constexpr std::string_view kReady = "READY=1";
+    if (send(sockets_.claim, kReady.data(), kReady.size(), MSG_NOSIGNAL) < 0)
+        die("claim answer: " + errno_text(errno));
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, sockets_.claim, nullptr);
+    close(sockets_.claim);
+    sockets_.claim = -1;
+    std::fprintf(stderr, "echo: claimed as %s\n", identity_.process_id.c_str());
 }
 
 // Out of fds or memory: stop accepting until a connection closes, otherwise
@@ -421,7 +501,8 @@ void Server::read_health(Conn& c) {
     c.in.append(buf, static_cast<size_t>(n));
     std::optional<size_t> end = head_end(c.in);
     if (end && *end <= kMaxHealthRequest) {
-        c.out = health_reply(std::string_view(c.in).substr(0, *end));
+        const std::string_view head = std::string_view(c.in).substr(0, *end);
+        c.out = head.starts_with("GET /identity ") ? identity_reply(identity_) : health_reply(head);
     } else if (c.in.size() > kMaxHealthRequest) {
         c.out = http_response(431, "Request Header Fields Too Large", "request too large\n");
     } else {
@@ -465,7 +546,9 @@ int Server::run() {
                     std::fprintf(stderr, "echo: got %s, exiting\n", strsignal(si.ssi_signo));
                 return 0;
             }
-            if (fd == sockets_.echo->fd) {
+            if (fd == sockets_.claim) {
+                on_claim();
+            } else if (fd == sockets_.echo->fd) {
                 on_listener(fd, Role::kEcho);
             } else if (sockets_.health && fd == sockets_.health->fd) {
                 on_listener(fd, Role::kHealth);

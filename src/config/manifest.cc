@@ -345,11 +345,12 @@ std::vector<ConfigKeyRule> parse_config_keys(const fs::path& file, const Field& 
 // parse_manifest, also telling where the `name` key is (for duplicate names).
 Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     const YAML::Node root = yaml_strict::load_mapping_file(file);
-    const Mapping map(file, root, "",
-                      {"name", "version", "description", "author", "executable", "isolation_level",
-                       "grace_period", "restart", "healthcheck", "resources", "backend_slots",
-                       "environment", "config_keys", "accept_any_config", "sandbox", "warm_pool"},
-                      1);
+    const Mapping map(
+        file, root, "",
+        {"name", "version", "description", "author", "executable", "isolation_level",
+         "grace_period", "restart", "healthcheck", "resources", "backend_slots", "environment",
+         "config_keys", "accept_any_config", "sandbox", "warm_pool", "late_binding"},
+        1);
     Manifest m;
     m.file = file;
     std::error_code ec;
@@ -406,8 +407,17 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
     if (const Field* f = map.find("accept_any_config"))
         m.accept_any_config = yaml_strict::to_bool(file, *f);
     if (const Field* f = map.find("sandbox")) m.sandbox = manifest_detail::parse_sandbox(file, *f);
+    if (const Field* f = map.find("late_binding")) m.late_binding = yaml_strict::to_bool(file, *f);
     if (const Field* f = map.find("warm_pool")) {
-        m.warm_namespaces = to_manifest_warm_pool(file, *f);
+        ManifestWarmPool pool = to_manifest_warm_pool(file, *f);
+        m.warm_namespaces = std::move(pool.namespaces);
+        m.warm_sessions = std::move(pool.sessions);
+        if (!m.warm_sessions.empty() && !m.late_binding) {
+            throw FileError(file, pool.sessions_line,
+                            "warm_pool.sessions: needs late_binding: true (a process started "
+                            "ahead learns its session only through the claim protocol, "
+                            "docs/late-binding.md)");
+        }
         // A SESSION key is not known before its launch, and a SHARED one is
         // started by the first launch of anyone: only NAMESPACE keys can be
         // named ahead.
@@ -416,7 +426,7 @@ Manifest parse_manifest_at(const fs::path& file, int& name_line) {
                               "keeps NAMESPACE keys running, but this pattern's isolation_level "
                               "is " +
                                   std::string(isolation_name(m.isolation_level)) +
-                                  " (warm pools for SESSION keys are not supported yet)");
+                                  " (SESSION keys are kept ready with warm_pool.sessions)");
         }
     }
     return m;

@@ -138,6 +138,12 @@ struct Manifest {
     // launcher keeps running before any launch (config/warm_pool.h). Only
     // for isolation_level: namespace.
     std::vector<std::string> warm_namespaces;
+    // `late_binding: true`: the pattern speaks the claim protocol
+    // (docs/late-binding.md), so a process started without a session can be
+    // given one later. `warm_pool.sessions`: per tenant, how many such
+    // processes the launcher keeps ready for the tenant's SESSION keys.
+    bool late_binding = false;
+    std::map<std::string, int> warm_sessions;
 };
 
 // Parses and validates one manifest; throws FileError. Looks up

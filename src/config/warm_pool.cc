@@ -39,11 +39,21 @@ std::vector<std::string> to_identifier_list(const fs::path& file, const Field& f
 
 }  // namespace
 
-std::vector<std::string> to_manifest_warm_pool(const fs::path& file, const Field& field) {
-    const Mapping map(file, field, {"namespaces"});
-    const Field* namespaces = map.find("namespaces");
-    if (!namespaces) return {};
-    return to_identifier_list(file, *namespaces, "namespace id");
+ManifestWarmPool to_manifest_warm_pool(const fs::path& file, const Field& field) {
+    const Mapping map(file, field, {"namespaces", "sessions"});
+    ManifestWarmPool pool;
+    if (const Field* namespaces = map.find("namespaces"))
+        pool.namespaces = to_identifier_list(file, *namespaces, "namespace id");
+    if (const Field* sessions = map.find("sessions")) {
+        pool.sessions_line = sessions->line();
+        const std::string expected = "a mapping of namespace id to a number of processes (1-" +
+                                     std::to_string(kMaxSessionPool) + ")";
+        for (const Field& tenant : namespace_map_entries(file, *sessions, expected)) {
+            pool.sessions[tenant.key] =
+                static_cast<int>(yaml_strict::to_integer(file, tenant, 1, kMaxSessionPool));
+        }
+    }
+    return pool;
 }
 
 WarmPoolSettings to_warm_pool_settings(const fs::path& file, const Field& field) {

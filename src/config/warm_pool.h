@@ -4,6 +4,9 @@
 // Two places list them, and a key is kept when either does:
 // - a manifest, for its own pattern: `warm_pool: {namespaces: [tenant-a]}`;
 // - the launcher config, per tenant: `warm_pool: {tenants: {tenant-a: [echo]}}`.
+// A pattern that speaks the claim protocol (`late_binding: true`,
+// docs/late-binding.md) may also keep processes started ahead for the
+// SESSION keys of listed tenants: `warm_pool: {sessions: {tenant-a: 2}}`.
 // Parsed strictly; every error names the file and line.
 #pragma once
 
@@ -21,11 +24,21 @@ struct WarmPoolSettings {
     std::map<std::string, std::vector<std::string>> tenants;
 };
 
+// The most processes one tenant's session pool of one pattern keeps.
+inline constexpr int kMaxSessionPool = 64;
+
+struct ManifestWarmPool {
+    std::vector<std::string> namespaces;  // NAMESPACE keys kept running
+    std::map<std::string, int> sessions;  // namespace id -> processes kept for its sessions
+    int sessions_line = 0;                // where `sessions` is (for the manifest's checks)
+};
+
 // A manifest's `warm_pool` mapping: its `namespaces` list (valid ids, no
-// duplicates). Whether the pattern's isolation level allows a pool is the
-// manifest parser's check.
-std::vector<std::string> to_manifest_warm_pool(const std::filesystem::path& file,
-                                               const yaml_strict::Field& field);
+// duplicates) and its `sessions` mapping (valid ids, 1 to kMaxSessionPool
+// each). Whether the pattern's isolation level and late binding allow them
+// is the manifest parser's check.
+ManifestWarmPool to_manifest_warm_pool(const std::filesystem::path& file,
+                                       const yaml_strict::Field& field);
 
 // The config's `warm_pool` mapping. Pattern names are checked for their
 // form here; whether they are discovered, and NAMESPACE patterns, is known

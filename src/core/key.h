@@ -122,6 +122,14 @@ struct Key {
     // most keys never need one (10,000 keys: 3 MiB).
     std::unique_ptr<const KeyRecord> base_record;
 
+    // A session pool's process (session_pool.cc): its slot while unclaimed
+    // (its id is pool_process_id(); empty: an ordinary key, or claimed), and
+    // the launcher's end of its claim socket with, after the claim, the
+    // watch for the pattern's answer. Closed once it answered.
+    std::string pool_slot;
+    sandbox::UniqueFd claim;
+    EventLoop::Watch claim_watch;
+
     std::vector<Launcher::LaunchDone> launch_waiters;
     std::vector<Launcher::TerminateDone> terminate_waiters;
     std::optional<StartFailure> start_failure;  // a cold start failed
@@ -140,6 +148,11 @@ struct Key {
 
     ProcessState state() const { return public_state(phase, after_drain); }
 };
+
+// A session pool's process's id (session_pool.cc): "pool:<namespace>:<slot>:<pattern>",
+// a form no launch request can name.
+std::string pool_process_id(const std::string& namespace_id, const std::string& slot,
+                            const std::string& pattern);
 
 // The wall clock, for records (the loop's clock is steady and may be a test's).
 inline std::int64_t unix_ms_now() {

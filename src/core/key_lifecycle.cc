@@ -50,6 +50,7 @@ void Launcher::set_phase(Key& k, Phase next) {
     }
     k.timer.cancel();
     if (next != Phase::kStarting) {
+        k.claim_watch.reset();  // a claim's answer is awaited only in kStarting
         k.pending_watch.reset();
         k.pending_spawn.reset();
         k.ready_before_spawned = false;
@@ -139,6 +140,10 @@ void Launcher::on_exit(Key& k) {
         case Phase::kRunning:
             log::warning(k.id + ": pattern " + k.exit_cause, log_key(k));
             return exited(k, "process " + k.exit_cause, !success);
+        case Phase::kPooled:
+            // Never restarted: the pool starts a fresh one.
+            log::warning(k.id + ": session pool process " + k.exit_cause, log_key(k));
+            return drain(k, AfterDrain::kForget);
         default:
             log::error("BUG: " + k.id + ": a process exited in phase " + phase_name(k.phase),
                        log_key(k));
@@ -304,6 +309,8 @@ void Launcher::drained(Key& k) {
 // record stays (forget() removes it).
 void Launcher::release(Key& k) {
     close_notify(k);
+    k.claim_watch.reset();
+    k.claim.reset();
     bool nothing_runs = !k.process_alive;
     if (k.group) {
         // Only on an error path: continue_drain() removes it.
@@ -389,7 +396,8 @@ void Launcher::forget(Key& k) {
     LaunchResult gone{ErrorCode::kUnavailable, "process " + id + " was terminated", {}, false};
     for (auto& waiter : launches)
         waiter(gone);
-    if (k.key.level == Isolation::kSession) {
+    if (!k.pool_slot.empty()) pool_process_gone(k);
+    if (k.key.level == Isolation::kSession && !k.key.session_id.empty()) {
         const bool session_used = std::any_of(processes_.begin(), processes_.end(), [&](auto& e) {
             return e.first != id && e.second->key.level == Isolation::kSession &&
                    e.second->key.session_id == k.key.session_id;
@@ -437,7 +445,11 @@ void Launcher::persist(const Key& k) {
         (*r.mutable_config())[name] = value;
     r.set_grace_period_ms(k.grace.count());
     r.set_accepted_at_unix_ms(k.accepted_at_unix_ms);
-    r.set_desired(k.stop_requested ? rec::DESIRED_STOPPED : rec::DESIRED_RUNNING);
+    // A pool's process is owed nothing: a launcher restart cannot claim it
+    // (its claim socket is gone), so recovery stops it.
+    r.set_desired(k.stop_requested || !k.pool_slot.empty() ? rec::DESIRED_STOPPED
+                                                           : rec::DESIRED_RUNNING);
+    r.set_pool_slot(k.pool_slot);
     r.set_phase(to_record(k.phase));
     r.set_identity(k.identity);
     r.set_grpc_port(static_cast<std::uint32_t>(k.grpc.port));

@@ -22,6 +22,8 @@ const char* phase_name(Phase phase) {
             return "failed";
         case Phase::kFinished:
             return "finished";
+        case Phase::kPooled:
+            return "pooled";
     }
     return "unknown";
 }
@@ -46,7 +48,10 @@ bool transition_allowed(Phase from, Phase to) {
         case Phase::kQueued:
             return to == Phase::kStarting || to == Phase::kDraining;
         case Phase::kStarting:
-            return to == Phase::kRunning || to == Phase::kStopping || to == Phase::kDraining;
+            return to == Phase::kRunning || to == Phase::kPooled || to == Phase::kStopping ||
+                   to == Phase::kDraining;
+        case Phase::kPooled:
+            return to == Phase::kStarting || to == Phase::kStopping || to == Phase::kDraining;
         case Phase::kRunning:
             return to == Phase::kStopping || to == Phase::kDraining;
         case Phase::kBackoff:
@@ -71,6 +76,7 @@ ProcessState public_state(Phase phase, AfterDrain after) {
         case Phase::kBackoff:
             return ProcessState::kStarting;
         case Phase::kRunning:
+        case Phase::kPooled:
             return ProcessState::kRunning;
         case Phase::kStopping:
             return ProcessState::kTerminating;
@@ -116,6 +122,8 @@ record::Phase to_record(Phase phase) {
             return record::PHASE_FAILED;
         case Phase::kFinished:
             return record::PHASE_FINISHED;
+        case Phase::kPooled:
+            return record::PHASE_POOLED;
     }
     return record::PHASE_UNSPECIFIED;
 }
@@ -138,6 +146,8 @@ Phase from_record(record::Phase phase) {
             return Phase::kFailed;
         case record::PHASE_FINISHED:
             return Phase::kFinished;
+        case record::PHASE_POOLED:
+            return Phase::kPooled;
         default:
             // Unknown (a newer launcher's phase): the key is owed a process;
             // recovery judges by what it finds.

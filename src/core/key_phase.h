@@ -14,6 +14,13 @@
 //      │         │  └─────► kFailed / kFinished (listed, no resources)
 //      └─────────┴────────► gone (terminated, or a cold start failed)
 //
+// A session pool's process (session_pool.h) becomes kPooled instead of
+// kRunning; a claim takes it back to kStarting under its session's key,
+// where it waits for the pattern's READY=1 on the claim socket:
+//
+//   kStarting ──► kPooled ──► kStarting (claimed) ──► kRunning
+//                    └──────► kStopping / kDraining (then forgotten)
+//
 // kDraining kills what is left in the key's cgroup and waits, through the
 // loop, until its process has exited and the cgroup is empty; what follows
 // is data (AfterDrain), not a stored continuation.
@@ -33,6 +40,7 @@ enum class Phase {
     kDraining,  // killed; waiting for the process and the cgroup (timer: rmdir retry)
     kFailed,    // circuit breaker open or cold start failed; nothing runs
     kFinished,  // ended and not restarted (restart policy); nothing runs
+    kPooled,    // a session pool's process, healthy, waiting for a claim
 };
 
 // Where a drain leads once the key's cgroup is empty.

@@ -105,6 +105,7 @@ void Launcher::replace_patterns(Discovery patterns) {
         patterns_[name] = std::make_shared<const Manifest>(std::move(manifest));
     }
     plan_warm_pool();
+    plan_session_pools();
     // New names are looked up at once (off the loop), not at the next round.
     for (const std::string& name : known_egress_names()) {
         if (!names_.addresses.count(name) && !names_.errors.count(name)) {
@@ -190,6 +191,7 @@ std::string Launcher::quota_problem(const IsolationKey& key, std::string& limit)
     int total = 0, in_namespace = 0;
     for (const auto& [id, p] : processes_) {
         if (p->phase == Phase::kFailed || p->phase == Phase::kFinished) continue;
+        if (!p->pool_slot.empty()) continue;  // a pool's: sized by the operator, not a tenant's
         ++total;
         if (!key.namespace_id.empty() && p->key.namespace_id == key.namespace_id) ++in_namespace;
     }
@@ -270,6 +272,12 @@ void Launcher::launch_from(const LaunchParams& params, LaunchDone done, LaunchOr
         return done(LaunchResult{
             ErrorCode::kResourceExhausted, "cannot launch " + id + ": " + problem, {}, false});
     }
+    // A late-binding pattern's session may take a process its tenant's pool
+    // started ahead (session_pool.cc); else it is a cold start like any.
+    if (key.level == Isolation::kSession && manifest->late_binding &&
+        claim_pooled(key, params, manifest, done)) {
+        return;
+    }
 
     auto owned = std::make_unique<Key>();
     Key& k = *owned;
@@ -296,7 +304,8 @@ void Launcher::terminate(const std::string& process_id, milliseconds grace, bool
                          TerminateDone done) {
     loop_.assert_in_loop("Launcher::terminate");
     Key* k = find(process_id);
-    if (!k) {
+    // A session pool's unclaimed process is no client's to stop.
+    if (!k || !k->pool_slot.empty()) {
         return done(
             TerminateResult{ErrorCode::kNotFound, "process not found: " + process_id, false, {}});
     }
@@ -332,6 +341,7 @@ void Launcher::stop_key(Key& k, bool force) {
             return;
         case Phase::kStarting:
         case Phase::kRunning:
+        case Phase::kPooled:
             return begin_stop(k, force);
         case Phase::kQueued:
         case Phase::kBackoff:
@@ -443,6 +453,7 @@ std::vector<ProcessInfo> Launcher::list(const ListFilter& filter) const {
     loop_.assert_in_loop("Launcher::list");
     std::vector<ProcessInfo> out;
     for (const auto& [id, p] : processes_) {
+        if (!p->pool_slot.empty()) continue;  // a session pool's: session_pools()
         if (!filter.pattern.empty() && p->key.pattern != filter.pattern) continue;
         if (!filter.namespace_id.empty() && p->key.namespace_id != filter.namespace_id) continue;
         if (filter.state && p->state() != *filter.state) continue;
@@ -454,7 +465,7 @@ std::vector<ProcessInfo> Launcher::list(const ListFilter& filter) const {
 std::optional<ProcessInfo> Launcher::status(const std::string& process_id) const {
     loop_.assert_in_loop("Launcher::status");
     const Key* p = find(process_id);
-    if (!p) return std::nullopt;
+    if (!p || !p->pool_slot.empty()) return std::nullopt;
     return info(*p);
 }
 
@@ -465,6 +476,7 @@ HealthSummary Launcher::health(bool include_processes) const {
     // a lookup by name per key (strlen, memcmp) showed in the idle profile.
     std::array<int, 3> by_level{};
     for (const auto& [id, p] : processes_) {
+        if (!p->pool_slot.empty()) continue;  // a session pool's: session_pools()
         ++h.total;
         switch (p->state()) {
             case ProcessState::kStarting:

@@ -12,6 +12,7 @@
 // key_lifecycle.cc: set_phase(), exits, restarts, drains, releases, records.
 // supervision.cc: starting, readiness, liveness.
 // warm_pool.cc: the NAMESPACE keys kept running before any launch.
+// session_pool.cc: processes started ahead and claimed by SESSION launches.
 // kernel_sandbox.cc: the real SandboxPort, and a key's compartment.
 // recovery.cc: settling the records after the launcher itself restarted.
 #pragma once
@@ -78,6 +79,8 @@ public:
     HealthSummary health(bool include_processes) const;
     // The keys the warm pool keeps (warm_pool.cc), in process id order.
     std::vector<WarmKeyInfo> warm_pool() const;
+    // The session pools (session_pool.cc), by pattern and namespace.
+    std::vector<SessionPoolInfo> session_pools() const;
 
     // Replaces the known patterns; running processes are untouched.
     void replace_patterns(Discovery patterns);
@@ -195,6 +198,22 @@ private:
     void refill_warm(const std::string& id);
     void count_warm_launch(const std::string& id, const Key* existing);
 
+    // session_pool.cc
+    using PoolTarget = std::pair<std::string, std::string>;  // (pattern, namespace id)
+    void plan_session_pools();    // from the manifests, at every replace_patterns()
+    void refill_session_pools();  // every kWarmTick and after a claim
+    void start_pool_process(const PoolTarget& target);
+    void pool_process_ready(Key& k);
+    // A SESSION launch of a late-binding pattern: hands it a pooled process
+    // of its tenant if one is ready (true: `done` is the key's now).
+    bool claim_pooled(const IsolationKey& key, const LaunchParams& params,
+                      const std::shared_ptr<const Manifest>& manifest, LaunchDone& done);
+    void on_claim_answer(Key& k);
+    // No longer a member (claimed, or forgotten); `refill`: start its
+    // replacement on the next loop turn rather than at the next tick.
+    void pool_process_gone(const Key& k, bool refill = true);
+    void refill_pools_soon();
+
     // recovery.cc
     bool adopt(Key& k, const KeyRecord& record, std::string& why);
     std::unique_ptr<Key> key_from_record(const KeyRecord& record);
@@ -256,6 +275,13 @@ private:
     std::string warm_cursor_;      // where the last refill_missing() pass stopped
     EventLoop::Timer warm_timer_;  // keep_warm()
     EventLoop::Timer warm_soon_;   // refill_missing() after a refill reached RUNNING
+    // The session pools: how many processes each (pattern, namespace) keeps,
+    // the ids of its unclaimed ones, and when a target whose start failed
+    // is tried again (a failing pattern is not started every tick).
+    std::map<PoolTarget, int> pool_wanted_;
+    std::map<PoolTarget, std::set<std::string>> pool_members_;
+    std::map<PoolTarget, EventLoop::Clock::time_point> pool_retry_at_;
+    EventLoop::Timer pool_soon_;  // refill_session_pools() on the next loop turn
     // Tells work that finishes on background_ whether the launcher still exists.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     BackgroundWork background_;  // state directory removal and name lookups, off the loop

@@ -37,6 +37,11 @@ public:
     // The pool started one of its keys and it reached RUNNING; `duration`
     // from the pool's launch to RUNNING.
     virtual void warm_pool_refilled(const ProcessLabels&, std::chrono::nanoseconds duration) = 0;
+    // A SESSION launch of a pattern with a session pool for its tenant: a hit
+    // when it claimed a ready process, a miss when it had to start one.
+    virtual void session_pool_launch(const ProcessLabels&, bool hit) = 0;
+    // A session pool's process became ready, `duration` after the pool asked for it.
+    virtual void session_pool_refilled(const ProcessLabels&, std::chrono::nanoseconds duration) = 0;
 };
 
 }  // namespace launcher

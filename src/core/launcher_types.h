@@ -90,6 +90,16 @@ struct WarmKeyInfo {
     std::optional<ProcessState> state;  // nullopt: not there now (refilled at the next tick)
 };
 
+// One session pool (Launcher::session_pools()): the processes of `pattern`
+// kept ready for SESSION keys of `namespace_id`.
+struct SessionPoolInfo {
+    std::string pattern;
+    std::string namespace_id;
+    int wanted = 0;    // warm_pool.sessions
+    int ready = 0;     // started and healthy, waiting for a claim
+    int starting = 0;  // being started
+};
+
 struct LaunchResult {
     ErrorCode code = ErrorCode::kOk;
     std::string message;  // for code != kOk

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -65,6 +66,27 @@ sandbox::UniqueFd PatternLogs::open_for(const std::string& process_id) {
     // It may exist from before, over the cap, and never be written again.
     dirty_.insert(process_id);
     return fd;
+}
+
+void PatternLogs::rename(const std::string& from, const std::string& to) {
+    std::lock_guard lock(mutex_);
+    auto found = files_.find(from);
+    if (found == files_.end()) return;  // journald's, or never opened
+    File file = std::move(found->second);
+    files_.erase(found);
+    dirty_.erase(from);
+    const std::filesystem::path renamed = dir_ / (to + ".log");
+    // One rename(2) of a small directory entry: cheap enough for the loop.
+    if (::rename(file.path.c_str(), renamed.c_str()) != 0) {
+        log::warning("renaming pattern log " + file.path.string() + " to " + renamed.string() +
+                         ": " + std::strerror(errno),
+                     log::Key{to, {}, {}});
+        return;
+    }
+    file.path = renamed;
+    file.generation = next_generation_++;
+    files_[to] = std::move(file);
+    dirty_.insert(to);
 }
 
 void PatternLogs::enforce_caps() {

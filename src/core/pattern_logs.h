@@ -43,6 +43,12 @@ public:
     // Cheap (one open, or one connect to journald): fine on the event loop.
     sandbox::UniqueFd open_for(const std::string& process_id);
 
+    // A session pool's process was claimed: its file becomes the session
+    // key's (a rename; the process's O_APPEND fd follows it). Under journald
+    // the stream keeps the identifier it was opened with (the pool's id):
+    // journald has no way to retag a stream.
+    void rename(const std::string& from, const std::string& to);
+
     // Asks the worker for a pass now instead of at its next kCheckPeriod;
     // returns at once. A pass copies each file over the cap to "<name>.1"
     // and truncates it (the pattern's fd is O_APPEND, so it goes on writing

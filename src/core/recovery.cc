@@ -69,12 +69,22 @@ std::unique_ptr<Key> Launcher::key_from_record(const KeyRecord& r) {
     const std::optional<Isolation> level = parse_isolation(r.isolation());
     if (!level || !is_valid_identifier(r.pattern())) return nullptr;
     IsolationKey key{*level, r.pattern(), r.namespace_id(), r.session_id()};
-    if (key.process_id() != r.process_id()) return nullptr;
+    if (!r.pool_slot().empty()) {
+        // A session pool's process: recovery only finishes its stop.
+        if (key.level != Isolation::kSession || !key.session_id.empty() ||
+            !is_valid_identifier(r.pool_slot()) ||
+            pool_process_id(r.namespace_id(), r.pool_slot(), r.pattern()) != r.process_id()) {
+            return nullptr;
+        }
+    } else if (key.process_id() != r.process_id()) {
+        return nullptr;
+    }
     if (!r.namespace_id().empty() && !is_valid_identifier(r.namespace_id())) return nullptr;
     if (!r.session_id().empty() && !is_valid_identifier(r.session_id())) return nullptr;
     auto k = std::make_unique<Key>();
     k->key = key;
     k->id = r.process_id();
+    k->pool_slot = r.pool_slot();
     k->base_record = std::make_unique<const KeyRecord>(r);
     if (auto pattern = patterns_.find(r.pattern()); pattern != patterns_.end()) {
         k->manifest = pattern->second;
@@ -199,7 +209,7 @@ Key& Launcher::place_recovered(std::unique_ptr<Key> owned) {
     }
     if (k.grpc.port) ports_.reserve(k.grpc.port);
     if (k.health.port) ports_.reserve(k.health.port);
-    if (k.key.level == Isolation::kSession) {
+    if (k.key.level == Isolation::kSession && !k.key.session_id.empty()) {
         session_owner_.emplace(k.key.session_id, k.key.namespace_id);
     }
     return *(processes_[k.id] = std::move(owned));

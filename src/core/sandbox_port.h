@@ -86,6 +86,9 @@ struct PatternEndpoints {
     int health_fd = -1;  // -1: none (tcp and notify checks)
     int health_port = 0;
     std::filesystem::path notify_socket;  // empty: none
+    // A session pool's process: its end of the claim socket (passed as the
+    // fd named "claim"; docs/late-binding.md). -1: not a pool's.
+    int claim_fd = -1;
 };
 
 // Everything a key's spawn needs, prepared by the core.

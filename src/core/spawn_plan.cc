@@ -75,8 +75,11 @@ std::vector<std::string> pattern_environment(const Manifest& manifest, const Iso
     if (!manifest.environment.count("PATH")) env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
     env.push_back("PATTERN_NAME=" + manifest.name);
     env.push_back("NAMESPACE=" + key.namespace_id);
+    // A session pool's process learns its session from the claim message,
+    // not from its environment (docs/late-binding.md): both empty until then.
+    const bool pooled = endpoints.claim_fd >= 0;
     env.push_back("SESSION_ID=" + key.session_id);
-    env.push_back("PROCESS_ID=" + key.process_id());
+    env.push_back("PROCESS_ID=" + (pooled ? std::string() : key.process_id()));
     env.push_back("GRPC_PORT=" + std::to_string(endpoints.grpc_port));
     if (endpoints.health_port)
         env.push_back("HEALTH_PORT=" + std::to_string(endpoints.health_port));
@@ -171,6 +174,7 @@ sandbox::SpawnSpec build_spawn_spec(const Manifest& manifest, const IsolationKey
     spec.stderr_fd = STDERR_FILENO;
     spec.passed_fds.push_back({endpoints.grpc_fd, "grpc"});
     if (endpoints.health_fd >= 0) spec.passed_fds.push_back({endpoints.health_fd, "health"});
+    if (endpoints.claim_fd >= 0) spec.passed_fds.push_back({endpoints.claim_fd, "claim"});
 
     const SandboxSettings& sb = manifest.sandbox;
     spec.namespaces.mount = sb.has_namespace("mount");

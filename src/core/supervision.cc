@@ -2,10 +2,13 @@
 // readiness, liveness and stopping. Every phase change goes through
 // set_phase() (key_lifecycle.cc); callbacks that outlive a loop turn hold
 // the key's id, never a pointer (with_key()).
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -211,7 +214,22 @@ void Launcher::spawn_process(Key& k) {
             if (Key* q = find(id)) on_notify(*q);
         });
     }
+    // A session pool's process: a socket pair whose other end it inherits
+    // as "claim" (claim_protocol.h). The loop's end is non-blocking.
+    sandbox::UniqueFd claim_end;  // the child's; closed once the spawn has it
+    if (!k.pool_slot.empty()) {
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+            throw StartError(
+                ErrorCode::kInternal,
+                std::string("socketpair for the claim socket: ") + std::strerror(errno));
+        }
+        k.claim = sandbox::UniqueFd(pair[0]);
+        claim_end = sandbox::UniqueFd(pair[1]);
+        ::fcntl(k.claim.get(), F_SETFL, O_NONBLOCK);
+    }
     PatternEndpoints endpoints;
+    endpoints.claim_fd = claim_end ? claim_end.get() : -1;
     endpoints.grpc_fd = k.grpc.fd.get();
     endpoints.grpc_port = k.grpc.port;
     endpoints.health_fd = k.health.fd ? k.health.fd.get() : -1;
@@ -400,6 +418,7 @@ void Launcher::close_notify(Key& k) {
 }
 
 void Launcher::became_healthy(Key& k) {
+    if (!k.pool_slot.empty()) return pool_process_ready(k);
     // Callers that joined a restart did not create the key: reused.
     const bool restart = k.ever_running;
     k.running_since = loop_.now();

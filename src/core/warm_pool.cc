@@ -75,6 +75,7 @@ void Launcher::keep_warm() {
     if (shutting_down_) return;
     warm_timer_ = loop_.timer(kWarmTick, [this] { keep_warm(); });
     refill_missing();
+    refill_session_pools();
 }
 
 // Goes once around the kept keys from where the last pass stopped, and

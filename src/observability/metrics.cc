@@ -179,10 +179,25 @@ public:
                 sample({{"pattern", pattern}}, counts.second, MetricType::Gauge));
         }
 
+        // The session pools: processes wanted, and those ready for a claim.
+        MetricFamily pool_wanted = family("pattern_launcher_session_pool_wanted",
+                                          "Processes a session pool keeps for a tenant's "
+                                          "SESSION keys (warm_pool.sessions)",
+                                          MetricType::Gauge);
+        MetricFamily pool_size =
+            family("pattern_launcher_session_pool_size",
+                   "Processes of a session pool ready for a claim now", MetricType::Gauge);
+        for (const SessionPoolInfo& pool : launcher_.session_pools()) {
+            const std::vector<ClientMetric::Label> labels{{"namespace", pool.namespace_id},
+                                                          {"pattern", pool.pattern}};
+            pool_wanted.metric.push_back(sample(labels, pool.wanted, MetricType::Gauge));
+            pool_size.metric.push_back(sample(labels, pool.ready, MetricType::Gauge));
+        }
+
         std::vector<MetricFamily> out;
-        for (MetricFamily* f :
-             {&starting, &running, &terminating, &failed, &isolation, &cpu_usage, &cpu_seconds,
-              &memory, &healthy, &uptime, &patterns, &warm_kept, &warm_size}) {
+        for (MetricFamily* f : {&starting, &running, &terminating, &failed, &isolation, &cpu_usage,
+                                &cpu_seconds, &memory, &healthy, &uptime, &patterns, &warm_kept,
+                                &warm_size, &pool_wanted, &pool_size}) {
             out.push_back(std::move(*f));
         }
         return out;
@@ -248,6 +263,21 @@ Metrics::Metrics(const Launcher& launcher)
                                 .Help("Time from the warm pool's launch of one of its keys to "
                                       "RUNNING")
                                 .Register(*registry_)),
+      pool_hits_(prometheus::BuildCounter()
+                     .Name("pattern_launcher_session_pool_hits_total")
+                     .Help("SESSION launches that claimed a process of their tenant's session "
+                           "pool")
+                     .Register(*registry_)),
+      pool_misses_(prometheus::BuildCounter()
+                       .Name("pattern_launcher_session_pool_misses_total")
+                       .Help("SESSION launches of a pattern with a session pool for their "
+                             "tenant that found no ready process (a cold start)")
+                       .Register(*registry_)),
+      pool_refill_duration_(prometheus::BuildHistogram()
+                                .Name("pattern_launcher_session_pool_refill_duration_seconds")
+                                .Help("Time from a session pool's start of a process to its "
+                                      "readiness")
+                                .Register(*registry_)),
       snapshot_(std::make_unique<Snapshot>(launcher)) {}
 
 Metrics::~Metrics() = default;
@@ -307,6 +337,18 @@ void Metrics::warm_pool_launch(const ProcessLabels& labels, bool hit) {
 
 void Metrics::warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds duration) {
     warm_refill_duration_.Add({{"pattern", labels.pattern}}, kLaunchBuckets)
+        .Observe(std::chrono::duration<double>(duration).count());
+}
+
+void Metrics::session_pool_launch(const ProcessLabels& labels, bool hit) {
+    (hit ? pool_hits_ : pool_misses_)
+        .Add({{"pattern", labels.pattern}, {"namespace", labels.namespace_id}})
+        .Increment();
+}
+
+void Metrics::session_pool_refilled(const ProcessLabels& labels,
+                                    std::chrono::nanoseconds duration) {
+    pool_refill_duration_.Add({{"pattern", labels.pattern}}, kLaunchBuckets)
         .Observe(std::chrono::duration<double>(duration).count());
 }
 

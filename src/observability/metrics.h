@@ -56,6 +56,9 @@ public:
     void warm_pool_launch(const ProcessLabels& labels, bool hit) override;
     void warm_pool_refilled(const ProcessLabels& labels,
                             std::chrono::nanoseconds duration) override;
+    void session_pool_launch(const ProcessLabels& labels, bool hit) override;
+    void session_pool_refilled(const ProcessLabels& labels,
+                               std::chrono::nanoseconds duration) override;
 
     // An API call was refused (code: PERMISSION_DENIED or UNAUTHENTICATED).
     // Any thread: prometheus-cpp families and counters lock themselves.
@@ -77,6 +80,9 @@ private:
     prometheus::Family<prometheus::Counter>& warm_hits_;
     prometheus::Family<prometheus::Counter>& warm_misses_;
     prometheus::Family<prometheus::Histogram>& warm_refill_duration_;
+    prometheus::Family<prometheus::Counter>& pool_hits_;
+    prometheus::Family<prometheus::Counter>& pool_misses_;
+    prometheus::Family<prometheus::Histogram>& pool_refill_duration_;
     std::unique_ptr<Snapshot> snapshot_;
 };
 

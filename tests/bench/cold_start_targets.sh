@@ -12,11 +12,15 @@
 #      --unshare-all /bin/true (the issue's command);
 #   3. run_load.sh with pl-notify-min (READY=1 and nothing else), the default
 #      sandbox: --keys (default 300) cold launches one at a time, then as many
-#      with 4 clients (load_driver's --live level).
+#      with 4 clients (load_driver's --live level);
+#   4. run_load.sh with the built echo and a session pool of 4 for namespace
+#      bench-pool: 2,000 warm reuses of one key, then 200 SESSION launches of
+#      that tenant one at a time, 50 ms apart (each claims a pooled process).
 # Prints, and writes to --out/summary.md:
 #   cold p50 / spawn_bench default-sandbox median   (target <= 1.5)
 #   cold p50 / bwrap median                         (target <= 1.0)
 #   launches/s with 4 clients / one at a time       (target >= 1.8)
+#   SESSION launch from the pool p50 / warm reuse p50 (target <= 3)
 set -euo pipefail
 
 build="${BUILD_DIR:-build}"
@@ -27,7 +31,7 @@ while [[ $# -gt 0 ]]; do
         --build) build="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --keys) keys="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "cold_start_targets.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -88,6 +92,14 @@ cold_ms=$(jq -r '.latency["cold launch, sequential"].p50_us | round / 1000' "$ou
 seq_rate=$(jq -r '.cold_launches_per_s.sequential' "$out/load.json")
 c4_rate=$(jq -r '.cold_launches_per_s.concurrent' "$out/load.json")
 
+quiet
+"$here/run_load.sh" --build "$build" --runtime-base /dev/shm --session-pool 4 -- \
+    --cold 0 --warm 2000 --health-calls 0 --live "" --session-pool 200 --session-gap-ms 50 \
+    --json "$out/pool.json" > "$out/pool.txt" 2>&1
+pool_ms=$(jq -r '.latency["session launch, sequential"].p50_us | round / 1000' "$out/pool.json")
+reuse_ms=$(jq -r '.latency["warm reuse, sequential"].p50_us | round / 1000' "$out/pool.json")
+claimed=$(sed -n 's/^run_load.sh: session launches that claimed a pooled process: //p' "$out/pool.txt")
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
     echo "| Measure | Value | Ratio | Target |"
@@ -99,5 +111,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo "| cold launch to RUNNING, one at a time, p50 | ${cold_ms} ms | $(ratio "$cold_ms" "$spawn_default") x spawn_bench | <= 1.5 |"
     echo "| the same | | $(ratio "$cold_ms" "$bwrap_ms") x bwrap | <= 1.0 |"
     echo "| cold launches/s: one at a time; 4 clients | ${seq_rate}; ${c4_rate} | $(ratio "$c4_rate" "$seq_rate") | >= 1.8 |"
+    echo "| warm reuse (echo), p50 | ${reuse_ms} ms | | |"
+    echo "| SESSION launch from the pool, p50 (${claimed} of 200 claimed) | ${pool_ms} ms | $(ratio "$pool_ms" "$reuse_ms") x warm reuse | <= 3 |"
 } | tee "$out/summary.md"
 echo "cold_start_targets.sh: results in $out"

@@ -73,6 +73,11 @@ constexpr const char* kUsage =
   --cold N                sequential cold launches (default 200; 0 skips)
   --concurrency C         client threads for the concurrent phases (default 4)
   --warm M                sequential warm-reuse calls (default 5000; 0 skips)
+  --session-pool M        M sequential SESSION launches of namespace <prefix>-pool, each
+                          --session-gap-ms after the last (default 0: skipped); with a
+                          session pool for that tenant (run_load.sh --session-pool N)
+                          each claims a pooled process
+  --session-gap-ms G      pause before each of them, for the pool to refill (default 100)
   --live K1,K2,...        live-key levels (default 1000,10000; "" skips)
   --idle-window S         seconds of idle-CPU measurement per level (default 10)
   --settle S              seconds to wait before measuring a level (default 2)
@@ -94,6 +99,8 @@ struct Options {
     int cold = 200;
     int concurrency = 4;
     int warm = 5000;
+    int session_pool = 0;
+    int session_gap_ms = 100;
     std::vector<int> live = {1000, 10000};
     double idle_window_s = 10;
     double settle_s = 2;
@@ -154,6 +161,10 @@ Options parse_options(int argc, char** argv) {
             o.concurrency = parse_number<int>(flag, v);
         } else if (flag == "--warm") {
             o.warm = parse_number<int>(flag, v);
+        } else if (flag == "--session-pool") {
+            o.session_pool = parse_number<int>(flag, v);
+        } else if (flag == "--session-gap-ms") {
+            o.session_gap_ms = parse_number<int>(flag, v);
         } else if (flag == "--live") {
             o.live.clear();
             std::stringstream ss(v);
@@ -428,6 +439,18 @@ public:
         req.set_pattern_name(options_.pattern);
         req.set_isolation(pb::ISOLATION_NAMESPACE);
         req.set_namespace_(ns);
+        return stub.LaunchPattern(&ctx, req, &response);
+    }
+
+    grpc::Status launch_session(pb::PatternLauncher::Stub& stub, const std::string& ns,
+                                const std::string& session, pb::LaunchResponse& response) const {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        pb::LaunchRequest req;
+        req.set_pattern_name(options_.pattern);
+        req.set_isolation(pb::ISOLATION_SESSION);
+        req.set_namespace_(ns);
+        req.set_session_id(session);
         return stub.LaunchPattern(&ctx, req, &response);
     }
 
@@ -825,6 +848,63 @@ int main(int argc, char** argv) {
         }
     }
 
+    // 3b. SESSION launches, one at a time with a pause for the pool to refill
+    // in: with a session pool for the tenant each is a claim, whose p50 the
+    // issue compares with the warm reuse's above (at most 3 x).
+    double session_p50_us = 0, warm_p50_us = 0;
+    for (const LatencyRow& r : rows) {
+        if (r.name == "warm reuse, sequential") warm_p50_us = r.s.p50;
+    }
+    double gap_reuse_p50_us = 0;
+    if (o.session_pool > 0) {
+        // The same pause before each call also slows a warm reuse (the CPUs
+        // idle in between): measured alike, as the claim's fair baseline.
+        progress("warm reuses " + std::to_string(o.session_gap_ms) +
+                 " ms apart: " + std::to_string(o.session_pool));
+        const std::string gap_key = o.prefix + "-gap";
+        Batch first = runner.launch({gap_key}, 1, false, true);
+        keep_errors(first);
+        if (first.ok == 1) {
+            std::vector<double> reuse_us;
+            for (int i = 0; i < o.session_pool; ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(o.session_gap_ms));
+                Batch one = runner.launch({gap_key}, 1, true, false);
+                keep_errors(one);
+                reuse_us.insert(reuse_us.end(), one.latency_us.begin(), one.latency_us.end());
+            }
+            const Summary s = summarize(reuse_us);
+            gap_reuse_p50_us = s.p50;
+            rows.push_back(
+                {"warm reuse, " + std::to_string(o.session_gap_ms) + " ms apart", s, ""});
+            Batch t = runner.terminate(first.ids, 1);
+            keep_errors(t);
+        }
+        progress("session launches: " + std::to_string(o.session_pool));
+        std::vector<double> us;
+        std::vector<std::string> ids;
+        int failed = 0;
+        for (int i = 0; i < o.session_pool; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(o.session_gap_ms));
+            pb::LaunchResponse response;
+            const auto start = Clock::now();
+            grpc::Status status = api.launch_session(runner.stub(), o.prefix + "-pool",
+                                                     o.prefix + "-s" + std::to_string(i), response);
+            const double took = micros_since(start);
+            if (!status.ok()) {
+                ++failed;
+                continue;
+            }
+            us.push_back(took);
+            ids.push_back(response.process_id());
+        }
+        const Summary s = summarize(us);
+        session_p50_us = s.p50;
+        rows.push_back(
+            {"session launch, sequential", s, failed ? std::to_string(failed) + " failed" : ""});
+        Batch t = runner.terminate(ids, 1);
+        keep_errors(t);
+    }
+
     // 4. Live-key levels. Level 0 is the daemon before any launch (only its
     // idle measurement); it ran first, see below.
     std::vector<LevelResult> levels;
@@ -944,6 +1024,13 @@ int main(int argc, char** argv) {
         " neither the daemon, its patterns nor this program: other users and kernel workers)\n");
     std::printf("\ncold launches/s: sequential %.0f, C=%d %.0f; warm reuses/s with C=%d: %.0f\n",
                 cold_seq_rate, o.concurrency, launch_rate, o.concurrency, warm_concurrent_rate);
+    if (session_p50_us > 0 && warm_p50_us > 0) {
+        std::printf(
+            "session launch p50 / warm reuse p50: %.2f back to back, %.2f with the same "
+            "pause before each\n",
+            session_p50_us / warm_p50_us,
+            gap_reuse_p50_us > 0 ? session_p50_us / gap_reuse_p50_us : 0.0);
+    }
     if (daemon_cpu_per_launch_us > 0) {
         std::printf(
             "CPU per sequential cold start: daemon %s per launch + %s per terminate; "

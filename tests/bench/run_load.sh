@@ -26,6 +26,11 @@
 #                      cold phase (ns:bench-s<i>:echo-notify) running in a warm pool,
 #                      and the driver starts once they all run: its "cold" phase then
 #                      measures pool hits (needs the driver's default --prefix)
+#   --session-pool N   the manifest declares late_binding and keeps N processes ready
+#                      for SESSION keys of namespace bench-pool (warm_pool.sessions);
+#                      the driver starts once they are ready, and its --session-pool
+#                      phase claims them (the pattern must speak the claim protocol:
+#                      the built echo does; needs the driver's default --prefix)
 #   --keep-log FILE    copy the daemon's log to FILE
 #   --wrap "CMD ..."   run the daemon under CMD, e.g. "valgrind --tool=callgrind
 #                      --callgrind-out-file=/tmp/cg.out" or "strace -f -tt -T -o /tmp/st"
@@ -52,6 +57,7 @@ runtime_base=/tmp
 keep_log=
 wrap=
 warm_pool=0
+session_pool=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --build) build="$2"; shift 2 ;;
@@ -63,6 +69,7 @@ while [[ $# -gt 0 ]]; do
         --runtime-base) runtime_base="$2"; shift 2 ;;
         --keep-log) keep_log="$2"; shift 2 ;;
         --warm-pool) warm_pool="$2"; shift 2 ;;
+        --session-pool) session_pool="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
         --) shift; break ;;
         -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
@@ -167,6 +174,11 @@ mkdir -p "$dir/patterns/echo-notify" "$dir/run"
     fi
     echo "environment:"
     echo "  LOG_LEVEL: info"
+    if [[ $session_pool -gt 0 ]]; then
+        echo "late_binding: true"
+        echo "warm_pool:"
+        echo "  sessions: {bench-pool: $session_pool}"
+    fi
 } > "$dir/patterns/echo-notify/manifest.yaml"
 cat > "$dir/config.yaml" <<EOF
 launcher:
@@ -214,6 +226,24 @@ if [[ $warm_pool -gt 0 ]]; then
     echo "run_load.sh: the warm pool runs its $warm_pool keys" >&2
 fi
 
+if [[ $session_pool -gt 0 ]]; then
+    # The pool's processes are no client's keys (List does not show them):
+    # count their populated cgroups, below ns:bench-pool.
+    ready=0
+    for _ in $(seq 1 1200); do
+        ready=0
+        for procs in "$cgroup_root"/ns:bench-pool/pool:*/run.*/cgroup.procs; do
+            # (cgroupfs files say size 0: read one, do not test -s)
+            [[ -n "$(head -c 1 "$procs" 2>/dev/null)" ]] && ready=$((ready + 1))
+        done
+        [[ $ready -ge $session_pool ]] && break
+        sleep 0.1
+    done
+    sleep 1  # started, and now also past their readiness check
+    [[ $ready -ge $session_pool ]] || { echo "run_load.sh: the session pool has $ready of $session_pool processes after 120 s" >&2; exit 1; }
+    echo "run_load.sh: the session pool has its $session_pool processes" >&2
+fi
+
 # In the background, so that a signal to this script is handled at once.
 rc=0
 "$driver" --socket "$socket" --daemon-pid "$daemon_pid" --label "sandbox: $sandbox, network: $network" "$@" &
@@ -230,5 +260,9 @@ notes="$(grep '^pattern-launcher: ' "$dir/launcher.log" |
 if [[ -n "$notes" ]]; then
     echo "run_load.sh: daemon log:" >&2
     echo "$notes" >&2
+fi
+if [[ $session_pool -gt 0 ]]; then
+    echo "run_load.sh: session launches that claimed a pooled process:" \
+         "$(grep -c 'from the session pool' "$dir/launcher.log" || true)" >&2
 fi
 exit "$rc"

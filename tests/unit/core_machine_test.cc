@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,6 +29,7 @@ namespace {
 
 using fake::Behaviour;
 using fake::FakeSandbox;
+using fake::SpawnRecord;
 using std::chrono::milliseconds;
 using Clock = EventLoop::Clock;
 
@@ -66,6 +68,8 @@ struct Settings {
     std::vector<std::string> warm_namespaces = {};
     std::map<std::string, std::vector<std::string>> warm_tenants = {};
     std::optional<int> max_processes = std::nullopt;
+    // A session pool: the manifest's late_binding and warm_pool.sessions.
+    std::map<std::string, int> warm_sessions = {};
 };
 
 // What the launcher reports of its warm pool.
@@ -83,6 +87,14 @@ struct WarmPoolEvents : LauncherObserver {
     void warm_pool_launch(const ProcessLabels&, bool hit) override { ++(hit ? hits : misses); }
     void warm_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds) override {
         refilled.push_back(labels.process_id);
+    }
+    int pool_hits = 0, pool_misses = 0;
+    std::vector<std::string> pool_refilled;
+    void session_pool_launch(const ProcessLabels&, bool hit) override {
+        ++(hit ? pool_hits : pool_misses);
+    }
+    void session_pool_refilled(const ProcessLabels& labels, std::chrono::nanoseconds) override {
+        pool_refilled.push_back(labels.process_id);
     }
 };
 
@@ -134,6 +146,9 @@ protected:
         Discovery patterns;
         Manifest manifest = tcp_manifest(s.restart);
         manifest.warm_namespaces = s.warm_namespaces;
+        manifest.late_binding = !s.warm_sessions.empty();
+        manifest.accept_any_config = !s.warm_sessions.empty();  // a claim carries config
+        manifest.warm_sessions = s.warm_sessions;
         patterns.patterns.emplace(kPattern, std::move(manifest));
         auto sandbox = std::make_unique<FakeSandbox>([this] { return now_; });
         fake_ = sandbox.get();
@@ -186,6 +201,39 @@ protected:
             answer->at = now_;
         });
         return answer;
+    }
+    std::shared_ptr<LaunchAnswer> launch_session(const std::string& ns, const std::string& session,
+                                                 std::map<std::string, std::string> config = {}) {
+        auto answer = std::make_shared<LaunchAnswer>();
+        LaunchParams params;
+        params.pattern = kPattern;
+        params.isolation = Isolation::kSession;
+        params.namespace_id = ns;
+        params.session_id = session;
+        params.config = std::move(config);
+        launcher_->launch(params, [this, answer](const LaunchResult& r) {
+            ++answer->calls;
+            answer->result = r;
+            answer->at = now_;
+        });
+        return answer;
+    }
+    // The spawns of the session pool's processes (their ids begin "pool:").
+    std::vector<SpawnRecord> pool_spawns() const {
+        std::vector<SpawnRecord> out;
+        for (const SpawnRecord& s : fake_->spawns())
+            if (s.process_id.starts_with("pool:")) out.push_back(s);
+        return out;
+    }
+    // The claim message a pool process received, or "" (none yet).
+    std::string claim_received(pid_t pid) const {
+        char buffer[65536];
+        const ssize_t n = ::recv(fake_->claim_socket(pid), buffer, sizeof(buffer), MSG_DONTWAIT);
+        return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+    }
+    void answer_claim(pid_t pid, const std::string& text) {
+        ASSERT_EQ(::send(fake_->claim_socket(pid), text.data(), text.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(text.size()));
     }
     std::shared_ptr<TerminateAnswer> terminate(const std::string& id, bool force = false) {
         auto answer = std::make_shared<TerminateAnswer>();
@@ -747,6 +795,129 @@ TEST_F(CoreMachine, WarmPoolKeysObeyTheQuotasAndStopAtShutdown) {
     advance(3000);
     EXPECT_EQ(launcher_->process_count(), 0u);
     EXPECT_EQ(fake_->spawns().size(), 2u) << "the pool started keys during the shutdown";
+}
+
+// ---- the session pool (session_pool.cc) ----------------------------------------------
+
+// A pool fills within half of max_concurrent_starts, and its processes are
+// no client's: not listed, not in Status, Health nor the quotas, and a
+// Terminate of one is NOT_FOUND.
+TEST_F(CoreMachine, SessionPoolFillsWithinItsSlotsAndIsNoClientsKey) {
+    start(Settings{.max_concurrent_starts = 2, .max_processes = 1, .warm_sessions = {{"t1", 3}}});
+    fake_->hold_execs(true);
+    launcher_->recover();
+    advance(10);
+    EXPECT_EQ(fake_->held_execs(), 1) << "the pool took more than its half of the slots";
+    fake_->hold_execs(false);
+    fake_->release_execs();
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 3; }, 900), 0);
+    const std::vector<SessionPoolInfo> pools = launcher_->session_pools();
+    ASSERT_EQ(pools.size(), 1u);
+    EXPECT_EQ(pools[0].namespace_id, "t1");
+    EXPECT_EQ(pools[0].wanted, 3);
+    EXPECT_EQ(pools[0].ready, 3);
+    EXPECT_EQ(pools[0].starting, 0);
+    EXPECT_TRUE(launcher_->list({}).empty());
+    EXPECT_EQ(launcher_->health(false).total, 0);
+    const std::string pool_id = pool_spawns().at(0).process_id;
+    EXPECT_FALSE(launcher_->status(pool_id));
+    auto refused = terminate(pool_id);
+    turn();
+    EXPECT_EQ(refused->result.code, ErrorCode::kNotFound);
+    // max_processes 1: the pool's three do not count; the one claimed does.
+    launch_running("n1");
+    auto over = launch_session("t1", "s1");
+    turn();
+    EXPECT_EQ(over->result.code, ErrorCode::kResourceExhausted) << over->result.message;
+    EXPECT_EQ(pool_spawns().size(), 3u);
+}
+
+// A claim: no new spawn, the message on the claim socket, the answer there,
+// the pool refilled with a fresh process, and the claimed one never offered
+// again. A refusal and a silence fail only their launch.
+TEST_F(CoreMachine, SessionLaunchClaimsAPooledProcessAndOnlyOnce) {
+    start(Settings{.warm_sessions = {{"t1", 1}}});
+    launcher_->recover();
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 1; }, 500), 0);
+    const SpawnRecord pooled = pool_spawns().at(0);
+
+    auto first = launch_session("t1", "s1", {{"GREETING", "hi"}});
+    turn();
+    EXPECT_EQ(first->calls, 0) << "answered before the pattern took its identity: "
+                               << first->result.message;
+    EXPECT_EQ(claim_received(pooled.pid),
+              R"({"config":{"GREETING":"hi"},"namespace":"t1","process_id":"session:s1:svc",)"
+              R"("session_id":"s1"})");
+    EXPECT_EQ(state_of("session:s1:svc"), ProcessState::kStarting);
+    answer_claim(pooled.pid, "READY=1");
+    ASSERT_GE(advance_until([&] { return first->calls > 0; }, 100), 0);
+    ASSERT_EQ(first->result.code, ErrorCode::kOk) << first->result.message;
+    EXPECT_EQ(first->result.info.pid, pooled.pid);
+    EXPECT_FALSE(first->result.reused);
+    EXPECT_EQ(first->result.info.process_id, "session:s1:svc");
+    EXPECT_EQ(first->result.info.uid, pooled.identity);
+    EXPECT_EQ(events_.pool_hits, 1);
+    EXPECT_TRUE(std::filesystem::exists(record_file("session:s1:svc")));
+    EXPECT_FALSE(std::filesystem::exists(record_file(pooled.process_id)));
+
+    // Refilled with a process of its own; the claimed one is the session's.
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 2; }, 500), 0);
+    const SpawnRecord refill = pool_spawns().at(1);
+    EXPECT_NE(refill.pid, pooled.pid);
+    EXPECT_NE(refill.process_id, pooled.process_id);
+    EXPECT_NE(refill.identity, pooled.identity);
+
+    // Refused: the launch fails with the pattern's reason, nothing stays.
+    auto refused = launch_session("t1", "s2");
+    turn();
+    EXPECT_NE(claim_received(refill.pid), "");
+    answer_claim(refill.pid, "ERROR=no backend for s2");
+    ASSERT_GE(advance_until([&] { return refused->calls > 0; }, 100), 0);
+    EXPECT_EQ(refused->result.code, ErrorCode::kInternal);
+    EXPECT_NE(refused->result.message.find("refused the claim: no backend for s2"),
+              std::string::npos)
+        << refused->result.message;
+    ASSERT_GE(advance_until([&] { return !fake_->alive(refill.process_id); }, 100), 0);
+    EXPECT_FALSE(launcher_->status("session:s2:svc"));
+
+    // Silent: the launch fails at the manifest's start_timeout.
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 3; }, 500), 0);
+    auto silent = launch_session("t1", "s3");
+    ASSERT_GE(advance_until([&] { return silent->calls > 0; }, 10100), 9900);
+    EXPECT_NE(silent->result.message.find("did not become healthy within 10000 ms"),
+              std::string::npos)
+        << silent->result.message;
+    // A session of another tenant never takes t1's process: a cold start.
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 4; }, 500), 0);
+    const std::size_t spawns = fake_->spawns().size();
+    auto other = launch_session("t2", "s4");
+    ASSERT_GE(advance_until([&] { return other->calls > 0; }, 100), 0);
+    EXPECT_EQ(other->result.code, ErrorCode::kOk);
+    EXPECT_EQ(fake_->spawns().size(), spawns + 1);
+    EXPECT_EQ(fake_->spawns().back().process_id, "session:s4:svc");
+    EXPECT_EQ(launcher_->session_pools().at(0).ready, 1);
+}
+
+// A pool whose processes cannot start does not retry every tick: it waits
+// kPoolRetry (5 s) after each failure.
+TEST_F(CoreMachine, ASessionPoolThatCannotStartWaitsBeforeTryingAgain) {
+    start(Settings{.warm_sessions = {{"t1", 1}}});
+    fake_->set_default_behaviour(Behaviour::throws("no such executable"));
+    launcher_->recover();
+    advance(100);
+    ASSERT_EQ(pool_spawns().size(), 1u);
+    advance(4800);
+    EXPECT_EQ(pool_spawns().size(), 1u) << "tried again before its 5 s";
+    advance(1300);
+    EXPECT_EQ(pool_spawns().size(), 2u);
+    // Once it can, the pool fills, and a shutdown ends it with everything else.
+    fake_->set_default_behaviour(Behaviour::ready());
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 1; }, 6500), 0);
+    bool done = false;
+    launcher_->shutdown([&] { done = true; });
+    ASSERT_GE(advance_until([&] { return done; }, 5000), 0);
+    EXPECT_EQ(launcher_->process_count(), 0u);
+    EXPECT_TRUE(fake_->groups().empty()) << fake_->groups().front();
 }
 
 }  // namespace

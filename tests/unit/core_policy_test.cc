@@ -19,7 +19,7 @@ namespace rec = pattern_launcher::state;
 
 constexpr Phase kAllPhases[] = {Phase::kQueued,  Phase::kStarting, Phase::kRunning,
                                 Phase::kBackoff, Phase::kStopping, Phase::kDraining,
-                                Phase::kFailed,  Phase::kFinished};
+                                Phase::kFailed,  Phase::kFinished, Phase::kPooled};
 
 TEST(KeyPhase, OnlyADrainLeadsOutOfARunningProcess) {
     // Every way out of a phase with a live process passes kDraining (or
@@ -33,6 +33,21 @@ TEST(KeyPhase, OnlyADrainLeadsOutOfARunningProcess) {
     EXPECT_FALSE(transition_allowed(Phase::kFailed, Phase::kStarting));
     EXPECT_TRUE(transition_allowed(Phase::kDraining, Phase::kBackoff));
     EXPECT_TRUE(transition_allowed(Phase::kBackoff, Phase::kStarting));
+}
+
+TEST(KeyPhase, APooledProcessIsClaimedOrDrainedNeverRunningWithoutAClaim) {
+    // A pool's process gets a session's identity only through a claim
+    // (kStarting, waiting for its READY=1): kPooled never becomes kRunning
+    // directly, and only a drain (or a stop) ends it.
+    for (Phase to : kAllPhases) {
+        const bool allowed = to == Phase::kPooled || to == Phase::kStarting ||
+                             to == Phase::kStopping || to == Phase::kDraining;
+        EXPECT_EQ(transition_allowed(Phase::kPooled, to), allowed) << phase_name(to);
+    }
+    EXPECT_TRUE(transition_allowed(Phase::kStarting, Phase::kPooled));
+    EXPECT_FALSE(transition_allowed(Phase::kRunning, Phase::kPooled));
+    EXPECT_FALSE(transition_allowed(Phase::kQueued, Phase::kPooled));
+    EXPECT_EQ(public_state(Phase::kPooled, AfterDrain::kForget), ProcessState::kRunning);
 }
 
 TEST(KeyPhase, EveryPhaseIsReachableFromQueued) {

@@ -60,6 +60,9 @@ struct FakeProc {
     // that must not be the health port, which the next test binds again.
     std::vector<sandbox::UniqueFd> connections;
     std::vector<int> signals;
+    // A session pool's process: its end of the claim socket (the process
+    // "inherits" a duplicate, as a child does); closed when it exits.
+    sandbox::UniqueFd claim;
 };
 
 struct GroupNode {
@@ -81,6 +84,7 @@ struct World {
     std::map<std::string, GroupNode> groups;
     std::vector<std::shared_ptr<FakeProc>> procs;
     std::map<std::string, Behaviour> behaviours;
+    std::optional<Behaviour> default_behaviour;  // ids without a behaviour of their own
     std::map<std::string, std::deque<Behaviour>> next_behaviours;
     std::vector<SpawnRecord> spawns;
     std::vector<ExitRecord> exits;
@@ -120,6 +124,7 @@ struct World {
         p.ready = false;
         p.connections.clear();
         p.listener.reset();
+        p.claim.reset();
         p.status = siginfo_t{};
         p.status.si_signo = SIGCHLD;
         p.status.si_code = how;
@@ -348,6 +353,8 @@ SpawnOutcome FakeSandbox::spawn(const SpawnRequest& request) {
         queued->second.pop_front();
     } else if (auto set = w.behaviours.find(request.process_id); set != w.behaviours.end()) {
         behaviour = set->second;
+    } else if (w.default_behaviour) {
+        behaviour = *w.default_behaviour;
     }
     if (behaviour.start == Behaviour::Start::kThrow) {
         w.spawns.push_back(record);
@@ -370,6 +377,8 @@ SpawnOutcome FakeSandbox::spawn(const SpawnRequest& request) {
     proc->behaviour = behaviour;
     proc->health_port = request.endpoints.health_port;
     proc->exit_fd = make_eventfd();
+    if (request.endpoints.claim_fd >= 0)
+        proc->claim = sandbox::UniqueFd(::fcntl(request.endpoints.claim_fd, F_DUPFD_CLOEXEC, 0));
     w.procs.push_back(proc);
     record.pid = proc->pid;
     w.spawns.push_back(record);
@@ -424,6 +433,17 @@ std::unique_ptr<KeyProcess> FakeSandbox::open_process(pid_t pid) {
 
 void FakeSandbox::set_behaviour(const std::string& process_id, Behaviour behaviour) {
     world_->behaviours[process_id] = std::move(behaviour);
+}
+
+void FakeSandbox::set_default_behaviour(Behaviour behaviour) {
+    world_->default_behaviour = std::move(behaviour);
+}
+
+int FakeSandbox::claim_socket(pid_t pid) const {
+    for (const auto& p : world_->procs) {
+        if (p->pid == pid && !p->exited) return p->claim ? p->claim.get() : -1;
+    }
+    return -1;
 }
 
 void FakeSandbox::push_behaviour(const std::string& process_id, Behaviour behaviour) {

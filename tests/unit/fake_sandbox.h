@@ -106,6 +106,11 @@ public:
     // ---- what the test decides ----
     // What spawns of `process_id` do from now on (default: ready).
     void set_behaviour(const std::string& process_id, Behaviour behaviour);
+    // What spawns of ids without a behaviour of their own do (a session
+    // pool's ids are random).
+    void set_default_behaviour(Behaviour behaviour);
+    // The claim socket a session pool's live process `pid` inherited, or -1.
+    int claim_socket(pid_t pid) const;
     // What the next spawn of `process_id` does, before set_behaviour's.
     void push_behaviour(const std::string& process_id, Behaviour behaviour);
     void hold_execs(bool on);

@@ -245,7 +245,7 @@ TEST_F(ManifestTest, MisspeltKeyIsRejectedAtItsLine) {
                       "unknown key 'isolation' (known: name, version, description, author, "
                       "executable, isolation_level, grace_period, restart, healthcheck, "
                       "resources, backend_slots, environment, config_keys, "
-                      "accept_any_config, sandbox, warm_pool)");
+                      "accept_any_config, sandbox, warm_pool, late_binding)");
     EXPECT_FILE_ERROR(kHeader + "sandbox:\n  seccmp: default\n", 5,
                       "unknown key 'seccmp' in sandbox (known: network, seccomp, namespaces, user, "
                       "group, capabilities, allow_root, landlock, tmp_size, state_directory, "
@@ -472,20 +472,48 @@ TEST_F(ManifestTest, WarmPool) {
     // SESSION and SHARED keys cannot be named ahead of their launch.
     EXPECT_FILE_ERROR(kHeader + "isolation_level: session\nwarm_pool:\n  namespaces: [t]\n", 6,
                       "warm_pool: keeps NAMESPACE keys running, but this pattern's "
-                      "isolation_level is session (warm pools for SESSION keys are not supported "
-                      "yet)");
+                      "isolation_level is session (SESSION keys are kept ready with "
+                      "warm_pool.sessions)");
     EXPECT_FILE_ERROR(kHeader + "isolation_level: none\nwarm_pool:\n  namespaces: [t]\n", 6,
                       "warm_pool: keeps NAMESPACE keys running, but this pattern's "
-                      "isolation_level is none (warm pools for SESSION keys are not supported "
-                      "yet)");
+                      "isolation_level is none (SESSION keys are kept ready with "
+                      "warm_pool.sessions)");
     EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespace: [t]\n", 5,
-                      "unknown key 'namespace' in warm_pool (known: namespaces)");
+                      "unknown key 'namespace' in warm_pool (known: namespaces, sessions)");
     EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespaces: [t, T]\n", 5,
                       "warm_pool.namespaces[1]: invalid namespace id 'T' (1 to 63 of a-z, 0-9, "
                       "'.', '_', '-', starting with a letter or digit)");
     EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  namespaces:\n    - t\n    - t\n", 7,
                       "warm_pool.namespaces[1]: namespace id 't' is listed twice (first at line "
                       "6)");
+}
+
+TEST_F(ManifestTest, SessionPoolsNeedLateBinding) {
+    const launcher::Manifest m = launcher::parse_manifest(
+        pattern("a", kHeader + "isolation_level: session\nlate_binding: true\n"
+                               "warm_pool:\n  sessions: {tenant-a: 2, b.2: 64}\n"));
+    EXPECT_TRUE(m.late_binding);
+    EXPECT_EQ(m.warm_sessions, (std::map<std::string, int>{{"tenant-a", 2}, {"b.2", 64}}));
+    EXPECT_TRUE(m.warm_namespaces.empty());
+    // A NAMESPACE pattern may keep both: its tenants' keys, and processes
+    // for the SESSION launches some clients ask of it.
+    const launcher::Manifest both = launcher::parse_manifest(
+        pattern("b", kHeader + "late_binding: true\nwarm_pool:\n  namespaces: [t]\n"
+                               "  sessions: {t: 1}\n"));
+    EXPECT_EQ(both.warm_namespaces, (std::vector<std::string>{"t"}));
+    EXPECT_EQ(both.warm_sessions.at("t"), 1);
+    EXPECT_FALSE(launcher::parse_manifest(pattern("c", kHeader)).late_binding);
+
+    EXPECT_FILE_ERROR(kHeader + "warm_pool:\n  sessions: {t: 1}\n", 5,
+                      "warm_pool.sessions: needs late_binding: true (a process started ahead "
+                      "learns its session only through the claim protocol, "
+                      "docs/late-binding.md)");
+    EXPECT_FILE_ERROR(kHeader + "late_binding: true\nwarm_pool:\n  sessions: {t: 0}\n", 6,
+                      "warm_pool.sessions.t: must be between 1 and 64, got 0");
+    EXPECT_FILE_ERROR(kHeader + "late_binding: true\nwarm_pool:\n  sessions: {t: 65}\n", 6,
+                      "warm_pool.sessions.t: must be between 1 and 64, got 65");
+    EXPECT_FILE_ERROR(kHeader + "late_binding: yes\n", 4,
+                      "late_binding: expected true or false, got 'yes'");
 }
 
 TEST_F(ManifestTest, RestartPolicy) {

@@ -102,6 +102,7 @@ KeyRecord sample(const std::string& process_id = "ns:tenant-a:echo") {
     r.set_exit_cause("killed by signal 9");
     r.set_backoff_until_unix_ms(-1);  // int64 edge: negative survives too
     r.set_recovery("adopted pid 2147483647");
+    r.set_pool_slot("0a1b2c3d");
     return r;
 }
 
