@@ -10,6 +10,13 @@ namespace launcher {
 std::vector<yaml_strict::Field> namespace_map_entries(const std::filesystem::path& file,
                                                       const yaml_strict::Field& field,
                                                       const std::string& expected) {
+    return identifier_map_entries(file, field, expected, "namespace id");
+}
+
+std::vector<yaml_strict::Field> identifier_map_entries(const std::filesystem::path& file,
+                                                       const yaml_strict::Field& field,
+                                                       const std::string& expected,
+                                                       const std::string& what) {
     std::vector<yaml_strict::Field> entries;
     if (field.value.IsNull()) return entries;
     if (!field.value.IsMap())
@@ -22,12 +29,12 @@ std::vector<yaml_strict::Field> namespace_map_entries(const std::filesystem::pat
         if (!key.IsScalar()) {
             throw FileError(
                 file, key_line,
-                field.path + ": namespace ids must be strings, got " + yaml_strict::describe(key));
+                field.path + ": " + what + "s must be strings, got " + yaml_strict::describe(key));
         }
         const std::string id = key.Scalar();
         if (!is_valid_identifier(id)) {
             throw FileError(file, key_line,
-                            field.path + ": invalid namespace id '" + id +
+                            field.path + ": invalid " + what + " '" + id +
                                 "' (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter "
                                 "or digit)");
         }

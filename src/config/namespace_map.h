@@ -20,4 +20,10 @@ std::vector<yaml_strict::Field> namespace_map_entries(const std::filesystem::pat
                                                       const yaml_strict::Field& field,
                                                       const std::string& expected);
 
+// The same for keys that are another kind of identifier (`what`: "pattern name").
+std::vector<yaml_strict::Field> identifier_map_entries(const std::filesystem::path& file,
+                                                       const yaml_strict::Field& field,
+                                                       const std::string& expected,
+                                                       const std::string& what);
+
 }  // namespace launcher

@@ -57,13 +57,27 @@ ManifestWarmPool to_manifest_warm_pool(const fs::path& file, const Field& field)
 }
 
 WarmPoolSettings to_warm_pool_settings(const fs::path& file, const Field& field) {
-    const Mapping map(file, field, {"tenants"});
+    const Mapping map(file, field, {"tenants", "sessions"});
     WarmPoolSettings settings;
-    const Field* tenants = map.find("tenants");
-    if (!tenants) return settings;
-    for (const Field& tenant : namespace_map_entries(
-             file, *tenants, "a mapping of namespace id to a list of pattern names")) {
-        settings.tenants[tenant.key] = to_identifier_list(file, tenant, "pattern name");
+    if (const Field* tenants = map.find("tenants")) {
+        for (const Field& tenant : namespace_map_entries(
+                 file, *tenants, "a mapping of namespace id to a list of pattern names")) {
+            settings.tenants[tenant.key] = to_identifier_list(file, tenant, "pattern name");
+        }
+    }
+    if (const Field* sessions = map.find("sessions")) {
+        const std::string count =
+            "a number of processes (1-" + std::to_string(kMaxSessionPool) + ")";
+        for (const Field& tenant : namespace_map_entries(
+                 file, *sessions,
+                 "a mapping of namespace id to a mapping of pattern name to " + count)) {
+            std::map<std::string, int>& patterns = settings.sessions[tenant.key];
+            for (const Field& pattern : identifier_map_entries(
+                     file, tenant, "a mapping of pattern name to " + count, "pattern name")) {
+                patterns[pattern.key] =
+                    static_cast<int>(yaml_strict::to_integer(file, pattern, 1, kMaxSessionPool));
+            }
+        }
     }
     return settings;
 }

@@ -22,6 +22,9 @@ namespace launcher {
 struct WarmPoolSettings {
     // namespace id -> the patterns whose NAMESPACE key of that tenant is kept running
     std::map<std::string, std::vector<std::string>> tenants;
+    // namespace id -> pattern -> processes kept ready for that tenant's SESSION
+    // keys (`warm_pool.sessions`; late-binding patterns only, checked with them)
+    std::map<std::string, std::map<std::string, int>> sessions;
 };
 
 // The most processes one tenant's session pool of one pattern keeps.
@@ -40,9 +43,11 @@ struct ManifestWarmPool {
 ManifestWarmPool to_manifest_warm_pool(const std::filesystem::path& file,
                                        const yaml_strict::Field& field);
 
-// The config's `warm_pool` mapping. Pattern names are checked for their
-// form here; whether they are discovered, and NAMESPACE patterns, is known
-// only with the patterns (the launcher logs each one it cannot keep).
+// The config's `warm_pool` mapping: `tenants` and `sessions`
+// ({tenant-a: {echo: 2}}). Pattern names are checked for their form here;
+// whether they are discovered, and NAMESPACE (for `tenants`) or late-binding
+// (for `sessions`) patterns, is known only with the patterns (the launcher
+// logs each one it cannot keep).
 WarmPoolSettings to_warm_pool_settings(const std::filesystem::path& file,
                                        const yaml_strict::Field& field);
 

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -64,6 +65,25 @@ void Launcher::plan_session_pools() {
     for (const auto& [name, manifest] : patterns_) {
         for (const auto& [namespace_id, size] : manifest->warm_sessions)
             wanted[{name, namespace_id}] = size;
+    }
+    // The config's, per tenant, checked against the patterns at every reload
+    // as warm_pool.tenants is (plan_warm_pool); the larger of the two counts.
+    for (const auto& [namespace_id, sizes] : config_.warm_pool.sessions) {
+        for (const auto& [name, size] : sizes) {
+            const std::string where =
+                "warm_pool.sessions." + namespace_id + ": pattern '" + name + "'";
+            auto found = patterns_.find(name);
+            if (found == patterns_.end()) {
+                log::warning(where + " is not discovered; no session pool is kept for it");
+            } else if (!found->second->late_binding) {
+                log::warning(where +
+                             " does not declare late_binding: true; no session pool is kept "
+                             "for it (docs/late-binding.md)");
+            } else {
+                int& n = wanted[{name, namespace_id}];
+                n = std::max(n, size);
+            }
+        }
     }
     // Processes of a target no longer listed (or of a pattern whose manifest
     // changed) stay until claimed or ended; none is started for it again.

@@ -379,7 +379,7 @@ TEST_F(ConfigTest, WarmPoolTenants) {
 
 TEST_F(ConfigTest, BadWarmPool) {
     EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenant: {a: [echo]}\n", 3,
-                      "unknown key 'tenant' in launcher.warm_pool (known: tenants)");
+                      "unknown key 'tenant' in launcher.warm_pool (known: tenants, sessions)");
     EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    tenants: [echo]\n", 3,
                       "launcher.warm_pool.tenants: expected a mapping of namespace id to a list "
                       "of pattern names, got a list");
@@ -394,6 +394,30 @@ TEST_F(ConfigTest, BadWarmPool) {
     EXPECT_FILE_ERROR(
         "launcher:\n  warm_pool:\n    tenants:\n      a:\n        - echo\n        - echo\n", 6,
         "launcher.warm_pool.tenants.a[1]: pattern name 'echo' is listed twice (first at line 5)");
+}
+
+TEST_F(ConfigTest, WarmPoolSessions) {
+    const LauncherConfig c = load(R"(launcher:
+  warm_pool:
+    sessions:
+      tenant-a: {echo: 2, kv: 64}
+      b.2:
+        echo: 1
+)");
+    ASSERT_EQ(c.warm_pool.sessions.size(), 2u);
+    EXPECT_EQ(c.warm_pool.sessions.at("tenant-a"),
+              (std::map<std::string, int>{{"echo", 2}, {"kv", 64}}));
+    EXPECT_EQ(c.warm_pool.sessions.at("b.2").at("echo"), 1);
+    EXPECT_TRUE(c.warm_pool.tenants.empty());
+
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    sessions: {a: [echo]}\n", 3,
+                      "launcher.warm_pool.sessions.a: expected a mapping of pattern name to a "
+                      "number of processes (1-64), got a list");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    sessions:\n      a: {Echo: 1}\n", 4,
+                      "launcher.warm_pool.sessions.a: invalid pattern name 'Echo' (1 to 63 of "
+                      "a-z, 0-9, '.', '_', '-', starting with a letter or digit)");
+    EXPECT_FILE_ERROR("launcher:\n  warm_pool:\n    sessions:\n      a: {echo: 65}\n", 4,
+                      "launcher.warm_pool.sessions.a.echo: must be between 1 and 64, got 65");
 }
 
 TEST_F(ConfigTest, OrphanPolicy) {

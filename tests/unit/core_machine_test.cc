@@ -70,6 +70,9 @@ struct Settings {
     std::optional<int> max_processes = std::nullopt;
     // A session pool: the manifest's late_binding and warm_pool.sessions.
     std::map<std::string, int> warm_sessions = {};
+    // The config's warm_pool.sessions, and whether the manifest says late_binding.
+    std::map<std::string, std::map<std::string, int>> config_sessions = {};
+    bool late_binding = false;
 };
 
 // What the launcher reports of its warm pool.
@@ -142,12 +145,13 @@ protected:
         config.default_grace_period = s.default_grace;
         config.limits_enforcement = LimitsEnforcement::kWarn;
         config.warm_pool.tenants = s.warm_tenants;
+        config.warm_pool.sessions = s.config_sessions;
         config.quotas.max_processes = s.max_processes;
         Discovery patterns;
         Manifest manifest = tcp_manifest(s.restart);
         manifest.warm_namespaces = s.warm_namespaces;
-        manifest.late_binding = !s.warm_sessions.empty();
-        manifest.accept_any_config = !s.warm_sessions.empty();  // a claim carries config
+        manifest.late_binding = s.late_binding || !s.warm_sessions.empty();
+        manifest.accept_any_config = manifest.late_binding;  // a claim carries config
         manifest.warm_sessions = s.warm_sessions;
         patterns.patterns.emplace(kPattern, std::move(manifest));
         auto sandbox = std::make_unique<FakeSandbox>([this] { return now_; });
@@ -896,6 +900,28 @@ TEST_F(CoreMachine, SessionLaunchClaimsAPooledProcessAndOnlyOnce) {
     EXPECT_EQ(fake_->spawns().size(), spawns + 1);
     EXPECT_EQ(fake_->spawns().back().process_id, "session:s4:svc");
     EXPECT_EQ(launcher_->session_pools().at(0).ready, 1);
+}
+
+// The config's pools (per tenant) join the manifest's, the larger count of
+// the two; a pattern without late binding, or not discovered, gets none
+// (logged).
+TEST_F(CoreMachine, TheConfigsSessionPoolsNeedALateBindingPattern) {
+    start(Settings{.config_sessions = {{"t1", {{kPattern, 2}}}, {"t2", {{"missing", 1}}}},
+                   .late_binding = true});
+    launcher_->recover();
+    ASSERT_GE(advance_until([&] { return events_.pool_refilled.size() == 2; }, 500), 0);
+    const std::vector<SessionPoolInfo> pools = launcher_->session_pools();
+    ASSERT_EQ(pools.size(), 1u);
+    EXPECT_EQ(pools[0].namespace_id, "t1");
+    EXPECT_EQ(pools[0].ready, 2);
+}
+
+TEST_F(CoreMachine, TheConfigKeepsNoSessionPoolOfAPatternWithoutLateBinding) {
+    start(Settings{.config_sessions = {{"t1", {{kPattern, 2}}}}});
+    launcher_->recover();
+    advance(2000);
+    EXPECT_TRUE(launcher_->session_pools().empty());
+    EXPECT_TRUE(pool_spawns().empty());
 }
 
 // A pool whose processes cannot start does not retry every tick: it waits
