@@ -14,8 +14,9 @@
 #      sandbox: --keys (default 300) cold launches one at a time, then as many
 #      with 4 clients (load_driver's --live level);
 #   4. run_load.sh with the built echo and a session pool of 4 for namespace
-#      bench-pool: 2,000 warm reuses of one key, then 200 SESSION launches of
-#      that tenant one at a time, 50 ms apart (each claims a pooled process).
+#      bench-pool: 2,000 warm reuses of one key back to back, 200 more 50 ms
+#      apart, then 200 SESSION launches of that tenant one at a time, 50 ms
+#      apart (each claims a pooled process; the pause lets the pool refill).
 # Prints, and writes to --out/summary.md:
 #   cold p50 / spawn_bench default-sandbox median   (target <= 1.5)
 #   cold p50 / bwrap median                         (target <= 1.0)
@@ -98,6 +99,7 @@ quiet
     --json "$out/pool.json" > "$out/pool.txt" 2>&1
 pool_ms=$(jq -r '.latency["session launch, sequential"].p50_us | round / 1000' "$out/pool.json")
 reuse_ms=$(jq -r '.latency["warm reuse, sequential"].p50_us | round / 1000' "$out/pool.json")
+gap_reuse_ms=$(jq -r '.latency["warm reuse, 50 ms apart"].p50_us | round / 1000' "$out/pool.json")
 claimed=$(sed -n 's/^run_load.sh: session launches that claimed a pooled process: //p' "$out/pool.txt")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -111,7 +113,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo "| cold launch to RUNNING, one at a time, p50 | ${cold_ms} ms | $(ratio "$cold_ms" "$spawn_default") x spawn_bench | <= 1.5 |"
     echo "| the same | | $(ratio "$cold_ms" "$bwrap_ms") x bwrap | <= 1.0 |"
     echo "| cold launches/s: one at a time; 4 clients | ${seq_rate}; ${c4_rate} | $(ratio "$c4_rate" "$seq_rate") | >= 1.8 |"
-    echo "| warm reuse (echo), p50 | ${reuse_ms} ms | | |"
-    echo "| SESSION launch from the pool, p50 (${claimed} of 200 claimed) | ${pool_ms} ms | $(ratio "$pool_ms" "$reuse_ms") x warm reuse | <= 3 |"
+    echo "| warm reuse (echo), p50: back to back; 50 ms apart | ${reuse_ms}; ${gap_reuse_ms} ms | | |"
+    echo "| SESSION launch from the pool, 50 ms apart, p50 (${claimed} of 200 claimed) | ${pool_ms} ms | $(ratio "$pool_ms" "$reuse_ms") x warm reuse back to back | <= 3 |"
+    echo "| the same | | $(ratio "$pool_ms" "$gap_reuse_ms") x warm reuse 50 ms apart | <= 3 |"
 } | tee "$out/summary.md"
 echo "cold_start_targets.sh: results in $out"

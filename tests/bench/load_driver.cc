@@ -79,6 +79,9 @@ constexpr const char* kUsage =
                           each claims a pooled process
   --session-gap-ms G      pause before each of them, for the pool to refill (default 100)
   --live K1,K2,...        live-key levels (default 1000,10000; "" skips)
+  --terminate-concurrency T  client threads of the final terminate-all (default: C)
+  --leave-keys            do not terminate the live keys at the end (the daemon's own
+                          shutdown, run_load.sh's SIGTERM, then stops them all)
   --idle-window S         seconds of idle-CPU measurement per level (default 10)
   --settle S              seconds to wait before measuring a level (default 2)
   --level-cold N          sequential cold launches (then terminates) sampled at each
@@ -100,6 +103,8 @@ struct Options {
     int concurrency = 4;
     int warm = 5000;
     int session_pool = 0;
+    int terminate_concurrency = 0;  // 0: concurrency
+    bool leave_keys = false;
     int session_gap_ms = 100;
     std::vector<int> live = {1000, 10000};
     double idle_window_s = 10;
@@ -143,6 +148,10 @@ Options parse_options(int argc, char** argv) {
             std::fputs(kUsage, stdout);
             std::exit(0);
         }
+        if (flag == "--leave-keys") {
+            o.leave_keys = true;
+            continue;
+        }
         if (i + 1 >= args.size()) usage_error(flag + " needs a value");
         const std::string& v = args[++i];
         if (flag == "--socket") {
@@ -159,6 +168,8 @@ Options parse_options(int argc, char** argv) {
             o.cold = parse_number<int>(flag, v);
         } else if (flag == "--concurrency") {
             o.concurrency = parse_number<int>(flag, v);
+        } else if (flag == "--terminate-concurrency") {
+            o.terminate_concurrency = parse_number<int>(flag, v);
         } else if (flag == "--warm") {
             o.warm = parse_number<int>(flag, v);
         } else if (flag == "--session-pool") {
@@ -969,11 +980,17 @@ int main(int argc, char** argv) {
     Batch term_all;
     double idle_after_s = -1;
     std::size_t terminated_count = live_ids.size();
+    const int term_c = o.terminate_concurrency > 0 ? o.terminate_concurrency : o.concurrency;
+    if (o.leave_keys && !live_ids.empty()) {
+        progress("leaving " + std::to_string(live_ids.size()) + " keys to the daemon's shutdown");
+        terminated_count = 0;
+        live_ids.clear();
+    }
     if (!live_ids.empty()) {
         progress("terminating " + std::to_string(live_ids.size()) +
-                 " keys with C=" + std::to_string(o.concurrency));
+                 " keys with C=" + std::to_string(term_c));
         const auto start = Clock::now();
-        term_all = runner.terminate(live_ids, o.concurrency);
+        term_all = runner.terminate(live_ids, term_c);
         keep_errors(term_all);
         live_ids.clear();
         ProcSample prev = sample_daemon(daemon, false);
@@ -1067,7 +1084,7 @@ int main(int argc, char** argv) {
     if (terminated_count) {
         std::printf(
             "\nterminate %zu keys with C=%d: %.2f s (%.0f/s, p50 %s, p99 %s); daemon idle %s\n",
-            terminated_count, o.concurrency, term_all.wall_s,
+            terminated_count, term_c, term_all.wall_s,
             term_all.wall_s > 0 ? static_cast<double>(term_all.ok) / term_all.wall_s : 0,
             ms(summarize(term_all.latency_us).p50).c_str(),
             ms(summarize(term_all.latency_us).p99).c_str(),

@@ -127,11 +127,18 @@ cleanup() {
         wait "$driver_pid" 2>/dev/null || true
     fi
     if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+        local keys_left stopping_since
+        keys_left=$(find "$cgroup_root" -mindepth 1 -maxdepth 2 -type d -name '*:*:*' 2>/dev/null | wc -l)
+        stopping_since=$(date +%s.%N)
         kill -TERM "$daemon_pid" 2>/dev/null || true
-        for _ in $(seq 1 1200); do
+        for _ in $(seq 1 12000); do
             kill -0 "$daemon_pid" 2>/dev/null || break
-            sleep 0.1
+            sleep 0.01
         done
+        # The daemon's shutdown stops every key in parallel, each with its
+        # grace period: the terminate-all of an operator (load_driver --leave-keys).
+        echo "run_load.sh: the daemon's shutdown with $keys_left key group(s) took" \
+             "$(awk -v a="$stopping_since" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s" >&2
         if kill -0 "$daemon_pid" 2>/dev/null; then
             echo "run_load.sh: the daemon ignored SIGTERM for 120 s; killing it" >&2
             kill -KILL "$daemon_pid" 2>/dev/null || true
