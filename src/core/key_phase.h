@@ -14,7 +14,7 @@
 //      │         │  └─────► kFailed / kFinished (listed, no resources)
 //      └─────────┴────────► gone (terminated, or a cold start failed)
 //
-// A session pool's process (session_pool.h) becomes kPooled instead of
+// A session pool's process (session_pool.cc) becomes kPooled instead of
 // kRunning; a claim takes it back to kStarting under its session's key,
 // where it waits for the pattern's READY=1 on the claim socket:
 //

@@ -200,8 +200,8 @@ private:
 
     // session_pool.cc
     using PoolTarget = std::pair<std::string, std::string>;  // (pattern, namespace id)
-    void plan_session_pools();    // from the manifests, at every replace_patterns()
-    void refill_session_pools();  // every kWarmTick and after a claim
+    void plan_session_pools();    // from the manifests and the config, at every replace_patterns()
+    void refill_session_pools();  // every kWarmTick, and after a claim's answer or an exit
     void start_pool_process(const PoolTarget& target);
     void pool_process_ready(Key& k);
     // A SESSION launch of a late-binding pattern: hands it a pooled process

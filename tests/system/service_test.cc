@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "system_support.h"
 
@@ -186,6 +188,68 @@ TEST_F(Service, AFrozenDaemonIsRestartedByTheWatchdogAndAdoptsItsPatterns) {
     EXPECT_EQ(info.pid(), launched.pid());
     EXPECT_EQ(info.state(), prism::launcher::STATE_RUNNING);
     api.terminate(launched.process_id());
+}
+
+// A session pool under the real service (docs/late-binding.md): its
+// processes wait in the delegated scope below their tenant's group, each
+// with the manifest's limits enforced by the kernel; a SESSION launch claims
+// one, which keeps that group and those limits; the pool refills; the stop
+// leaves nothing of either. The pattern is added for this test only (a pool
+// would start processes in every other test).
+TEST_F(Service, SessionPoolProcessesWaitInTheScopeWithTheirLimitsAndAClaimKeepsThem) {
+    const std::string dir = "/usr/lib/pattern-launcher/patterns/pooled";
+    struct RemovedAtTheEnd {
+        std::string dir;
+        ~RemovedAtTheEnd() { fs::remove_all(dir); }
+    } removed{dir};
+    fs::create_directories(dir);
+    fs::copy_file("/usr/lib/pattern-launcher/patterns/tenant/pl-misbehave", dir + "/pl-misbehave",
+                  fs::copy_options::overwrite_existing);
+    std::ofstream(dir + "/manifest.yaml")
+        << ("name: pooled\nversion: 1.0.0\nexecutable: ./pl-misbehave\n"
+            "isolation_level: session\nlate_binding: true\n"
+            "warm_pool:\n  sessions: {pool-t: 2}\n"
+            "healthcheck:\n  type: notify\n  start_timeout: 60s\n"
+            "resources:\n  cpu_limit: 0.5\n  memory_limit: 64Mi\n  pids_limit: 32\n"
+            "environment:\n  MISBEHAVE_MODE: claim\n  MISBEHAVE_ARGS: ready\n");
+    Api api;
+    api.health();  // starts the service, which starts the pool
+    const std::string tenant_dir = std::string(kScopeDir) + "/ns:pool-t";
+    auto pool_groups = [&] {
+        std::vector<std::string> out;
+        for (const std::string& group : cgroups_below(tenant_dir)) {
+            const std::string name = fs::path(group).filename();
+            if (name.starts_with("pool:") && group.find("/run.") == std::string::npos)
+                out.push_back(group);
+        }
+        return out;
+    };
+    ASSERT_TRUE(wait_until([&] { return pool_groups().size() == 2; }, 60s))
+        << sh("find " + tenant_dir).output;
+    for (const std::string& group : pool_groups()) {
+        EXPECT_EQ(read_line(group + "/memory.max"), "67108864") << group;
+        EXPECT_EQ(read_line(group + "/cpu.max"), "50000 100000") << group;
+        EXPECT_EQ(read_line(group + "/pids.max"), "32") << group;
+    }
+    std::this_thread::sleep_for(2s);  // both past READY=1: pooled
+
+    prism::launcher::LaunchResponse claimed;
+    grpc::Status status = api.launch_session("pooled", "pool-t", "s1", &claimed);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(claimed.state(), prism::launcher::STATE_RUNNING) << claimed.error();
+    const prism::launcher::PatternInfo info = api.status(claimed.process_id());
+    EXPECT_TRUE(fs::path(info.cgroup()).filename().string().starts_with("pool:")) << info.cgroup();
+    EXPECT_TRUE(info.limits_enforced());
+    EXPECT_EQ(read_line(info.cgroup() + "/memory.max"), "67108864");
+    EXPECT_TRUE(cgroup_dir_of(claimed.pid()).starts_with(info.cgroup() + "/"))
+        << cgroup_dir_of(claimed.pid());
+    // Refilled: two unclaimed groups again, besides the claimed one.
+    EXPECT_TRUE(wait_until([&] { return pool_groups().size() == 3; }, 60s))
+        << sh("find " + tenant_dir).output;
+    api.terminate(claimed.process_id());
+    EXPECT_FALSE(fs::exists(info.cgroup()));
+
+    EXPECT_EQ(stop_service_and_clean_up(), "");
 }
 
 TEST_F(Service, StrictModeRefusesALimitWhoseControllerIsNotDelegated) {

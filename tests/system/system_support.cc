@@ -194,6 +194,19 @@ grpc::Status Api::launch(const std::string& pattern, const std::string& ns,
     return stub_->LaunchPattern(&context, request, response);
 }
 
+grpc::Status Api::launch_session(const std::string& pattern, const std::string& ns,
+                                 const std::string& session,
+                                 prism::launcher::LaunchResponse* response) {
+    grpc::ClientContext context;
+    set_deadline(context);
+    prism::launcher::LaunchRequest request;
+    request.set_pattern_name(pattern);
+    request.set_isolation(prism::launcher::ISOLATION_SESSION);
+    request.set_namespace_(ns);
+    request.set_session_id(session);
+    return stub_->LaunchPattern(&context, request, response);
+}
+
 prism::launcher::LaunchResponse Api::launch_running(
     const std::string& pattern, const std::string& ns,
     const std::map<std::string, std::string>& config) {

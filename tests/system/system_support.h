@@ -78,6 +78,10 @@ public:
     grpc::Status launch(const std::string& pattern, const std::string& ns,
                         const std::map<std::string, std::string>& config,
                         prism::launcher::LaunchResponse* response);
+    // A SESSION launch (session_id set, isolation SESSION).
+    grpc::Status launch_session(const std::string& pattern, const std::string& ns,
+                                const std::string& session,
+                                prism::launcher::LaunchResponse* response);
     // Throws unless the launch succeeded and the process is RUNNING.
     prism::launcher::LaunchResponse launch_running(
         const std::string& pattern, const std::string& ns,
