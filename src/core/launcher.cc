@@ -284,18 +284,25 @@ void Launcher::launch_from(const LaunchParams& params, LaunchDone done, LaunchOr
     k.key = key;
     k.id = id;
     k.manifest = manifest;
-    k.config = params.config;
-    k.grace = params.grace_period.count() > 0
-                  ? params.grace_period
-                  : manifest->grace_period.value_or(config_.default_grace_period);
-    k.requested_at = loop_.now();
-    k.accepted_at_unix_ms = unix_ms_now();
-    k.launch_waiters.push_back(std::move(done));
+    accept_request(k, params, *manifest, std::move(done));
     processes_[id] = std::move(owned);
     if (key.level == Isolation::kSession) session_owner_.emplace(key.session_id, key.namespace_id);
     // Accepted: from here the key has a record until it is terminated.
     persist(k);
     enqueue_start(k);
+}
+
+// What a key takes from the launch request it was accepted for, whether a
+// new key or a session pool's process that the launch claimed.
+void Launcher::accept_request(Key& k, const LaunchParams& params, const Manifest& manifest,
+                              LaunchDone done) {
+    k.config = params.config;
+    k.grace = params.grace_period.count() > 0
+                  ? params.grace_period
+                  : manifest.grace_period.value_or(config_.default_grace_period);
+    k.requested_at = loop_.now();
+    k.accepted_at_unix_ms = unix_ms_now();
+    k.launch_waiters.push_back(std::move(done));
 }
 
 // ---- terminate ----------------------------------------------------------------

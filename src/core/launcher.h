@@ -129,6 +129,8 @@ private:
     // launcher.cc
     void launch_from(const LaunchParams& params, LaunchDone done, LaunchOrigin origin);
     Key* find(const std::string& id) const;
+    void accept_request(Key& k, const LaunchParams& params, const Manifest& manifest,
+                        LaunchDone done);
     LaunchResult validate(const LaunchParams& params, std::shared_ptr<const Manifest>& manifest,
                           IsolationKey& key) const;
     std::string quota_problem(const IsolationKey& key, std::string& limit) const;

@@ -275,14 +275,8 @@ bool Launcher::claim_pooled(const IsolationKey& key, const LaunchParams& params,
     k.key = key;
     k.id = new_id;
     k.pool_slot.clear();
-    k.config = params.config;
-    k.grace = params.grace_period.count() > 0
-                  ? params.grace_period
-                  : manifest->grace_period.value_or(config_.default_grace_period);
-    k.requested_at = loop_.now();
-    k.accepted_at_unix_ms = unix_ms_now();
     k.running_since_unix_ms = 0;
-    k.launch_waiters.push_back(std::move(done));
+    accept_request(k, params, *manifest, std::move(done));
     processes_.insert(std::move(node));
     session_owner_.emplace(key.session_id, key.namespace_id);
     k.start_deadline = loop_.now() + manifest->healthcheck.start_timeout;

@@ -31,21 +31,6 @@ using namespace pltest;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return done();
-}
-
-double sample(const std::string& exposition, const std::string& series) {
-    const std::size_t at = exposition.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(exposition.substr(at + series.size() + 2));
-}
-
 // The groups of the unclaimed pool processes of `ns`: made by the pool
 // ("pool:..." below ns:<ns>) and no listed key's (a claimed process keeps
 // its group), and the processes in them.
@@ -117,7 +102,7 @@ TEST(SessionPool, ASessionLaunchClaimsAPooledProcessOfItsTenantOnceAndThePoolRef
     d.start();
     const std::string ready_t1 =
         "pattern_launcher_session_pool_size{namespace=\"t1\",pattern=\"echo\"}";
-    ASSERT_TRUE(wait_until([&] { return sample(scrape(metrics_port), ready_t1) == 2; }))
+    ASSERT_TRUE(eventually([&] { return metric_sample(scrape(metrics_port), ready_t1) == 2; }))
         << scrape(metrics_port) << d.log();
     const std::set<pid_t> pooled = pool_pids(d, "t1");
     ASSERT_GE(pooled.size(), 2u);
@@ -172,26 +157,26 @@ TEST(SessionPool, ASessionLaunchClaimsAPooledProcessOfItsTenantOnceAndThePoolRef
               "namespace=t2\nsession_id=s3\nprocess_id=session:s3:echo\nconfig_keys=0\n");
 
     // The pool refills with fresh processes.
-    ASSERT_TRUE(wait_until([&] { return sample(scrape(metrics_port), ready_t1) == 2; }))
+    ASSERT_TRUE(eventually([&] { return metric_sample(scrape(metrics_port), ready_t1) == 2; }))
         << scrape(metrics_port);
     for (pid_t pid : pool_pids(d, "t1")) {
         EXPECT_NE(pid, first.pid());
         EXPECT_NE(pid, second.pid());
     }
     const std::string m = scrape(metrics_port);
-    EXPECT_EQ(sample(m,
-                     "pattern_launcher_session_pool_hits_total{namespace=\"t1\",pattern="
-                     "\"echo\"}"),
+    EXPECT_EQ(metric_sample(m,
+                            "pattern_launcher_session_pool_hits_total{namespace=\"t1\",pattern="
+                            "\"echo\"}"),
               2)
         << m;
-    EXPECT_EQ(sample(m,
-                     "pattern_launcher_session_pool_wanted{namespace=\"t1\",pattern="
-                     "\"echo\"}"),
+    EXPECT_EQ(metric_sample(m,
+                            "pattern_launcher_session_pool_wanted{namespace=\"t1\",pattern="
+                            "\"echo\"}"),
               2)
         << m;
-    EXPECT_GE(sample(m,
-                     "pattern_launcher_session_pool_refill_duration_seconds_count{pattern="
-                     "\"echo\"}"),
+    EXPECT_GE(metric_sample(m,
+                            "pattern_launcher_session_pool_refill_duration_seconds_count{pattern="
+                            "\"echo\"}"),
               4)
         << m;
     EXPECT_EQ(d.list().patterns_size(), 3);
@@ -204,11 +189,11 @@ TEST(SessionPool, ASessionLaunchClaimsAPooledProcessOfItsTenantOnceAndThePoolRef
     d.start();
     EXPECT_EQ(d.status("session:s1:echo").pid(), first.pid()) << d.log();
     EXPECT_EQ(d.status("session:s2:echo").pid(), second.pid()) << d.log();
-    ASSERT_TRUE(wait_until([&] {
+    ASSERT_TRUE(eventually([&] {
         const std::set<pid_t> now = pool_pids(d, "t1");
         for (pid_t pid : before_crash)
             if (now.count(pid)) return false;
-        return sample(scrape(metrics_port), ready_t1) == 2;
+        return metric_sample(scrape(metrics_port), ready_t1) == 2;
     })) << d.log();
     pb::LaunchResponse after;
     ASSERT_TRUE(d.launch("echo", pb::ISOLATION_SESSION, "t1", "s4", &after).ok()) << d.log();
@@ -234,7 +219,7 @@ TEST(SessionPool, APatternThatRefusesIgnoresOrPreemptsItsClaimFailsOnlyThatLaunc
     d.add_pattern("early", pooled_misbehave("early", "t3"));
     d.start();
     for (const char* ns : {"t1", "t2", "t3"}) {
-        ASSERT_TRUE(wait_until([&] { return populated_pool_groups(d, ns) == 1; })) << ns << "\n"
+        ASSERT_TRUE(eventually([&] { return populated_pool_groups(d, ns) == 1; })) << ns << "\n"
                                                                                    << d.log();
     }
     std::this_thread::sleep_for(300ms);  // READY=1 read: pooled
@@ -248,7 +233,7 @@ TEST(SessionPool, APatternThatRefusesIgnoresOrPreemptsItsClaimFailsOnlyThatLaunc
         << refused.error_message();
     EXPECT_EQ(d.status("session:a:refuses").process_id(), "") << "a failed key stayed listed";
     for (pid_t pid : refusing) {
-        EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s)) << pid;
+        EXPECT_TRUE(eventually([&] { return !process_alive(pid); }, 5s)) << pid;
     }
 
     const auto asked = std::chrono::steady_clock::now();

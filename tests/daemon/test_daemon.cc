@@ -543,4 +543,19 @@ void OrphanReaper::reap_now() {
     }
 }
 
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+}
+
+double metric_sample(const std::string& exposition, const std::string& series) {
+    const std::size_t at = exposition.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(exposition.substr(at + series.size() + 2));
+}
+
 }  // namespace pltest

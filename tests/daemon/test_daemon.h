@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -165,5 +167,13 @@ private:
     std::atomic<int> reaped_{0};
     std::thread thread_;
 };
+
+// Polls `done` every 20 ms until it holds (true) or `limit` has passed (false).
+bool eventually(const std::function<bool()>& done,
+                std::chrono::milliseconds limit = std::chrono::seconds(20));
+
+// The value of one sample line of a Prometheus exposition ("name{labels}
+// value"), or -1 when there is no such line.
+double metric_sample(const std::string& exposition, const std::string& series);
 
 }  // namespace pltest

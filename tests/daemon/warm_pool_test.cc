@@ -32,23 +32,6 @@ std::set<std::string> running_keys(TestDaemon& d) {
     return out;
 }
 
-bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return done();
-}
-
-// The value of one sample line of the exposition ("name{labels} value"), or
-// -1 when there is no such line.
-double sample(const std::string& exposition, const std::string& series) {
-    const std::size_t at = exposition.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(exposition.substr(at + series.size() + 2));
-}
-
 TEST(WarmPool, KeptKeysRunBeforeAnyLaunchAreReusedComeBackAndSurviveTheDaemon) {
     TestDaemon d;
     const int metrics_port = test_port(0);
@@ -59,7 +42,7 @@ TEST(WarmPool, KeptKeysRunBeforeAnyLaunchAreReusedComeBackAndSurviveTheDaemon) {
     d.start();
 
     // No launch was made: the pool's own.
-    ASSERT_TRUE(wait_until([&] { return running_keys(d) == kKept; })) << d.log();
+    ASSERT_TRUE(eventually([&] { return running_keys(d) == kKept; })) << d.log();
     EXPECT_NE(d.log().find("warm_pool.tenants.w3: pattern 'missing' is not discovered"),
               std::string::npos)
         << d.log();
@@ -79,14 +62,15 @@ TEST(WarmPool, KeptKeysRunBeforeAnyLaunchAreReusedComeBackAndSurviveTheDaemon) {
     Reply scraped = http_get(metrics_port, "/metrics");
     ASSERT_EQ(scraped.status, 200) << scraped.raw;
     const std::string& m = scraped.body;
-    EXPECT_EQ(sample(m, "pattern_launcher_warm_pool_hits_total{namespace=\"w1\",pattern=\"echo\"}"),
+    EXPECT_EQ(metric_sample(
+                  m, "pattern_launcher_warm_pool_hits_total{namespace=\"w1\",pattern=\"echo\"}"),
               1)
         << m;
-    EXPECT_EQ(sample(m, "pattern_launcher_warm_pool_keys{pattern=\"echo\"}"), 2) << m;
-    EXPECT_EQ(sample(m, "pattern_launcher_warm_pool_size{pattern=\"sleeper\"}"), 1) << m;
-    EXPECT_EQ(sample(m,
-                     "pattern_launcher_warm_pool_refill_duration_seconds_count{pattern="
-                     "\"echo\"}"),
+    EXPECT_EQ(metric_sample(m, "pattern_launcher_warm_pool_keys{pattern=\"echo\"}"), 2) << m;
+    EXPECT_EQ(metric_sample(m, "pattern_launcher_warm_pool_size{pattern=\"sleeper\"}"), 1) << m;
+    EXPECT_EQ(metric_sample(m,
+                            "pattern_launcher_warm_pool_refill_duration_seconds_count{pattern="
+                            "\"echo\"}"),
               2)
         << m;
 
@@ -94,7 +78,7 @@ TEST(WarmPool, KeptKeysRunBeforeAnyLaunchAreReusedComeBackAndSurviveTheDaemon) {
     const pid_t sleeper = d.status("ns:w2:sleeper").pid();
     pb::TerminateResponse stopped;
     ASSERT_TRUE(d.terminate("ns:w2:sleeper", &stopped).ok());
-    ASSERT_TRUE(wait_until([&] {
+    ASSERT_TRUE(eventually([&] {
         const pb::PatternInfo s = d.status("ns:w2:sleeper");
         return s.state() == pb::STATE_RUNNING && s.pid() != sleeper;
     })) << d.log();
