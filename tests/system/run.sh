@@ -9,6 +9,9 @@
 #
 # Environment: PL_VM_DEB=path reuses a built .deb instead of building one;
 # PL_VM_FILTER=GTEST_FILTER runs only those system tests (and no host suite);
+# PL_VM_LOAD="ARGS" runs tests/bench/run_load.sh ARGS in the guest instead of
+# any suite (a measurement where RLIMIT_NOFILE and pid_max can be raised:
+# docs/performance.md), its output in $PL_VM_DIR/payload/out/load.txt;
 # PL_VM_DIR and the other knobs of tests/system/vm.sh. The guest's output,
 # its GoogleTest XML and its whole journal stay in $PL_VM_DIR/payload/out.
 set -euo pipefail
@@ -62,6 +65,16 @@ for program in tests/system/system_tests tests/integration/sandbox_integration_t
     cp "$build_dir/$program" "$payload/bin/"
     echo "$build_dir/$program bin/$(basename "$program")" >>"$payload/paths.map"
 done
+if [ -n "${PL_VM_LOAD:-}" ]; then
+    for program in tests/bench/load_driver tests/bench/pl-notify-min; do
+        [ -x "$build_dir/$program" ] || { echo "run.sh: $build_dir/$program is missing" >&2; exit 2; }
+        cp "$build_dir/$program" "$payload/bin/"
+        echo "$build_dir/$program bin/$(basename "$program")" >>"$payload/paths.map"
+    done
+    install -m 0755 "$top/tests/bench/run_load.sh" "$payload/bin/"
+    printf '%s' "$PL_VM_LOAD" >"$payload/load"
+    printf '%s' "$build_dir" >"$payload/load-build"
+fi
 # The API TLS test makes its certificates in the guest, next to system_tests.
 install -m 0755 "$top/tests/fixtures/make_test_pki.sh" "$payload/bin/"
 # The crun test (oci_seccomp_crun_test.cc): its probe next to system_tests,
@@ -97,6 +110,10 @@ rc=0
 "$here/vm.sh" run "$payload" || rc=$?
 stage "the guest finished with $rc; its output follows"
 cat "$payload/out/log" 2>/dev/null || echo "(no output: see $payload/out/console.log)"
+if [ -n "${PL_VM_LOAD:-}" ]; then
+    stage "done (load: $payload/out/load.txt)"
+    exit "$rc"
+fi
 
 # One line per suite, from the GoogleTest XML the guest wrote.
 echo "== vm summary"
