@@ -12,13 +12,19 @@
 #include <charconv>
 #include <thread>
 
+#include "sandbox/cgroup_lookup.h"
 #include "sandbox/error.h"
 #include "sandbox/file_io.h"
 
 namespace sandbox {
 
+using detail::mkdir_path;
+using detail::open_path;
+using detail::opendir_path;
+using detail::path_exists;
 using detail::read_file;
 using detail::read_keyed_value;
+using detail::rmdir_path;
 using detail::try_write_file;
 using detail::write_file;
 using std::chrono::milliseconds;
@@ -41,7 +47,7 @@ std::vector<std::string> split_words(std::string_view text) {
 }
 
 std::optional<std::uint64_t> read_u64_file(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(open_path(path, O_RDONLY | O_CLOEXEC));
     if (!fd) return std::nullopt;  // the controller is not enabled for this group
     char buf[64];
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
@@ -88,7 +94,7 @@ bool wait_keyed(int fd, std::string_view key, long long want, Clock::time_point 
 
 std::vector<std::string> child_dirs(const std::string& path) {
     std::vector<std::string> out;
-    DIR* dir = ::opendir(path.c_str());
+    DIR* dir = opendir_path(path);
     if (!dir) {
         if (errno == ENOENT) return out;
         throw_sys_error(errno, "opendir", path);
@@ -110,13 +116,13 @@ bool try_remove_tree(const std::string& path) {
         if (!try_remove_tree(path + "/" + child)) all_gone = false;
     }
     if (!all_gone) return false;  // rmdir would only say EBUSY
-    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return true;
+    if (rmdir_path(path) == 0 || errno == ENOENT) return true;
     if (errno == EBUSY) return false;
     throw_sys_error(errno, "remove cgroup", path);
 }
 
 UniqueFd open_dir_path(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(open_path(path, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!fd) throw_sys_error(errno, "open cgroup", path);
     return fd;
 }
@@ -170,7 +176,7 @@ Cgroup::Cgroup(std::string path, UniqueFd dir, bool owned) noexcept
     : path_(std::move(path)), dir_(std::move(dir)), owned_(owned) {}
 
 Cgroup Cgroup::create(std::string path) {
-    if (::mkdir(path.c_str(), 0755) != 0) throw_sys_error(errno, "create cgroup", path);
+    if (mkdir_path(path, 0755) != 0) throw_sys_error(errno, "create cgroup", path);
     // Own it from here on, so a failure below removes it again.
     Cgroup group(path, UniqueFd(), true);
     group.dir_ = open_dir_path(group.path_);
@@ -219,7 +225,7 @@ std::string Cgroup::release() noexcept {
 Cgroup Cgroup::create_incarnation(std::uint32_t n) const {
     const std::string name = "run." + std::to_string(n);
     const std::string leaf = path_ + "/" + name;
-    if (::rmdir(leaf.c_str()) != 0 && errno != ENOENT) {
+    if (rmdir_path(leaf) != 0 && errno != ENOENT) {
         throw_sys_error(errno, "remove the stale incarnation leaf", leaf);
     }
     return create_child(name);
@@ -269,7 +275,7 @@ bool Cgroup::populated() const {
 
 MemoryEvents Cgroup::memory_events() const {
     MemoryEvents ev;
-    UniqueFd fd(::open(file("memory.events").c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(open_path(file("memory.events"), O_RDONLY | O_CLOEXEC));
     if (!fd) return ev;
     std::string text = pread_all(fd.get());
     ev.oom = keyed(text, "oom").value_or(0);
@@ -284,6 +290,13 @@ std::vector<pid_t> Cgroup::processes() const {
 
 std::vector<std::string> Cgroup::child_names() const {
     return cgroup_child_names(path_);
+}
+
+bool cgroup_exists(const std::string& cgroup_dir) {
+    const int err = path_exists(cgroup_dir);
+    if (err == 0) return true;
+    if (err == ENOENT) return false;
+    throw_sys_error(err, "look up the cgroup", cgroup_dir);
 }
 
 std::vector<std::string> cgroup_child_names(const std::string& cgroup_dir) {
@@ -316,20 +329,20 @@ std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir) {
 }
 
 UniqueFd Cgroup::open_events() const {
-    UniqueFd fd(::open(file("cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(open_path(file("cgroup.events"), O_RDONLY | O_CLOEXEC));
     if (!fd) throw_sys_error(errno, "open", file("cgroup.events"));
     return fd;
 }
 
 UniqueFd Cgroup::open_memory_events() const {
-    return UniqueFd(::open(file("memory.events").c_str(), O_RDONLY | O_CLOEXEC));
+    return UniqueFd(open_path(file("memory.events"), O_RDONLY | O_CLOEXEC));
 }
 
 void Cgroup::kill() {
     int err = try_write_file(file("cgroup.kill"), "1");
     if (err == 0) return;
     if (err != ENOENT) throw_sys_error(err, "write '1' to", file("cgroup.kill"));
-    if (::access(path_.c_str(), F_OK) != 0 && errno == ENOENT) return;  // removed: nobody left
+    if (path_exists(path_) == ENOENT) return;  // removed: nobody left
     kill_by_freezing();
 }
 
@@ -371,7 +384,7 @@ void Cgroup::remove(milliseconds timeout) {
     // rmdir can still see EBUSY briefly after populated drops to 0, while
     // the last task finishes exiting; retry with a growing pause.
     for (int pause_ms = 1;; pause_ms = std::min(pause_ms * 2, 10)) {
-        if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) {
+        if (rmdir_path(path_) == 0 || errno == ENOENT) {
             owned_ = false;
             return;
         }
@@ -402,7 +415,7 @@ CgroupTree CgroupTree::open(std::string root_path, Options options) {
     tree.root_path_ = root_path;
     tree.original_cgroup_dir_ = cgroup_dir(tree.mount_, self_cgroup());
 
-    if (::mkdir(root_path.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (mkdir_path(root_path, 0755) != 0 && errno != EEXIST) {
         throw_sys_error(errno, "create cgroup root", root_path);
     }
     tree.open_ = true;  // from here on the destructor undoes what was done
@@ -410,7 +423,7 @@ CgroupTree CgroupTree::open(std::string root_path, Options options) {
     tree.delegated_ = std::move(options.delegated_controllers);
     if (options.move_self_to_supervisor || options.supervisor_occupant > 0) {
         std::string supervisor = tree.supervisor_path();
-        if (::mkdir(supervisor.c_str(), 0755) != 0 && errno != EEXIST) {
+        if (mkdir_path(supervisor, 0755) != 0 && errno != EEXIST) {
             throw_sys_error(errno, "create supervisor cgroup", supervisor);
         }
         if (options.supervisor_occupant > 0) {
@@ -544,7 +557,7 @@ void CgroupTree::close() {
     }
     // The subtree is ours whether this instance created it or inherited it
     // from one that died; it goes unless we live in it (a delegated unit).
-    if (left_tree && !occupied_ && ::rmdir(root_path_.c_str()) != 0 && errno != ENOENT) {
+    if (left_tree && !occupied_ && rmdir_path(root_path_) != 0 && errno != ENOENT) {
         throw_sys_error(errno, "remove cgroup root", root_path_);
     }
 }

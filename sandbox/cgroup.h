@@ -42,6 +42,10 @@ std::vector<pid_t> cgroup_processes(const std::string& cgroup_dir);
 // of a descendant). False too when the directory does not exist.
 bool cgroup_has_pid(const std::string& cgroup_dir, pid_t pid);
 
+// Whether the cgroup directory exists; throws SysError naming the path when
+// the lookup fails otherwise than with ENOENT.
+bool cgroup_exists(const std::string& cgroup_dir);
+
 // The names of the direct child groups of `cgroup_dir` (its subdirectories;
 // the kernel's interface files are not directories), sorted. Empty when the
 // directory does not exist; throws SysError naming the path on other errors.

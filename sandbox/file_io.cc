@@ -6,13 +6,14 @@
 #include <cerrno>
 #include <charconv>
 
+#include "sandbox/cgroup_lookup.h"
 #include "sandbox/error.h"
 #include "sandbox/unique_fd.h"
 
 namespace sandbox::detail {
 
 std::string read_file(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(open_path(path, O_RDONLY | O_CLOEXEC));
     if (!fd) throw_sys_error(errno, "open", path);
     std::string out;
     char buf[4096];
@@ -29,7 +30,7 @@ std::string read_file(const std::string& path) {
 }
 
 int try_write_file(const std::string& path, std::string_view value) noexcept {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    UniqueFd fd(open_path(path, O_WRONLY | O_CLOEXEC));
     if (!fd) return errno;
     ssize_t n;
     do {

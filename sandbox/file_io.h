@@ -1,5 +1,7 @@
 // Small whole-file helpers for kernel interface files (cgroupfs, procfs).
 // Internal to the sandbox library.
+// Paths below the cgroup2 mount are looked up from its root (see
+// cgroup_lookup.h for why).
 #pragma once
 
 #include <string>

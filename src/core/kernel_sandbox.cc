@@ -76,7 +76,7 @@ std::unique_ptr<KeyGroup> KernelSandbox::create_group(const std::string& name, K
     // A namespace's group outlives its keys' (a launcher restart finds it).
     const bool namespace_group =
         !parent && name.starts_with("ns:") && std::count(name.begin(), name.end(), ':') == 1;
-    if (namespace_group && std::filesystem::exists(path)) {
+    if (namespace_group && sandbox::cgroup_exists(path)) {
         return std::make_unique<KernelGroup>(sandbox::Cgroup::adopt(path));
     }
     if (parent) {
