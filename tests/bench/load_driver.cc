@@ -427,8 +427,13 @@ public:
     std::unique_ptr<pb::PatternLauncher::Stub> stub() const {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
-        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+        // Retry soon (gRPC raises both to at least 100 ms). Not
+        // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core takes it as the
+        // minimum connect timeout (default 20 s), the time one attempt has
+        // for the connect and the HTTP/2 handshake, and at 100 ms a busy
+        // daemon's SETTINGS frame came too late (a TCG guest: "timed out
+        // before receiving SETTINGS frame").
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
         args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
         const std::string target =
             options_.socket.empty() ? options_.address : "unix:" + options_.socket;

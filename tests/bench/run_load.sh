@@ -31,6 +31,8 @@
 #                      the driver starts once they are ready, and its --session-pool
 #                      phase claims them (the pattern must speak the claim protocol:
 #                      the built echo does; needs the driver's default --prefix)
+#   --start-timeout D  the manifest's healthcheck.start_timeout (default 10s; a slow
+#                      guest under software emulation needs more)
 #   --keep-log FILE    copy the daemon's log to FILE
 #   --wrap "CMD ..."   run the daemon under CMD, e.g. "valgrind --tool=callgrind
 #                      --callgrind-out-file=/tmp/cg.out" or "strace -f -tt -T -o /tmp/st"
@@ -58,6 +60,7 @@ keep_log=
 wrap=
 warm_pool=0
 session_pool=0
+start_timeout=10s
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --build) build="$2"; shift 2 ;;
@@ -71,8 +74,9 @@ while [[ $# -gt 0 ]]; do
         --warm-pool) warm_pool="$2"; shift 2 ;;
         --session-pool) session_pool="$2"; shift 2 ;;
         --wrap) wrap="$2"; shift 2 ;;
+        --start-timeout) start_timeout="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "run_load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -162,7 +166,7 @@ mkdir -p "$dir/patterns/echo-notify" "$dir/run"
     echo "isolation_level: namespace"
     echo "healthcheck:"
     echo "  type: notify"
-    echo "  start_timeout: 10s"
+    echo "  start_timeout: $start_timeout"
     if [[ $limits -eq 1 ]]; then
         echo "resources:"
         echo "  cpu_limit: 0.5"

@@ -178,10 +178,12 @@ void TestDaemon::start() {
         std::this_thread::sleep_for(2ms);
     }
     // Reconnect quickly: gRPC's default backoff (1 s, growing) would make
-    // every test wait for a socket that appears within milliseconds.
+    // every test wait for a socket that appears within milliseconds. (100 ms
+    // is gRPC's floor.) Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core
+    // takes it as the minimum connect timeout, which must leave a daemon
+    // slowed by sanitizers time for its HTTP/2 handshake.
     grpc::ChannelArguments args_;
-    args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
-    args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+    args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
     auto channel =
         grpc::CreateCustomChannel("unix:" + socket_, grpc::InsecureChannelCredentials(), args_);
@@ -233,8 +235,7 @@ void TestDaemon::kill_hard() {
 
 std::shared_ptr<pb::PatternLauncher::Stub> TestDaemon::connect() const {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);  // as in start()
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
     // A channel of its own, not one shared from gRPC's pool with api().
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
