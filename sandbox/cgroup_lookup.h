@@ -13,9 +13,9 @@
 // sysfs; it still revalidates the cgroup hierarchy's own dentries.
 //
 // The descriptor is opened on the first lookup of a path below
-// /sys/fs/cgroup and held for the life of the process: every cgroup of the process lives on the one cgroup2 mount that
-// find_cgroup2_mount() names, and an O_PATH fd of it costs one descriptor
-// where the alternative, an fd per group, would cost two per key.
+// /sys/fs/cgroup and held for the life of the process: every cgroup of the process lives on the one
+// cgroup2 mount that find_cgroup2_mount() names, and an O_PATH fd of it costs one descriptor where
+// the alternative, an fd per group, would cost two per key.
 #pragma once
 
 #include <dirent.h>
