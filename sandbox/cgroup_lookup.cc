@@ -31,7 +31,7 @@ const Anchor& anchor() noexcept {
             a->fd = UniqueFd(::open(mount.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
             if (a->fd) a->mount = std::move(mount.path);
         } catch (...) {
-            // No cgroup2 (or no memory): every lookup starts at "/" as before.
+            // No cgroup2 mount: every lookup starts at "/".
         }
         return a;
     }();

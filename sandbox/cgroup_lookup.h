@@ -3,19 +3,20 @@
 //
 // Why: an absolute path such as /sys/fs/cgroup/<key>/cgroup.kill is walked
 // through sysfs's own dentries first (sys, fs, cgroup), and kernfs
-// revalidates every dentry of a walk under its root's kernfs_rwsem
-// (kernfs_dop_revalidate, fs/kernfs/dir.c; one rwsem per kernfs root since
-// Linux 5.15). The kernel holds sysfs's rwsem for writing while it removes
-// the devices of dying network namespaces (each key's loopback), so during
-// a mass shutdown every cgroup operation of the launcher's loop queued
-// behind that teardown (an off-CPU profile of terminate-all at 9,950 keys in
+// revalidates every dentry of a walk under the rwsem of its kernfs root
+// (kernfs_dop_revalidate, fs/kernfs/dir.c; a rwsem per root in current
+// kernels, seen on 6.18). The kernel holds sysfs's rwsem for writing while
+// it removes the devices of dying network namespaces (each key's loopback),
+// so during a mass shutdown the launcher's cgroup operations queued behind
+// that teardown (an off-CPU profile of terminate-all at 9,950 keys in
 // docs/performance.md). A walk that starts at the cgroup2 root never enters
 // sysfs; it still revalidates the cgroup hierarchy's own dentries.
 //
 // The descriptor is opened on the first lookup of a path below
-// /sys/fs/cgroup and held for the life of the process: every cgroup of the process lives on the one
-// cgroup2 mount that find_cgroup2_mount() names, and an O_PATH fd of it costs one descriptor where
-// the alternative, an fd per group, would cost two per key.
+// /sys/fs/cgroup and held for the life of the process: every cgroup of the
+// process lives on the one cgroup2 mount that find_cgroup2_mount() names,
+// and one O_PATH fd costs less than the alternative, a held fd per group
+// (two per key).
 #pragma once
 
 #include <dirent.h>
